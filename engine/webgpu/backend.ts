@@ -1,0 +1,355 @@
+// The WebGPU backend: each primitive as one (or a few) dispatches of the hand-written kernels in
+// shaders/. Inputs arrive validated; this file only lays out uniforms and picks kernel variants.
+import type { AdapterInfo, Backend, BackendImpls, MemoryInfo } from '../backend.ts';
+import { sizeOf } from '../backend.ts';
+import type { Operand, PrimParams, Primitive, Shape, UnaryPrim, BinaryPrim, Pool2dParams } from '../primitives.ts';
+import { BINARY_PRIMS, UNARY_PRIMS } from '../primitives.ts';
+import { BINARY_EXPR, UNARY_EXPR, binaryShader, fillShader, selectShader, unaryShader } from '../../shaders/elementwise.ts';
+import { movementShader } from '../../shaders/movement.ts';
+import { type ReduceKind, reduceRowsShader, reduceWorkgroupShader } from '../../shaders/reduce.ts';
+import { matmulRegisterTiled, matmulWorkgroupTiled } from '../../shaders/matmul.ts';
+import { conv2dBackpropFilterShader, conv2dBackpropInputShader, conv2dShader } from '../../shaders/conv2d.ts';
+import { avgPoolBackpropShader, avgPoolShader, maxPoolGatherShader, maxPoolScatterShader } from '../../shaders/pool.ts';
+import { resizeBilinearBackpropShader, resizeBilinearShader } from '../../shaders/resize.ts';
+import { gatherShader, scatterAddShader } from '../../shaders/gather.ts';
+import { randomShader } from '../../shaders/random.ts';
+import { type GpuBuf, Runtime } from './runtime.ts';
+import type { AcquiredDevice } from './device.ts';
+
+export type GpuStorage = GpuBuf;
+type Op = Operand<GpuStorage>;
+
+export interface WebGpuOptions {
+  /** Kernel variant for matmul; default: registerTiled on software adapters, workgroupTiled on GPUs. */
+  matmul?: 'registerTiled' | 'workgroupTiled';
+}
+
+const WG = 64;
+
+function stridesOf(shape: Shape): number[] {
+  const s = new Array<number>(shape.length);
+  let acc = 1;
+  for (let i = shape.length - 1; i >= 0; i--) {
+    s[i] = acc;
+    acc *= shape[i];
+  }
+  return s;
+}
+
+/** Strides of `shape` read as if broadcast to `out` (right-aligned, 0 along broadcast axes). */
+function broadcastStrides(shape: Shape, out: Shape): number[] {
+  const s = stridesOf(shape);
+  const r = new Array<number>(out.length).fill(0);
+  const off = out.length - shape.length;
+  for (let i = 0; i < shape.length; i++) r[off + i] = shape[i] === 1 && out[off + i] !== 1 ? 0 : s[i];
+  return r;
+}
+
+const f32bits = (v: number) => new Uint32Array(new Float32Array([v]).buffer)[0];
+
+function sameShape(a: Shape, b: Shape): boolean {
+  return a.length === b.length && a.every((d, i) => d === b[i]);
+}
+
+function fmt(shape: Shape): string {
+  return `[${shape.join(',')}]`;
+}
+
+export class WebGpuBackend implements Backend<GpuStorage> {
+  readonly name = 'webgpu' as const;
+  readonly info: AdapterInfo;
+  readonly rt: Runtime;
+  readonly acquired: AcquiredDevice; // holds the gpu root object alive (see device.ts)
+  matmulVariant: 'registerTiled' | 'workgroupTiled';
+
+  constructor(acquired: AcquiredDevice, opts: WebGpuOptions = {}) {
+    this.acquired = acquired;
+    this.info = acquired.info;
+    this.rt = new Runtime(acquired.device);
+    this.matmulVariant = opts.matmul ?? (acquired.info.software ? 'registerTiled' : 'workgroupTiled');
+  }
+
+  /** Fill every kernel output with NaN first, so a kernel that skips an element is caught. */
+  set poisonOutputs(v: boolean) {
+    this.rt.poisonOutputs = v;
+  }
+
+  upload(data: ArrayLike<number>): GpuStorage {
+    const f = data instanceof Float32Array ? data : Float32Array.from(data);
+    const buf = this.rt.acquire(f.byteLength);
+    this.rt.writeBuffer(buf, f);
+    return buf;
+  }
+
+  read(storage: GpuStorage, size: number): Promise<Float32Array> {
+    return this.rt.readback(storage, size * 4);
+  }
+
+  release(storage: GpuStorage): void {
+    this.rt.release(storage);
+  }
+
+  memory(): MemoryInfo {
+    return { liveBuffers: this.rt.liveBuffers, liveBytes: this.rt.liveBytes, ...this.rt.poolInfo() };
+  }
+
+  flush(): void {
+    this.rt.flush();
+  }
+
+  sync(): Promise<void> {
+    return this.rt.sync();
+  }
+
+  destroy(): void {
+    this.rt.destroy();
+  }
+
+  run<P extends Primitive>(prim: P, params: PrimParams[P], inputs: Op[], outShape: Shape): GpuStorage {
+    return (this.impls[prim] as (p: PrimParams[P], i: Op[], o: Shape) => GpuStorage)(params, inputs, outShape);
+  }
+
+  // ---- helpers ----
+
+  /** A fresh output buffer of `size` elements (poisoned with NaN when testing). */
+  private out(size: number): GpuBuf {
+    const buf = this.rt.acquire(size * 4);
+    if (this.rt.poisonOutputs && size > 0) {
+      this.rt.dispatch({ label: 'poison', wgsl: fillShader, params: new Uint32Array([size, f32bits(NaN)]), output: buf, inputs: [], workgroups: Math.ceil(size / WG) });
+    }
+    return buf;
+  }
+
+  private launch(label: string, wgsl: string, params: number[], inputs: GpuBuf[], outSize: number, threads = outSize): GpuBuf {
+    const output = this.out(outSize);
+    this.rt.dispatch({ label, wgsl, params: Uint32Array.from(params), output, inputs, workgroups: Math.ceil(threads / WG) });
+    return output;
+  }
+
+  /** The strided copy behind every movement primitive (shaders/movement.ts). */
+  private strided(
+    label: string,
+    input: GpuBuf,
+    outShape: Shape,
+    axes: { inStride: number; offset: number; step: number; inSize: number }[],
+    opts: { output?: GpuBuf; outBase?: number; outStrides?: number[]; padValue?: number } = {},
+  ): GpuBuf {
+    const rank = outShape.length;
+    const count = sizeOf(outShape);
+    const p = new Uint32Array(56);
+    const pi = new Int32Array(p.buffer);
+    p[0] = count;
+    p[1] = rank;
+    p[2] = opts.outBase ?? 0;
+    p[3] = f32bits(opts.padValue ?? 0);
+    const os = opts.outStrides ?? stridesOf(outShape);
+    for (let k = 0; k < rank; k++) {
+      p[8 + k] = outShape[k];
+      pi[16 + k] = axes[k].inStride;
+      pi[24 + k] = axes[k].offset;
+      pi[32 + k] = axes[k].step;
+      p[40 + k] = axes[k].inSize;
+      p[48 + k] = os[k];
+    }
+    const output = opts.output ?? this.out(count);
+    this.rt.dispatch({ label, wgsl: movementShader, params: p, output, inputs: [input], workgroups: Math.ceil(count / WG) });
+    return output;
+  }
+
+  private identityAxes(shape: Shape) {
+    const s = stridesOf(shape);
+    return shape.map((d, k) => ({ inStride: s[k], offset: 0, step: 1, inSize: d }));
+  }
+
+  private permuteBuf(label: string, x: Op, perm: readonly number[]): GpuBuf {
+    const s = stridesOf(x.shape);
+    const outShape = perm.map((p) => x.shape[p]);
+    return this.strided(label, x.storage, outShape, perm.map((p) => ({ inStride: s[p], offset: 0, step: 1, inSize: x.shape[p] })));
+  }
+
+  private reduce(kind: ReduceKind, x: Op, axes: readonly number[], outShape: Shape): GpuBuf {
+    const label = `${kind} ${fmt(x.shape)} axes ${fmt(axes)}`;
+    const rank = x.shape.length;
+    const kept = [...Array(rank).keys()].filter((a) => !axes.includes(a));
+    const R = axes.reduce((n, a) => n * x.shape[a], 1);
+    const rows = sizeOf(outShape);
+    const trailing = axes.every((a, i) => a === rank - axes.length + i);
+    let src = x.storage;
+    let temp: GpuBuf | null = null;
+    if (!trailing && R > 1) {
+      temp = this.permuteBuf(`${label} (move reduced axes last)`, x, [...kept, ...axes]);
+      src = temp;
+    }
+    let out: GpuBuf;
+    if (rows >= 1024 || R < 64) {
+      out = this.launch(label, reduceRowsShader(kind), [rows, R], [src], rows);
+    } else {
+      const output = this.out(rows);
+      this.rt.dispatch({ label, wgsl: reduceWorkgroupShader(kind), params: Uint32Array.from([rows, R]), output, inputs: [src], workgroups: rows });
+      out = output;
+    }
+    if (temp) this.rt.release(temp);
+    return out;
+  }
+
+  private poolParams(p: Pool2dParams, x: Shape, o: Shape, count: number, extra = 0): number[] {
+    return [count, x[0] * x[1], x[2], x[3], o[2], o[3], p.kernel[0], p.kernel[1], p.stride[0], p.stride[1],
+      p.padding[0], p.padding[2], p.dilation[0], p.dilation[1], extra];
+  }
+
+  private unary(prim: UnaryPrim) {
+    return (_p: unknown, [x]: Op[], out: Shape) =>
+      this.launch(`${prim} ${fmt(x.shape)}`, unaryShader(UNARY_EXPR[prim]), [sizeOf(out)], [x.storage], sizeOf(out));
+  }
+
+  private binary(prim: BinaryPrim) {
+    return (_p: unknown, [a, b]: Op[], out: Shape) => {
+      const n = sizeOf(out);
+      const label = `${prim} ${fmt(a.shape)} ${fmt(b.shape)}`;
+      if (sameShape(a.shape, out) && sameShape(b.shape, out)) {
+        return this.launch(label, binaryShader(BINARY_EXPR[prim], false), [n], [a.storage, b.storage], n);
+      }
+      const p = new Array<number>(26).fill(0);
+      p[0] = n;
+      p[1] = out.length;
+      const sa = broadcastStrides(a.shape, out);
+      const sb = broadcastStrides(b.shape, out);
+      out.forEach((d, k) => ((p[2 + k] = d), (p[10 + k] = sa[k]), (p[18 + k] = sb[k])));
+      return this.launch(label, binaryShader(BINARY_EXPR[prim], true), p, [a.storage, b.storage], n);
+    };
+  }
+
+  private readonly impls: BackendImpls<GpuStorage> = {
+    ...(Object.fromEntries(UNARY_PRIMS.map((p) => [p, this.unary(p)])) as Pick<BackendImpls<GpuStorage>, UnaryPrim>),
+    ...(Object.fromEntries(BINARY_PRIMS.map((p) => [p, this.binary(p)])) as Pick<BackendImpls<GpuStorage>, BinaryPrim>),
+
+    select: (_p, [c, a, b], out) => {
+      const n = sizeOf(out);
+      const p = new Array<number>(34).fill(0);
+      p[0] = n;
+      p[1] = out.length;
+      const sa = broadcastStrides(a.shape, out), sb = broadcastStrides(b.shape, out), sc = broadcastStrides(c.shape, out);
+      out.forEach((d, k) => ((p[2 + k] = d), (p[10 + k] = sa[k]), (p[18 + k] = sb[k]), (p[26 + k] = sc[k])));
+      return this.launch(`select ${fmt(c.shape)} ${fmt(a.shape)} ${fmt(b.shape)}`, selectShader, p, [c.storage, a.storage, b.storage], n);
+    },
+
+    sum: (p, [x], out) => this.reduce('sum', x, p.axes, out),
+    max: (p, [x], out) => this.reduce('max', x, p.axes, out),
+    argmax: (p, [x], out) => this.reduce('argmax', x, [p.axis], out),
+
+    reshape: (_p, [x], out) => this.strided(`reshape ${fmt(x.shape)}`, x.storage, out, this.identityAxes(out)),
+    permute: (p, [x]) => this.permuteBuf(`permute ${fmt(x.shape)} ${fmt(p.perm)}`, x, p.perm),
+    expand: (_p, [x], out) => {
+      const s = broadcastStrides(x.shape, out);
+      return this.strided(`expand ${fmt(x.shape)} to ${fmt(out)}`, x.storage, out, out.map((d, k) => ({ inStride: s[k], offset: 0, step: 1, inSize: d })));
+    },
+    slice: (p, [x], out) => {
+      const s = stridesOf(x.shape);
+      return this.strided(`slice ${fmt(x.shape)}`, x.storage, out, out.map((_, k) => ({ inStride: s[k], offset: p.begin[k], step: 1, inSize: x.shape[k] })));
+    },
+    pad: (p, [x], out) => {
+      const s = stridesOf(x.shape);
+      return this.strided(`pad ${fmt(x.shape)}`, x.storage, out, out.map((_, k) => ({ inStride: s[k], offset: -p.before[k], step: 1, inSize: x.shape[k] })), { padValue: p.value });
+    },
+    flip: (p, [x], out) => {
+      const s = stridesOf(x.shape);
+      return this.strided(`flip ${fmt(x.shape)}`, x.storage, out, out.map((d, k) => (p.axes.includes(k) ? { inStride: s[k], offset: d - 1, step: -1, inSize: d } : { inStride: s[k], offset: 0, step: 1, inSize: d })));
+    },
+    concat: (p, xs, out) => {
+      const output = this.out(sizeOf(out));
+      const os = stridesOf(out);
+      let at = 0;
+      for (const x of xs) {
+        if (sizeOf(x.shape) > 0) {
+          this.strided(`concat ${xs.map((t) => fmt(t.shape)).join(' ')} axis ${p.axis}`, x.storage, x.shape, this.identityAxes(x.shape), { output, outBase: at * os[p.axis], outStrides: os });
+        }
+        at += x.shape[p.axis];
+      }
+      return output;
+    },
+
+    matmul: (_p, [a, b], out) => {
+      const r = out.length;
+      const M = out[r - 2], N = out[r - 1], K = a.shape[a.shape.length - 1];
+      const batchShape = out.slice(0, r - 2);
+      const batches = sizeOf(batchShape);
+      const label = `matmul ${fmt(a.shape)} ${fmt(b.shape)}`;
+      if (batches > 65535) throw new Error(`backlight: ${label}: ${batches} batches exceed 65535`);
+      const p = new Array<number>(22).fill(0);
+      p[0] = M; p[1] = N; p[2] = K; p[3] = batchShape.length;
+      const sa = broadcastStrides(a.shape.slice(0, -2), batchShape).map((s) => s * M * K);
+      const sb = broadcastStrides(b.shape.slice(0, -2), batchShape).map((s) => s * K * N);
+      batchShape.forEach((d, k) => ((p[4 + k] = d), (p[10 + k] = sa[k]), (p[16 + k] = sb[k])));
+      const output = this.out(sizeOf(out));
+      if (K === 0) throw new Error(`backlight: ${label}: inner dimension is 0`);
+      const tiled = this.matmulVariant === 'workgroupTiled';
+      const tile = tiled ? 64 : 32;
+      this.rt.dispatch({ label, wgsl: tiled ? matmulWorkgroupTiled : matmulRegisterTiled, params: Uint32Array.from(p), output, inputs: [a.storage, b.storage], workgroups: [Math.ceil(N / tile), Math.ceil(M / tile), batches] });
+      return output;
+    },
+
+    conv2d: (p, [x, w], out) => {
+      const n = sizeOf(out);
+      return this.launch(`conv2d x${fmt(x.shape)} w${fmt(w.shape)}`, conv2dShader, convParams(p, x.shape, w.shape, out, n), [x.storage, w.storage], n);
+    },
+    conv2dBackpropInput: (p, [dy, w], out) => {
+      const n = sizeOf(out);
+      return this.launch(`conv2dBackpropInput dy${fmt(dy.shape)} w${fmt(w.shape)}`, conv2dBackpropInputShader, convParams(p, out, w.shape, dy.shape, n), [dy.storage, w.storage], n);
+    },
+    conv2dBackpropFilter: (p, [x, dy], out) => {
+      const n = sizeOf(out);
+      return this.launch(`conv2dBackpropFilter x${fmt(x.shape)} dy${fmt(dy.shape)}`, conv2dBackpropFilterShader, convParams(p, x.shape, out, dy.shape, n), [x.storage, dy.storage], n);
+    },
+
+    maxPoolGather: (p, [x, src], out) => {
+      const n = sizeOf(out);
+      return this.launch(`maxPool x${fmt(x.shape)}`, maxPoolGatherShader, this.poolParams(p, x.shape, out, n), [x.storage, src.storage], n);
+    },
+    maxPoolScatter: (p, [x, dy], out) => {
+      const n = sizeOf(out);
+      return this.launch(`maxPoolScatter x${fmt(x.shape)} dy${fmt(dy.shape)}`, maxPoolScatterShader, this.poolParams(p, x.shape, dy.shape, n), [x.storage, dy.storage], n);
+    },
+    avgPool2d: (p, [x], out) => {
+      const n = sizeOf(out);
+      return this.launch(`avgPool2d x${fmt(x.shape)}`, avgPoolShader, this.poolParams(p, x.shape, out, n, p.countIncludePad ? 1 : 0), [x.storage], n);
+    },
+    avgPool2dBackprop: (p, [dy], out) => {
+      const n = sizeOf(out);
+      return this.launch(`avgPool2dBackprop dy${fmt(dy.shape)}`, avgPoolBackpropShader, this.poolParams(p, out, dy.shape, n, p.countIncludePad ? 1 : 0), [dy.storage], n);
+    },
+
+    resizeBilinear: (p, [x], out) => {
+      const n = sizeOf(out);
+      return this.launch(`resizeBilinear ${fmt(x.shape)} to ${fmt(out)}`, resizeBilinearShader, [n, x.shape[0] * x.shape[1], x.shape[2], x.shape[3], out[2], out[3], p.alignCorners ? 1 : 0], [x.storage], n);
+    },
+    resizeBilinearBackprop: (p, [dy], out) => {
+      const n = sizeOf(out);
+      return this.launch(`resizeBilinearBackprop ${fmt(dy.shape)} to ${fmt(out)}`, resizeBilinearBackpropShader, [n, out[0] * out[1], out[2], out[3], dy.shape[2], dy.shape[3], p.alignCorners ? 1 : 0], [dy.storage], n);
+    },
+
+    gather: (p, [x, idx], out) => {
+      const n = sizeOf(out);
+      const P = sizeOf(x.shape.slice(p.axis + 1));
+      return this.launch(`gather ${fmt(x.shape)} axis ${p.axis}`, gatherShader, [n, sizeOf(idx.shape), P, x.shape[p.axis]], [x.storage, idx.storage], n);
+    },
+    scatterAdd: (p, [upd, idx], out) => {
+      const n = sizeOf(out);
+      const P = sizeOf(out.slice(p.axis + 1));
+      return this.launch(`scatterAdd ${fmt(upd.shape)} axis ${p.axis}`, scatterAddShader, [n, sizeOf(idx.shape), P, p.size], [upd.storage, idx.storage], n);
+    },
+
+    random: (p, _in, out) => {
+      const n = sizeOf(out);
+      return this.launch(`random ${p.dist} ${fmt(out)}`, randomShader, [n, p.seed % 2 ** 32 >>> 0, Math.floor(p.seed / 2 ** 32) >>> 0, p.dist === 'normal' ? 1 : 0], [], n);
+    },
+  };
+}
+
+function convParams(p: PrimParams['conv2d'], x: Shape, w: Shape, y: Shape, count: number): number[] {
+  return [count, x[0], x[1], x[2], x[3], w[0], y[2], y[3], w[2], w[3], p.stride[0], p.stride[1], p.padding[0], p.padding[2], p.dilation[0], p.dilation[1], p.groups];
+}
+
+export async function createWebGpuBackend(opts: WebGpuOptions = {}): Promise<WebGpuBackend> {
+  const { acquireDevice } = await import('./device.ts');
+  return new WebGpuBackend(await acquireDevice(), opts);
+}

@@ -1,0 +1,361 @@
+// The kernel runtime: pooled buffers, one pipeline cache, per-flush uniform and upload arenas,
+// cached bind groups, one command encoder per flush, and error scopes that name the op.
+//
+// Ordering rule that keeps pooling safe: every write to a buffer (kernel output, upload, fill)
+// is recorded in the current command encoder, in program order. A buffer released by one tensor
+// can therefore be handed to the next op in the same encoder: the GPU runs the earlier reader first.
+// The only queue-level writes are the arenas' own, done once per flush just before submit.
+import { PARAM_WORDS } from '../../shaders/params.ts';
+
+export interface GpuBuf {
+  buffer: GPUBuffer;
+  bytes: number; // capacity
+  id: number;
+}
+
+export interface Dispatch {
+  /** Op name and shapes, for error messages. */
+  label: string;
+  wgsl: string;
+  constants?: Record<string, number>;
+  /** Words for the uniform block (at most PARAM_WORDS). */
+  params: Uint32Array;
+  output: GpuBuf;
+  inputs: GpuBuf[];
+  /** Workgroup counts; a single number is spread over x and y (65535 per dimension). */
+  workgroups: number | [number, number, number];
+}
+
+const SLOT_BYTES = 256; // minUniformBufferOffsetAlignment
+const ARENA_SLOTS = 512;
+const UPLOAD_ARENA_BYTES = 4 << 20;
+const MAX_POOLED_BYTES = 1 << 30;
+
+interface FlushRecord {
+  labels: string[];
+}
+
+function debugWgsl(): boolean {
+  return typeof process !== 'undefined' && !!process.env?.BACKLIGHT_DEBUG?.split(',').includes('wgsl');
+}
+
+/** Size classes: powers of two and 1.5x powers of two, from 256 bytes. */
+function sizeClass(bytes: number): number {
+  let c = 256;
+  while (c < bytes) {
+    const mid = c + (c >> 1);
+    if (mid >= bytes) return mid;
+    c *= 2;
+  }
+  return c;
+}
+
+export class Runtime {
+  readonly device: GPUDevice;
+  private nextId = 1;
+  private free = new Map<number, GpuBuf[]>();
+  private pooledBytes = 0;
+  private pooledCount = 0;
+  liveBuffers = 0;
+  liveBytes = 0;
+
+  private pipelines = new Map<string, GPUComputePipeline>();
+  private layouts = new Map<number, { bgl: GPUBindGroupLayout; pl: GPUPipelineLayout }>();
+  private bindGroups = new Map<string, GPUBindGroup>();
+
+  private encoder: GPUCommandEncoder | null = null;
+  private pass: GPUComputePassEncoder | null = null;
+  private arena: GPUBuffer;
+  private arenaHost = new Uint32Array((ARENA_SLOTS * SLOT_BYTES) / 4);
+  private arenaUsed = 0; // slots
+  private upload: GPUBuffer;
+  private uploadHost = new Uint8Array(UPLOAD_ARENA_BYTES);
+  private uploadUsed = 0;
+  private tempBuffers: GPUBuffer[] = [];
+  private recorded: string[] = [];
+  private pendingErrors: Promise<void>[] = [];
+  private firstError: Error | null = null;
+  /** Fill every new kernel output with NaN before the kernel writes it (tests). */
+  poisonOutputs = false;
+  dispatchCount = 0;
+  pipelineCount = 0;
+  lost: string | null = null;
+
+  constructor(device: GPUDevice) {
+    this.device = device;
+    this.arena = device.createBuffer({
+      label: 'backlight uniform arena',
+      size: ARENA_SLOTS * SLOT_BYTES,
+      usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST,
+    });
+    this.upload = device.createBuffer({
+      label: 'backlight upload arena',
+      size: UPLOAD_ARENA_BYTES,
+      usage: GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST,
+    });
+    device.lost.then((info) => {
+      this.lost = `${info.reason}: ${info.message}`;
+    });
+  }
+
+  // ---- buffers ----
+
+  acquire(bytes: number): GpuBuf {
+    const cls = sizeClass(Math.max(bytes, 4));
+    const list = this.free.get(cls);
+    let buf = list?.pop();
+    if (buf) {
+      this.pooledBytes -= cls;
+      this.pooledCount--;
+    } else {
+      this.device.pushErrorScope('out-of-memory');
+      const buffer = this.device.createBuffer({
+        size: cls,
+        usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST,
+      });
+      this.trackError(this.device.popErrorScope(), `allocating a buffer of ${cls} bytes`);
+      buf = { buffer, bytes: cls, id: this.nextId++ };
+    }
+    this.liveBuffers++;
+    this.liveBytes += cls;
+    return buf;
+  }
+
+  release(buf: GpuBuf): void {
+    this.liveBuffers--;
+    this.liveBytes -= buf.bytes;
+    let list = this.free.get(buf.bytes);
+    if (!list) this.free.set(buf.bytes, (list = []));
+    list.push(buf);
+    this.pooledBytes += buf.bytes;
+    this.pooledCount++;
+  }
+
+  poolInfo(): { pooledBuffers: number; pooledBytes: number } {
+    return { pooledBuffers: this.pooledCount, pooledBytes: this.pooledBytes };
+  }
+
+  /** Destroy pooled buffers beyond the cap. Only between flushes: nothing recorded can use them. */
+  private trimPool(): void {
+    if (this.pooledBytes <= MAX_POOLED_BYTES) return;
+    for (const [cls, list] of [...this.free.entries()].sort((a, b) => b[0] - a[0])) {
+      while (list.length && this.pooledBytes > MAX_POOLED_BYTES / 2) {
+        list.pop()!.buffer.destroy();
+        this.pooledBytes -= cls;
+        this.pooledCount--;
+      }
+    }
+    this.bindGroups.clear();
+  }
+
+  // ---- recording ----
+
+  private ensureEncoder(): GPUCommandEncoder {
+    if (!this.encoder) {
+      this.device.pushErrorScope('validation');
+      this.encoder = this.device.createCommandEncoder({ label: 'backlight' });
+    }
+    return this.encoder;
+  }
+
+  private endPass(): void {
+    if (this.pass) {
+      this.pass.end();
+      this.pass = null;
+    }
+  }
+
+  /** Host data into `dst`, recorded in order with the kernels. */
+  writeBuffer(dst: GpuBuf, data: Float32Array): void {
+    const bytes = data.byteLength;
+    if (bytes === 0) return;
+    const src = new Uint8Array(data.buffer, data.byteOffset, bytes);
+    if (bytes > UPLOAD_ARENA_BYTES / 4) {
+      // Large: its own mapped staging buffer, destroyed after the submit.
+      const staging = this.device.createBuffer({ size: Math.ceil(bytes / 4) * 4, usage: GPUBufferUsage.COPY_SRC, mappedAtCreation: true });
+      new Uint8Array(staging.getMappedRange()).set(src);
+      staging.unmap();
+      this.endPass();
+      this.ensureEncoder().copyBufferToBuffer(staging, 0, dst.buffer, 0, bytes);
+      this.tempBuffers.push(staging);
+      return;
+    }
+    const aligned = (this.uploadUsed + 255) & ~255;
+    if (aligned + bytes > UPLOAD_ARENA_BYTES) {
+      this.flush();
+      return this.writeBuffer(dst, data);
+    }
+    this.uploadHost.set(src, aligned);
+    this.uploadUsed = aligned + bytes;
+    this.endPass();
+    this.ensureEncoder().copyBufferToBuffer(this.upload, aligned, dst.buffer, 0, bytes);
+  }
+
+  private layoutFor(numInputs: number) {
+    let l = this.layouts.get(numInputs);
+    if (!l) {
+      const entries: GPUBindGroupLayoutEntry[] = [
+        { binding: 0, visibility: GPUShaderStage.COMPUTE, buffer: { type: 'uniform', hasDynamicOffset: true } },
+        { binding: 1, visibility: GPUShaderStage.COMPUTE, buffer: { type: 'storage' } },
+      ];
+      for (let i = 0; i < numInputs; i++) {
+        entries.push({ binding: 2 + i, visibility: GPUShaderStage.COMPUTE, buffer: { type: 'read-only-storage' } });
+      }
+      const bgl = this.device.createBindGroupLayout({ entries });
+      l = { bgl, pl: this.device.createPipelineLayout({ bindGroupLayouts: [bgl] }) };
+      this.layouts.set(numInputs, l);
+    }
+    return l;
+  }
+
+  /** The pipeline cache: keyed by the final WGSL text, the override constants and the layout. */
+  private pipeline(d: Dispatch): GPUComputePipeline {
+    const constants = d.constants ?? {};
+    const key = `${d.inputs.length}|${JSON.stringify(constants)}|${d.wgsl}`;
+    let p = this.pipelines.get(key);
+    if (p) return p;
+    if (debugWgsl()) console.log(`[backlight wgsl] ${d.label}\n${d.wgsl}`);
+    const { pl } = this.layoutFor(d.inputs.length);
+    this.device.pushErrorScope('validation');
+    const module = this.device.createShaderModule({ code: d.wgsl, label: d.label });
+    p = this.device.createComputePipeline({ layout: pl, compute: { module, entryPoint: 'main', constants } });
+    const label = d.label;
+    const wgsl = d.wgsl;
+    this.trackError(
+      this.device.popErrorScope(),
+      `compiling the kernel for ${label}`,
+      module.getCompilationInfo ? module.getCompilationInfo().then((info) => formatCompilation(info, wgsl)) : undefined,
+    );
+    this.pipelines.set(key, p);
+    this.pipelineCount++;
+    return p;
+  }
+
+  private bindGroup(d: Dispatch): GPUBindGroup {
+    const key = `${d.inputs.length}:${d.output.id}:${d.output.bytes}:${d.inputs.map((b) => b.id).join(',')}`;
+    let bg = this.bindGroups.get(key);
+    if (bg) return bg;
+    if (this.bindGroups.size > 8192) this.bindGroups.clear();
+    const entries: GPUBindGroupEntry[] = [
+      { binding: 0, resource: { buffer: this.arena, offset: 0, size: SLOT_BYTES } },
+      { binding: 1, resource: { buffer: d.output.buffer } },
+    ];
+    d.inputs.forEach((b, i) => entries.push({ binding: 2 + i, resource: { buffer: b.buffer } }));
+    bg = this.device.createBindGroup({ layout: this.layoutFor(d.inputs.length).bgl, entries });
+    this.bindGroups.set(key, bg);
+    return bg;
+  }
+
+  dispatch(d: Dispatch): void {
+    if (this.lost) throw new Error(`backlight: the GPU device was lost (${this.lost}); cannot run ${d.label}`);
+    if (d.params.length > PARAM_WORDS) throw new Error(`backlight internal: ${d.label} has ${d.params.length} parameter words`);
+    let [x, y, z] = typeof d.workgroups === 'number' ? [d.workgroups, 1, 1] : d.workgroups;
+    if (x === 0 || y === 0 || z === 0) return;
+    if (typeof d.workgroups === 'number' && x > 65535) {
+      y = Math.ceil(x / 65535);
+      x = Math.ceil(x / y);
+    }
+    if (x > 65535 || y > 65535 || z > 65535) {
+      throw new Error(`backlight: ${d.label} needs ${x}x${y}x${z} workgroups, over the 65535 limit per dimension`);
+    }
+    if (this.arenaUsed >= ARENA_SLOTS) this.flush();
+    const slot = this.arenaUsed++;
+    this.arenaHost.fill(0, slot * 64, slot * 64 + 64);
+    this.arenaHost.set(d.params, slot * 64);
+    const pipeline = this.pipeline(d);
+    const bg = this.bindGroup(d);
+    this.ensureEncoder();
+    if (!this.pass) this.pass = this.encoder!.beginComputePass();
+    this.pass.setPipeline(pipeline);
+    this.pass.setBindGroup(0, bg, [slot * SLOT_BYTES]);
+    this.pass.dispatchWorkgroups(x, y, z);
+    this.recorded.push(d.label);
+    this.dispatchCount++;
+  }
+
+  /** Record a copy of `src` into a mappable buffer; resolves after the next flush completes. */
+  async readback(src: GpuBuf, bytes: number): Promise<Float32Array> {
+    const size = Math.max(4, Math.ceil(bytes / 4) * 4);
+    const staging = this.device.createBuffer({ size, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
+    this.endPass();
+    this.ensureEncoder().copyBufferToBuffer(src.buffer, 0, staging, 0, size);
+    this.flush();
+    try {
+      await staging.mapAsync(GPUMapMode.READ);
+    } catch (e) {
+      await this.checkErrors();
+      throw new Error(`backlight: reading a GPU buffer back failed: ${(e as Error).message}${this.lost ? ` (device lost: ${this.lost})` : ''}`);
+    }
+    const out = new Float32Array(staging.getMappedRange().slice(0, bytes));
+    staging.unmap();
+    staging.destroy();
+    await this.checkErrors();
+    return out;
+  }
+
+  flush(): void {
+    if (!this.encoder) return;
+    this.endPass();
+    if (this.arenaUsed) this.device.queue.writeBuffer(this.arena, 0, this.arenaHost, 0, this.arenaUsed * 64);
+    if (this.uploadUsed) this.device.queue.writeBuffer(this.upload, 0, this.uploadHost, 0, (this.uploadUsed + 3) & ~3);
+    this.device.queue.submit([this.encoder.finish()]);
+    const labels = this.recorded;
+    this.trackError(this.device.popErrorScope(), () => describeFlush({ labels }));
+    this.encoder = null;
+    this.recorded = [];
+    this.arenaUsed = 0;
+    this.uploadUsed = 0;
+    for (const b of this.tempBuffers) b.destroy();
+    this.tempBuffers = [];
+    this.trimPool();
+  }
+
+  async sync(): Promise<void> {
+    this.flush();
+    await this.device.queue.onSubmittedWorkDone();
+    await this.checkErrors();
+  }
+
+  private trackError(p: Promise<GPUError | null>, what: string | (() => string), detail?: Promise<string>): void {
+    this.pendingErrors.push(
+      p.then(async (err) => {
+        if (err && !this.firstError) {
+          const extra = detail ? await detail.catch(() => '') : '';
+          this.firstError = new Error(`backlight: GPU error while ${typeof what === 'string' ? what : what()}: ${err.message}${extra ? `\n${extra}` : ''}`);
+        }
+      }),
+    );
+  }
+
+  /** Throw the first GPU error seen since the last check (errors arrive asynchronously). */
+  async checkErrors(): Promise<void> {
+    const pending = this.pendingErrors;
+    this.pendingErrors = [];
+    await Promise.all(pending);
+    const e = this.firstError;
+    this.firstError = null;
+    if (e) throw e;
+  }
+
+  destroy(): void {
+    this.flush();
+    for (const list of this.free.values()) for (const b of list) b.buffer.destroy();
+    this.free.clear();
+    this.arena.destroy();
+    this.upload.destroy();
+    this.device.destroy();
+  }
+}
+
+function describeFlush(r: FlushRecord): string {
+  const tail = r.labels.slice(-8);
+  return `running ${r.labels.length} kernels (last: ${tail.join('; ')})`;
+}
+
+function formatCompilation(info: GPUCompilationInfo, wgsl: string): string {
+  const lines = wgsl.split('\n');
+  return info.messages
+    .filter((m) => m.type === 'error')
+    .map((m) => `  line ${m.lineNum}: ${m.message}\n    > ${lines[m.lineNum - 1]?.trim() ?? ''}`)
+    .join('\n');
+}

@@ -1,0 +1,141 @@
+// Elementwise kernels: unary maps, broadcasting binary maps and select.
+// Each primitive's expression below is the whole of what differs between pipelines.
+import { flatIndex, launchArgs, paramsBlock } from './params.ts';
+
+// IEEE special values built from bits: WGSL's constant evaluation rejects inf and NaN literals.
+const specials = /* wgsl */ `
+fn f_inf() -> f32 { let bits = 0x7f800000u; return bitcast<f32>(bits); }
+fn f_nan() -> f32 { let bits = 0x7fc00000u; return bitcast<f32>(bits); }
+`;
+
+/** Expression of `x` for each unary primitive. Written to give JS Math's special values. */
+export const UNARY_EXPR: Record<string, string> = {
+  neg: '-x',
+  exp: 'exp(x)',
+  log: 'select(select(log(x), -f_inf(), x == 0.0), f_nan(), x < 0.0)',
+  sqrt: 'select(sqrt(x), f_nan(), x < 0.0)',
+  abs: 'abs(x)',
+  sign: 'sign(x)',
+  sin: 'sin(x)',
+  cos: 'cos(x)',
+  // tanh and sigmoid in forms that cannot overflow to inf/inf.
+  tanh: 'sign(x) * (1.0 - exp(-2.0 * abs(x))) / (1.0 + exp(-2.0 * abs(x)))',
+  sigmoid: 'select(exp(x) / (1.0 + exp(x)), 1.0 / (1.0 + exp(-x)), x >= 0.0)',
+  step: 'select(0.0, 1.0, x > 0.0)',
+  reciprocal: '1.0 / x',
+  floor: 'floor(x)',
+};
+
+/** Expression of `a`, `b` for each binary primitive. */
+export const BINARY_EXPR: Record<string, string> = {
+  add: 'a + b',
+  sub: 'a - b',
+  mul: 'a * b',
+  div: 'a / b',
+  pow: 'pow_js(a, b)',
+  maximum: 'max(a, b)',
+  minimum: 'min(a, b)',
+  eq: 'select(0.0, 1.0, a == b)',
+  ne: 'select(0.0, 1.0, a != b)',
+  lt: 'select(0.0, 1.0, a < b)',
+  le: 'select(0.0, 1.0, a <= b)',
+  gt: 'select(0.0, 1.0, a > b)',
+  ge: 'select(0.0, 1.0, a >= b)',
+};
+
+// WGSL's pow is exp2(b * log2(a)): undefined for a < 0 and NaN for 0^0. Math.pow semantics:
+// negative bases with integer exponents keep their sign rule; x^0 = 1.
+const powJs = /* wgsl */ `
+fn pow_js(a: f32, b: f32) -> f32 {
+  if (b == 0.0) { return 1.0; }
+  if (a == 0.0) { return select(f_inf(), 0.0, b > 0.0); }
+  let r = exp2(b * log2(abs(a)));
+  if (a > 0.0) { return r; }
+  if (floor(b) != b) { return f_nan(); }
+  let odd = abs(b) < 16777216.0 && (i32(abs(b)) & 1) == 1;
+  return select(r, -r, odd);
+}
+`;
+
+export function unaryShader(expr: string): string {
+  return /* wgsl */ `${paramsBlock}${flatIndex}${specials}
+@group(0) @binding(1) var<storage, read_write> out: array<f32>;
+@group(0) @binding(2) var<storage, read> inp: array<f32>;
+override WG: u32 = 64u;
+// params: [0] element count
+@compute @workgroup_size(WG)
+fn main(${launchArgs}) {
+  let i = flat_index(wid, nwg, lid, WG);
+  if (i >= pu(0u)) { return; }
+  let x = inp[i];
+  out[i] = ${expr};
+}
+`;
+}
+
+/**
+ * Binary map. `broadcast` selects the general kernel, which walks the output's coordinates and
+ * reads each operand through its own strides (0 along broadcast axes); the other reads all three
+ * arrays at the same index.
+ * params: [0] count, [1] rank, [2..10) out shape, [10..18) a strides, [18..26) b strides.
+ */
+export function binaryShader(expr: string, broadcast: boolean): string {
+  const index = broadcast
+    ? /* wgsl */ `
+  var rem = i; var ia = 0u; var ib = 0u;
+  let rank = pu(1u);
+  for (var d = rank; d > 0u; d--) {
+    let k = d - 1u;
+    let c = rem % pu(2u + k); rem = rem / pu(2u + k);
+    ia += c * pu(10u + k); ib += c * pu(18u + k);
+  }
+  let a = lhs[ia]; let b = rhs[ib];`
+    : `
+  let a = lhs[i]; let b = rhs[i];`;
+  return /* wgsl */ `${paramsBlock}${flatIndex}${specials}${expr.includes('pow_js') ? powJs : ''}
+@group(0) @binding(1) var<storage, read_write> out: array<f32>;
+@group(0) @binding(2) var<storage, read> lhs: array<f32>;
+@group(0) @binding(3) var<storage, read> rhs: array<f32>;
+override WG: u32 = 64u;
+@compute @workgroup_size(WG)
+fn main(${launchArgs}) {
+  let i = flat_index(wid, nwg, lid, WG);
+  if (i >= pu(0u)) { return; }${index}
+  out[i] = ${expr};
+}
+`;
+}
+
+/** select(cond, a, b), always broadcasting. params as binaryShader plus [26..34) cond strides. */
+export const selectShader = /* wgsl */ `${paramsBlock}${flatIndex}
+@group(0) @binding(1) var<storage, read_write> out: array<f32>;
+@group(0) @binding(2) var<storage, read> cond: array<f32>;
+@group(0) @binding(3) var<storage, read> lhs: array<f32>;
+@group(0) @binding(4) var<storage, read> rhs: array<f32>;
+override WG: u32 = 64u;
+@compute @workgroup_size(WG)
+fn main(${launchArgs}) {
+  let i = flat_index(wid, nwg, lid, WG);
+  if (i >= pu(0u)) { return; }
+  var rem = i; var ia = 0u; var ib = 0u; var ic = 0u;
+  let rank = pu(1u);
+  for (var d = rank; d > 0u; d--) {
+    let k = d - 1u;
+    let c = rem % pu(2u + k); rem = rem / pu(2u + k);
+    ia += c * pu(10u + k); ib += c * pu(18u + k); ic += c * pu(26u + k);
+  }
+  out[i] = select(rhs[ib], lhs[ia], cond[ic] != 0.0);
+}
+`;
+
+/** Fill with a constant (params: [0] count, [1] value bits). Used to poison outputs in tests. */
+export const fillShader = /* wgsl */ `${paramsBlock}${flatIndex}
+@group(0) @binding(1) var<storage, read_write> out: array<f32>;
+override WG: u32 = 64u;
+@compute @workgroup_size(WG)
+fn main(${launchArgs}) {
+  let i = flat_index(wid, nwg, lid, WG);
+  if (i >= pu(0u)) { return; }
+  out[i] = pf(1u);
+}
+`;

@@ -1,0 +1,107 @@
+// Batched matmul C[b] = A[b] @ B[b], A [.., M, K], B [.., K, N], batch axes broadcast.
+// Two variants behind one primitive (DESIGN.md, "Adapters"):
+//  - registerTiled: each invocation accumulates a 4x4 block of C straight from global memory, no
+//    barriers. SwiftShader runs a barrier as a coroutine switch, so this wins there by ~10x.
+//  - workgroupTiled: 64x64 blocks of C per workgroup, 16-wide slices of A and B staged in workgroup
+//    memory. What real GPUs want.
+// Reads past the matrix edges are clamped to the last row/column (no branches in the inner loop);
+// those lanes are never written.
+import { paramsBlock } from './params.ts';
+
+// params: [0] M, [1] N, [2] K, [3] batch rank, [4..10) out batch shape,
+//   [10..16) A batch strides (elements, 0 where broadcast), [16..22) B batch strides.
+const batchOffsets = /* wgsl */ `
+fn batch_offsets(b: u32) -> vec2<u32> {
+  var rem = b; var oa = 0u; var ob = 0u;
+  for (var d = pu(3u); d > 0u; d--) {
+    let k = d - 1u;
+    let c = rem % pu(4u + k); rem = rem / pu(4u + k);
+    oa += c * pu(10u + k); ob += c * pu(16u + k);
+  }
+  return vec2<u32>(oa, ob);
+}
+`;
+
+const bindings = /* wgsl */ `
+@group(0) @binding(1) var<storage, read_write> C: array<f32>;
+@group(0) @binding(2) var<storage, read> A: array<f32>;
+@group(0) @binding(3) var<storage, read> B: array<f32>;
+`;
+
+/** Workgroup 8x8 invocations, 32x32 block of C; dispatch (ceil(N/32), ceil(M/32), batches). */
+export const matmulRegisterTiled = /* wgsl */ `${paramsBlock}${batchOffsets}${bindings}
+@compute @workgroup_size(8, 8, 1)
+fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let M = pu(0u); let N = pu(1u); let K = pu(2u);
+  let offs = batch_offsets(gid.z);
+  let aBase = offs.x; let bBase = offs.y; let cBase = gid.z * M * N;
+  let row0 = gid.y * 4u; let col0 = gid.x * 4u;
+  if (row0 >= M || col0 >= N) { return; }
+  var rows: array<u32, 4>;
+  for (var i = 0u; i < 4u; i++) { rows[i] = aBase + min(row0 + i, M - 1u) * K; }
+  let c0 = min(col0, N - 1u); let c1 = min(col0 + 1u, N - 1u);
+  let c2 = min(col0 + 2u, N - 1u); let c3 = min(col0 + 3u, N - 1u);
+  var acc0 = vec4<f32>(0.0); var acc1 = vec4<f32>(0.0);
+  var acc2 = vec4<f32>(0.0); var acc3 = vec4<f32>(0.0);
+  for (var k = 0u; k < K; k++) {
+    let br = bBase + k * N;
+    let b = vec4<f32>(B[br + c0], B[br + c1], B[br + c2], B[br + c3]);
+    acc0 += A[rows[0] + k] * b;
+    acc1 += A[rows[1] + k] * b;
+    acc2 += A[rows[2] + k] * b;
+    acc3 += A[rows[3] + k] * b;
+  }
+  var accs = array<vec4<f32>, 4>(acc0, acc1, acc2, acc3);
+  for (var i = 0u; i < 4u; i++) {
+    let r = row0 + i;
+    if (r >= M) { break; }
+    for (var j = 0u; j < 4u; j++) {
+      if (col0 + j < N) { C[cBase + r * N + col0 + j] = accs[i][j]; }
+    }
+  }
+}
+`;
+
+/** Workgroup 16x16 invocations, 64x64 block of C; dispatch (ceil(N/64), ceil(M/64), batches). */
+export const matmulWorkgroupTiled = /* wgsl */ `${paramsBlock}${batchOffsets}${bindings}
+const TILE = 64u;
+const BK = 16u;
+var<workgroup> As: array<array<f32, 64>, 16>;   // [k][m]
+var<workgroup> Bs: array<array<f32, 64>, 16>;   // [k][n]
+@compute @workgroup_size(16, 16, 1)
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>,
+        @builtin(local_invocation_index) li: u32) {
+  let M = pu(0u); let N = pu(1u); let K = pu(2u);
+  let offs = batch_offsets(wid.z);
+  let aBase = offs.x; let bBase = offs.y; let cBase = wid.z * M * N;
+  let m0 = wid.y * TILE; let n0 = wid.x * TILE;
+  var acc: array<vec4<f32>, 4>;
+  for (var i = 0u; i < 4u; i++) { acc[i] = vec4<f32>(0.0); }
+  for (var k0 = 0u; k0 < K; k0 += BK) {
+    // 256 invocations stage 64x16 of A and 16x64 of B, four elements each.
+    for (var e = 0u; e < 4u; e++) {
+      let idx = li + e * 256u;
+      let am = idx / BK; let ak = idx % BK;
+      let ga = aBase + min(m0 + am, M - 1u) * K + min(k0 + ak, K - 1u);
+      As[ak][am] = select(0.0, A[ga], k0 + ak < K);
+      let bk = idx / TILE; let bn = idx % TILE;
+      let gb = bBase + min(k0 + bk, K - 1u) * N + min(n0 + bn, N - 1u);
+      Bs[bk][bn] = select(0.0, B[gb], k0 + bk < K);
+    }
+    workgroupBarrier();
+    for (var k = 0u; k < BK; k++) {
+      let b = vec4<f32>(Bs[k][lid.x * 4u], Bs[k][lid.x * 4u + 1u], Bs[k][lid.x * 4u + 2u], Bs[k][lid.x * 4u + 3u]);
+      for (var i = 0u; i < 4u; i++) { acc[i] += As[k][lid.y * 4u + i] * b; }
+    }
+    workgroupBarrier();
+  }
+  for (var i = 0u; i < 4u; i++) {
+    let r = m0 + lid.y * 4u + i;
+    if (r >= M) { break; }
+    for (var j = 0u; j < 4u; j++) {
+      let c = n0 + lid.x * 4u + j;
+      if (c < N) { C[cBase + r * N + c] = acc[i][j]; }
+    }
+  }
+}
+`;

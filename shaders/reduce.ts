@@ -1,0 +1,81 @@
+// Reductions over the last axis of a [rows, R] view (the backend first moves the reduced axes to
+// the end). Two shapes of kernel: one invocation per row when there are many rows, and one
+// workgroup per row with a tree in workgroup memory when rows are few and long.
+import { flatIndex, launchArgs, paramsBlock } from './params.ts';
+
+export type ReduceKind = 'sum' | 'max' | 'argmax';
+
+// Identity, combine step and result for each kind. argmax tracks (best value, index): a value
+// wins only if strictly greater, so the first maximum is kept and NaN never wins.
+const kinds: Record<ReduceKind, { init: string; step: string; result: string }> = {
+  sum: { init: 'var acc = 0.0;', step: 'acc += v;', result: 'acc' },
+  // NaN never wins (as in the CPU backend): only a strictly greater value replaces the best.
+  max: { init: 'var acc = -f_inf();', step: 'if (v > acc) { acc = v; }', result: 'acc' },
+  argmax: { init: 'var acc = -f_inf(); var arg = 0u;', step: 'if (v > acc) { acc = v; arg = r; }', result: 'f32(arg)' },
+};
+
+const inf = 'fn f_inf() -> f32 { let bits = 0x7f800000u; return bitcast<f32>(bits); }';
+
+/** params: [0] rows, [1] R. */
+export function reduceRowsShader(kind: ReduceKind): string {
+  const k = kinds[kind];
+  return /* wgsl */ `${paramsBlock}${flatIndex}${inf}
+@group(0) @binding(1) var<storage, read_write> out: array<f32>;
+@group(0) @binding(2) var<storage, read> inp: array<f32>;
+override WG: u32 = 64u;
+@compute @workgroup_size(WG)
+fn main(${launchArgs}) {
+  let row = flat_index(wid, nwg, lid, WG);
+  if (row >= pu(0u)) { return; }
+  let n = pu(1u);
+  let base = row * n;
+  ${k.init}
+  for (var r = 0u; r < n; r++) {
+    let v = inp[base + r];
+    ${k.step}
+  }
+  out[row] = ${k.result};
+}
+`;
+}
+
+/** One workgroup of WG (a power of two) invocations per row. params: [0] rows, [1] R. */
+export function reduceWorkgroupShader(kind: ReduceKind): string {
+  const k = kinds[kind];
+  const isArg = kind === 'argmax';
+  const combine =
+    kind === 'sum'
+      ? 'vals[lid] = vals[lid] + vals[lid + s];'
+      : kind === 'max'
+        ? 'if (vals[lid + s] > vals[lid]) { vals[lid] = vals[lid + s]; }'
+        : // Keep the earlier index on ties: the lower half holds lower indices.
+          'let o = vals[lid + s]; let oi = idxs[lid + s]; if (o > vals[lid] || (o == vals[lid] && oi < idxs[lid])) { vals[lid] = o; idxs[lid] = oi; }';
+  return /* wgsl */ `${paramsBlock}${inf}
+@group(0) @binding(1) var<storage, read_write> out: array<f32>;
+@group(0) @binding(2) var<storage, read> inp: array<f32>;
+override WG: u32 = 256u;
+var<workgroup> vals: array<f32, WG>;
+${isArg ? 'var<workgroup> idxs: array<u32, WG>;' : ''}
+@compute @workgroup_size(WG)
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  let row = wid.x + wid.y * nwg.x;
+  let n = pu(1u);
+  let base = row * n;
+  ${k.init}
+  if (row < pu(0u)) {
+    for (var r = lid; r < n; r += WG) {
+      let v = inp[base + r];
+      ${k.step}
+    }
+  }
+  vals[lid] = acc;
+  ${isArg ? 'idxs[lid] = arg;' : ''}
+  workgroupBarrier();
+  for (var s = WG / 2u; s > 0u; s = s / 2u) {
+    if (lid < s) { ${combine} }
+    workgroupBarrier();
+  }
+  if (lid == 0u && row < pu(0u)) { out[row] = ${isArg ? 'f32(idxs[0])' : 'vals[0]'}; }
+}
+`;
+}
