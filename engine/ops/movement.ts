@@ -95,7 +95,7 @@ export function concat(xs: readonly Tensor[], axis = 0): Tensor {
   const r = xs[0].rank;
   const a = normalizeAxis('concat', axis, r);
   for (const t of xs) {
-    if (t.rank !== r || t.shape.some((d, i) => i !== a && d !== xs[0].shape[i])) {
+    if (t.rank !== r || t.shape.some((d: number, i: number) => i !== a && d !== xs[0].shape[i])) {
       throw new Error(`concat: shapes ${xs.map((t) => fmtShape(t.shape)).join(', ')} differ outside axis ${axis}`);
     }
   }
