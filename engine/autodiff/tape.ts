@@ -1,0 +1,173 @@
+// The tape: records the primitives (and rule-carrying composites) applied to tracked tensors.
+// Several tapes can be active at once (one per level of nested `grad`); an op is recorded on each
+// tape that tracks one of its inputs. The backward pass of an inner tape runs while the outer
+// tapes are still active, so the ops of its rules are recorded there: that is how grad-of-grad
+// works, with no special code.
+import { recordHooks, tidy } from '../context.ts';
+import type { Primitive } from '../primitives.ts';
+import { sameShape, fmtShape } from '../shape.ts';
+import type { Tensor } from '../tensor.ts';
+import { VJP } from './rules.ts';
+import { lookupRule } from './scope.ts';
+import type { Rule } from './types.ts';
+import { add } from '../ops/elementwise.ts';
+
+export interface TapeEntry {
+  name: string;
+  rule: Rule<any>;
+  params: unknown;
+  inputs: readonly Tensor[];
+  output: Tensor;
+}
+
+export class Tape {
+  readonly tracked = new Set<number>();
+  readonly entries: TapeEntry[] = [];
+  private held: Tensor[] = [];
+  released = false;
+
+  track(t: Tensor): void {
+    this.tracked.add(t.id);
+  }
+
+  tracks(t: Tensor): boolean {
+    return this.tracked.has(t.id);
+  }
+
+  record(entry: TapeEntry): void {
+    this.entries.push(entry);
+    this.tracked.add(entry.output.id);
+    for (const t of entry.inputs) this.hold(t);
+    this.hold(entry.output);
+  }
+
+  private hold(t: Tensor): void {
+    t.hold();
+    this.held.push(t);
+  }
+
+  /** Drop every reference the tape holds (deferred disposals then happen). */
+  release(): void {
+    if (this.released) return;
+    this.released = true;
+    const held = this.held;
+    this.held = [];
+    this.entries.length = 0;
+    for (const t of held) t.unhold();
+  }
+}
+
+const active: Tape[] = [];
+let paused = 0;
+
+export function activeTapes(): readonly Tape[] {
+  return active;
+}
+
+export function pushTape(t: Tape): void {
+  active.push(t);
+}
+
+export function removeTape(t: Tape): void {
+  const i = active.lastIndexOf(t);
+  if (i >= 0) active.splice(i, 1);
+}
+
+/** Whether any active tape tracks one of `inputs`. */
+export function isTracked(inputs: readonly Tensor[]): boolean {
+  if (paused || active.length === 0) return false;
+  return active.some((tape) => inputs.some((t) => tape.tracks(t)));
+}
+
+/** Run `fn` without recording (the inside of a composite that carries its own rule). */
+export function unrecorded<T>(fn: () => T): T {
+  paused++;
+  try {
+    return fn();
+  } finally {
+    paused--;
+  }
+}
+
+/** Record one op on every tape that tracks one of its inputs. */
+export function recordOp(name: string, rule: Rule<any>, params: unknown, inputs: readonly Tensor[], output: Tensor): void {
+  if (paused || active.length === 0) return;
+  for (const tape of active) {
+    if (inputs.some((t) => tape.tracks(t))) tape.record({ name, rule, params, inputs, output });
+  }
+}
+
+recordHooks.record = (prim: Primitive, params, inputs, output) => {
+  if (paused || active.length === 0) return;
+  recordOp(prim, lookupRule(prim) ?? (VJP[prim] as Rule<any>), params, inputs, output);
+};
+
+/**
+ * Reverse pass over `tape`, seeding `output` with `seed`. Returns the cotangent of each source
+ * (null where none reached it). Cotangents are freed as soon as no later step needs them.
+ */
+export function backward(tape: Tape, output: Tensor, seed: Tensor, sources: readonly Tensor[]): (Tensor | null)[] {
+  const cts = new Map<number, Tensor>();
+  // How many map slots hold each cotangent tensor (a rule may pass one tensor to several inputs).
+  const refs = new Map<Tensor, number>();
+  // Never dispose the seed or a tensor of the forward pass that a rule handed back.
+  const protectedTs = new Set<Tensor>([seed]);
+  for (const e of tape.entries) {
+    for (const t of e.inputs) protectedTs.add(t);
+    protectedTs.add(e.output);
+  }
+  const put = (id: number, t: Tensor) => {
+    cts.set(id, t);
+    refs.set(t, (refs.get(t) ?? 0) + 1);
+  };
+  const drop = (t: Tensor) => {
+    const n = (refs.get(t) ?? 0) - 1;
+    if (n > 0) refs.set(t, n);
+    else {
+      refs.delete(t);
+      if (!protectedTs.has(t)) t.dispose();
+    }
+  };
+  if (!tape.tracks(output)) return sources.map(() => null);
+  put(output.id, seed);
+  const entries = tape.entries;
+  for (let k = entries.length - 1; k >= 0; k--) {
+    const e = entries[k];
+    const ct = cts.get(e.output.id);
+    if (!ct) continue;
+    cts.delete(e.output.id);
+    const needs = e.inputs.map((t) => tape.tracks(t));
+    // The rule's temporaries are freed at once; only its results survive.
+    const grads = tidy(() => e.rule(ct, { inputs: e.inputs, output: e.output, params: e.params, needs, name: e.name }));
+    if (!Array.isArray(grads) || grads.length > e.inputs.length) {
+      throw new Error(`backward: the rule for ${e.name} returned ${Array.isArray(grads) ? grads.length : typeof grads} cotangents for ${e.inputs.length} inputs`);
+    }
+    // Keep ct alive while this step's results are placed (a rule may return ct itself).
+    refs.set(ct, (refs.get(ct) ?? 0) + 1);
+    for (let i = 0; i < e.inputs.length; i++) {
+      const g = grads[i];
+      const x = e.inputs[i];
+      if (!g || !needs[i]) continue;
+      if (!sameShape(g.shape, x.shape)) {
+        throw new Error(`backward: the rule for ${e.name} gave a cotangent of shape ${fmtShape(g.shape)} for input ${i} of shape ${fmtShape(x.shape)}`);
+      }
+      const prev = cts.get(x.id);
+      if (prev) {
+        const sum = add(prev, g);
+        cts.delete(x.id);
+        drop(prev);
+        if (!refs.has(g) && g !== ct) g.dispose();
+        put(x.id, sum);
+      } else {
+        put(x.id, g);
+      }
+    }
+    for (const g of grads) if (g && !refs.has(g) && g !== ct) g.dispose();
+    drop(ct); // the hold taken above
+    drop(ct); // its own slot, consumed now
+  }
+  const result = sources.map((s) => cts.get(s.id) ?? null);
+  const kept = new Set(result);
+  for (const t of cts.values()) if (!kept.has(t) && !protectedTs.has(t)) t.dispose();
+  return result;
+}
