@@ -1,6 +1,6 @@
 // Backward rules that explainers swap in with withRules. Each is a value (a function of the
 // cotangent and the recorded op) written in differentiable ops.
-import { abs, div, greater, mul, step, sub, where } from '../ops/elementwise.ts';
+import { abs, div, greater, maximum, mul, step, sub, where } from '../ops/elementwise.ts';
 import { concat, slice } from '../ops/movement.ts';
 import type { Tensor } from '../tensor.ts';
 import type { Rule } from './types.ts';
@@ -9,10 +9,10 @@ import type { Rule } from './types.ts';
  * Guided backpropagation (Springenberg et al. 2015) for relu: pass the cotangent only where the
  * forward input and the cotangent are both positive.
  */
-export const guidedRelu: Rule = (ct, { inputs: [x] }) => [mul(ct, mul(step(ct), step(x)))];
+export const guidedRelu: Rule = (ct, { inputs: [x] }) => [mul(maximum(ct, 0), step(x))];
 
 /** Deconvnet (Zeiler & Fergus 2014) for relu: rectify the cotangent, ignore the forward input. */
-export const deconvRelu: Rule = (ct) => [mul(ct, step(ct))];
+export const deconvRelu: Rule = (ct) => [maximum(ct, 0)];
 
 /** Pass the cotangent through unchanged (to the first input), as if the op were the identity. */
 export const passRule: Rule = (ct, { inputs }) => inputs.map((_, i) => (i === 0 ? ct : null));
