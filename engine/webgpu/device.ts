@@ -58,6 +58,8 @@ async function nodeAdapter(): Promise<{ adapter: GPUAdapter | null; root: unknow
   }
   const tried: string[] = [];
   const env = process.env;
+  // SwiftShader complains on stderr at every start when this is unset; any writable dir will do.
+  env.XDG_RUNTIME_DIR ??= '/tmp';
   if (!env.BACKLIGHT_FORCE_SWIFTSHADER) {
     const root = webgpu.create([]);
     const adapter = await root.requestAdapter({ powerPreference: 'high-performance' });
@@ -66,7 +68,8 @@ async function nodeAdapter(): Promise<{ adapter: GPUAdapter | null; root: unknow
   }
   // No system adapter: Dawn reads VK_ICD_FILENAMES when it creates its instance, so point it at
   // SwiftShader (shipped by Debian's chromium package) and create a new instance.
-  const fs = await import('node:fs');
+  const fsName = 'node:fs'; // in a variable, so browser bundlers do not try to resolve it
+  const fs = (await import(/* @vite-ignore */ fsName)) as typeof import('node:fs');
   if (fs.existsSync(SWIFTSHADER_ICD)) {
     env.VK_ICD_FILENAMES = SWIFTSHADER_ICD;
     const root = webgpu.create([]);
