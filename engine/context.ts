@@ -83,6 +83,20 @@ export function tidy<T>(fn: () => T): T {
   return result;
 }
 
+/** How many tidy scopes are open. */
+export function scopeDepth(): number {
+  return scopes.length;
+}
+
+/**
+ * Hand `t` to the scope that was innermost when scopeDepth() returned `depth`: the scopes opened
+ * since then will not dispose it (that one will, if any).
+ */
+export function moveToScope(t: Tensor, depth: number): void {
+  for (let i = depth; i < scopes.length; i++) scopes[i].delete(t);
+  if (depth > 0) scopes[depth - 1].add(t);
+}
+
 /** Exempt tensors from disposal by the enclosing tidy scopes. */
 export function keep<T extends Tensor>(t: T): T {
   for (const s of scopes) s.delete(t);

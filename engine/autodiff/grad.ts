@@ -1,7 +1,7 @@
 // The user-facing transformations: grad, valueAndGrad, vjp, jvp, hvp, stopGradient, and
 // gradients with respect to named intermediate activations (tap / valueAndGradAt).
 // All of them are synchronous: they queue GPU work and never wait for it.
-import { tidy } from '../context.ts';
+import { moveToScope, scopeDepth, tidy } from '../context.ts';
 import { fmtShape } from '../shape.ts';
 import { Tensor } from '../tensor.ts';
 import { onesLike, zerosLike } from '../ops/creation.ts';
@@ -139,6 +139,8 @@ interface Watcher {
   names: Set<string>;
   tape: Tape;
   found: Map<string, Tensor>;
+  /** Scope depth of the caller: captured activations belong to it, whatever tidy made them. */
+  depth: number;
 }
 const watchers: Watcher[] = [];
 
@@ -153,6 +155,7 @@ export function tap(name: string, t: Tensor): Tensor {
       if (w.found.has(name)) throw new Error(`valueAndGradAt: the activation '${name}' was produced twice in one call`);
       w.found.set(name, t);
       w.tape.track(t);
+      moveToScope(t, w.depth);
       t.name ??= name;
     }
   }
@@ -176,10 +179,11 @@ export interface GradAtResult {
 export function valueAndGradAt(f: () => Tensor, names: readonly string[], wrt: readonly Tensor[] = []): GradAtResult {
   if (!Array.isArray(names)) throw new Error('valueAndGradAt: names must be an array of activation names');
   checkTensors('valueAndGradAt', wrt);
+  const depth = scopeDepth();
   return tidy(() => {
     const tape = new Tape();
     for (const x of wrt) tape.track(x);
-    const w: Watcher = { names: new Set(names), tape, found: new Map() };
+    const w: Watcher = { names: new Set(names), tape, found: new Map(), depth };
     watchers.push(w);
     pushTape(tape);
     let y: Tensor;

@@ -1,0 +1,114 @@
+// Containers: Sequential (children named 0, 1, ... or by name), Residual (block + shortcut, added),
+// and GraphModel, a small DAG of named nodes (residual networks, imported ONNX graphs).
+import * as bl from '../engine/index.ts';
+import type { Tensor } from '../engine/index.ts';
+import { tap } from '../engine/index.ts';
+import { Module } from './module.ts';
+
+export class Sequential extends Module {
+  get kind() {
+    return 'Sequential';
+  }
+  constructor(...layers: (Module | [string, Module])[]) {
+    super();
+    layers.forEach((l, i) => (Array.isArray(l) ? this.addChild(l[0], l[1]) : this.addChild(String(i), l)));
+  }
+  get layers(): Module[] {
+    return this.children.map(([, m]) => m);
+  }
+  forward(x: Tensor): Tensor {
+    return bl.tidy(() => {
+      let h = x;
+      for (const [, m] of this.children) h = m.call(h);
+      return h;
+    });
+  }
+}
+
+/** y = block(x) + shortcut(x) (identity when no shortcut). */
+export class Residual extends Module {
+  get kind() {
+    return 'Residual';
+  }
+  readonly block: Module;
+  readonly shortcut: Module | null;
+  constructor(block: Module, shortcut?: Module) {
+    super();
+    this.block = this.addChild('block', block);
+    this.shortcut = shortcut ? this.addChild('shortcut', shortcut) : null;
+  }
+  forward(x: Tensor): Tensor {
+    return bl.tidy(() => bl.add(this.block.call(x), this.shortcut ? this.shortcut.call(x) : x));
+  }
+}
+
+/** A node of a GraphModel: computes `outputs` from named `inputs` (graph inputs or other nodes' outputs). */
+export interface GraphNode {
+  name: string;
+  /** The op's type, for listings and errors ('Conv', 'Add', a layer kind). */
+  op: string;
+  inputs: string[];
+  outputs: string[];
+  /** A layer whose parameters belong to the model, if the node has one. */
+  module?: Module;
+  run(inputs: Tensor[]): Tensor[];
+}
+
+/**
+ * A DAG of nodes run in order. Every node output is tapped under its tensor name, and a node's
+ * first output also under the node's name, so layers can be addressed either way.
+ */
+export class GraphModel extends Module {
+  get kind() {
+    return 'GraphModel';
+  }
+  constructor(
+    readonly nodes: GraphNode[],
+    readonly inputNames: string[],
+    readonly outputNames: string[],
+    readonly constants: Map<string, Tensor> = new Map(),
+  ) {
+    super();
+    const known = new Set([...inputNames, ...constants.keys()]);
+    for (const n of nodes) {
+      for (const i of n.inputs) {
+        if (i !== '' && !known.has(i)) throw new Error(`GraphModel: node '${n.name}' (${n.op}) reads '${i}', which no earlier node produces`);
+      }
+      n.outputs.forEach((o) => known.add(o));
+      if (n.module) this.addChild(n.name, n.module);
+    }
+    for (const c of constants.values()) bl.keep(c);
+    for (const o of outputNames) if (!known.has(o)) throw new Error(`GraphModel: output '${o}' is never produced`);
+  }
+  forward(x: Tensor): Tensor {
+    if (this.inputNames.length !== 1) throw new Error(`GraphModel: forward takes one input; this graph has ${this.inputNames.length} (use run)`);
+    return this.run([x])[0];
+  }
+  run(inputs: Tensor[]): Tensor[] {
+    if (inputs.length !== this.inputNames.length) throw new Error(`GraphModel: expected ${this.inputNames.length} inputs, got ${inputs.length}`);
+    return bl.tidy(() => {
+      const env = new Map<string, Tensor>(this.constants);
+      this.inputNames.forEach((n, i) => env.set(n, inputs[i]));
+      for (const node of this.nodes) {
+        const args = node.inputs.map((i) => (i === '' ? (undefined as unknown as Tensor) : env.get(i)!));
+        let outs: Tensor[];
+        try {
+          outs = node.run(args);
+        } catch (e) {
+          throw new Error(`node '${node.name}' (${node.op}): ${(e as Error).message}`);
+        }
+        node.outputs.forEach((o, k) => {
+          if (!outs[k]) return;
+          let t = tap(o, outs[k]);
+          if (k === 0 && node.name !== o) t = tap(node.name, t);
+          env.set(o, t);
+        });
+      }
+      return this.outputNames.map((o) => env.get(o)!);
+    });
+  }
+  /** Node names and their output tensor names, for `--layer` listings. */
+  layerNames(): { node: string; op: string; outputs: string[] }[] {
+    return this.nodes.map((n) => ({ node: n.name, op: n.op, outputs: n.outputs }));
+  }
+}

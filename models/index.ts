@@ -1,0 +1,5 @@
+// backlight models: layers, containers, and (in their own files) losses, optimizers, training,
+// weight files, ONNX import, data sets and the bundled trained models.
+export { Module } from './module.ts';
+export * from './layers.ts';
+export * from './containers.ts';
