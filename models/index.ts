@@ -3,3 +3,6 @@
 export { Module } from './module.ts';
 export * from './layers.ts';
 export * from './containers.ts';
+export { parseSafetensors, serializeSafetensors, type SafeTensor } from './io/safetensors.ts';
+export { parseNpy, serializeNpy, type NpyArray } from './io/npy.ts';
+export { saveWeights, loadWeights } from './io/weights.ts';

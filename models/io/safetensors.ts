@@ -1,0 +1,125 @@
+// safetensors (https://github.com/huggingface/safetensors): an 8-byte little-endian header
+// length N, N bytes of JSON { name: { dtype, shape, data_offsets: [begin, end] }, "__metadata__"?:
+// { string: string } }, then the data buffer, offsets relative to its start. Tensors are
+// little-endian, row-major, contiguous, and together cover the buffer without gaps or overlap.
+// We write F32 and read F32, F64, F16, BF16, I64, I32, I16, I8, U8 and BOOL (as float32 values).
+
+export interface SafeTensor {
+  dtype: string;
+  shape: number[];
+  data: Float32Array;
+}
+
+const DTYPE_BYTES: Record<string, number> = { F64: 8, F32: 4, F16: 2, BF16: 2, I64: 8, I32: 4, I16: 2, I8: 1, U8: 1, BOOL: 1 };
+
+function f16(bits: number): number {
+  const s = bits & 0x8000 ? -1 : 1;
+  const e = (bits >> 10) & 0x1f;
+  const m = bits & 0x3ff;
+  if (e === 0) return s * m * 2 ** -24;
+  if (e === 31) return m ? NaN : s * Infinity;
+  return s * (1 + m / 1024) * 2 ** (e - 15);
+}
+
+function decode(dtype: string, bytes: Uint8Array, n: number): Float32Array {
+  const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const out = new Float32Array(n);
+  for (let i = 0; i < n; i++) {
+    switch (dtype) {
+      case 'F32': out[i] = dv.getFloat32(i * 4, true); break;
+      case 'F64': out[i] = dv.getFloat64(i * 8, true); break;
+      case 'F16': out[i] = f16(dv.getUint16(i * 2, true)); break;
+      case 'BF16': out[i] = new Float32Array(new Uint32Array([dv.getUint16(i * 2, true) << 16]).buffer)[0]; break;
+      case 'I64': out[i] = Number(dv.getBigInt64(i * 8, true)); break;
+      case 'I32': out[i] = dv.getInt32(i * 4, true); break;
+      case 'I16': out[i] = dv.getInt16(i * 2, true); break;
+      case 'I8': out[i] = dv.getInt8(i); break;
+      case 'U8': case 'BOOL': out[i] = dv.getUint8(i); break;
+    }
+  }
+  return out;
+}
+
+/** Parse a safetensors file; `source` names it in errors. Every inconsistency is an error. */
+export function parseSafetensors(buf: Uint8Array, source = 'safetensors'): { tensors: Map<string, SafeTensor>; metadata: Record<string, string> } {
+  const fail = (msg: string): never => {
+    throw new Error(`${source}: ${msg}`);
+  };
+  if (buf.byteLength < 8) fail(`truncated: ${buf.byteLength} bytes, need at least 8 for the header length`);
+  const dv = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
+  const headerLen = Number(dv.getBigUint64(0, true));
+  if (headerLen > buf.byteLength - 8) fail(`header length ${headerLen} runs past the end of the file (${buf.byteLength} bytes)`);
+  if (headerLen > 100_000_000) fail(`header length ${headerLen} is implausibly large`);
+  let header: Record<string, unknown>;
+  try {
+    header = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(buf.subarray(8, 8 + headerLen)));
+  } catch (e) {
+    return fail(`header is not valid UTF-8 JSON: ${(e as Error).message}`);
+  }
+  if (!header || typeof header !== 'object' || Array.isArray(header)) fail('header is not a JSON object');
+  const data = buf.subarray(8 + headerLen);
+  const metadata: Record<string, string> = {};
+  const tensors = new Map<string, SafeTensor>();
+  const spans: [number, number, string][] = [];
+  for (const [name, v] of Object.entries(header)) {
+    if (name === '__metadata__') {
+      if (!v || typeof v !== 'object') fail('__metadata__ must be an object of strings');
+      for (const [k, s] of Object.entries(v as object)) {
+        if (typeof s !== 'string') fail(`__metadata__.${k} is not a string`);
+        metadata[k] = s as string;
+      }
+      continue;
+    }
+    const info = v as { dtype?: unknown; shape?: unknown; data_offsets?: unknown };
+    const dtype = info?.dtype;
+    if (typeof dtype !== 'string' || !(dtype in DTYPE_BYTES)) fail(`tensor '${name}': unsupported dtype ${JSON.stringify(dtype)} (supported: ${Object.keys(DTYPE_BYTES).join(', ')})`);
+    const shape = info.shape;
+    if (!Array.isArray(shape) || shape.some((d) => !Number.isInteger(d) || d < 0)) fail(`tensor '${name}': invalid shape ${JSON.stringify(shape)}`);
+    const offs = info.data_offsets;
+    if (!Array.isArray(offs) || offs.length !== 2 || offs.some((o) => !Number.isInteger(o) || o < 0)) fail(`tensor '${name}': invalid data_offsets ${JSON.stringify(offs)}`);
+    const [b, e] = offs as [number, number];
+    const n = (shape as number[]).reduce((a, d) => a * d, 1);
+    const bytes = n * DTYPE_BYTES[dtype as string];
+    if (e < b || e - b !== bytes) fail(`tensor '${name}': data_offsets [${b}, ${e}] hold ${e - b} bytes, but ${dtype} ${JSON.stringify(shape)} needs ${bytes}`);
+    if (e > data.byteLength) fail(`tensor '${name}': data_offsets [${b}, ${e}] run past the data (${data.byteLength} bytes): the file is truncated or the header lies`);
+    spans.push([b, e, name]);
+    tensors.set(name, { dtype: dtype as string, shape: shape as number[], data: decode(dtype as string, data.subarray(b, e), n) });
+  }
+  spans.sort((x, y) => x[0] - y[0]);
+  let at = 0;
+  for (const [b, e, name] of spans) {
+    if (b !== at) fail(`tensor '${name}' starts at ${b}, expected ${at}: tensors must cover the data buffer without gaps or overlap`);
+    at = e;
+  }
+  if (at !== data.byteLength) fail(`the data buffer has ${data.byteLength} bytes but the tensors cover ${at}`);
+  return { tensors, metadata };
+}
+
+/** Serialise float32 tensors (sorted by name, as the reference implementation does). */
+export function serializeSafetensors(tensors: Map<string, { shape: readonly number[]; data: ArrayLike<number> }>, metadata: Record<string, string> = {}): Uint8Array {
+  const names = [...tensors.keys()].sort();
+  const header: Record<string, unknown> = {};
+  if (Object.keys(metadata).length) header.__metadata__ = metadata;
+  let off = 0;
+  for (const n of names) {
+    const t = tensors.get(n)!;
+    const count = t.shape.reduce((a, d) => a * d, 1);
+    if (count !== t.data.length) throw new Error(`safetensors: tensor '${n}' has ${t.data.length} values for shape [${t.shape.join(', ')}]`);
+    header[n] = { dtype: 'F32', shape: [...t.shape], data_offsets: [off, off + count * 4] };
+    off += count * 4;
+  }
+  let json = JSON.stringify(header);
+  // Pad the header with spaces to a multiple of 8 so the data is aligned (allowed by the format).
+  json += ' '.repeat((8 - ((8 + new TextEncoder().encode(json).length) % 8)) % 8);
+  const hb = new TextEncoder().encode(json);
+  const out = new Uint8Array(8 + hb.length + off);
+  const dv = new DataView(out.buffer);
+  dv.setBigUint64(0, BigInt(hb.length), true);
+  out.set(hb, 8);
+  let p = 8 + hb.length;
+  for (const n of names) {
+    const t = tensors.get(n)!;
+    for (let i = 0; i < t.data.length; i++, p += 4) dv.setFloat32(p, t.data[i], true);
+  }
+  return out;
+}
