@@ -6,3 +6,6 @@ export * from './containers.ts';
 export { parseSafetensors, serializeSafetensors, type SafeTensor } from './io/safetensors.ts';
 export { parseNpy, serializeNpy, type NpyArray } from './io/npy.ts';
 export { saveWeights, loadWeights } from './io/weights.ts';
+export { crossEntropy, mse, type Reduction } from './losses.ts';
+export { SGD, Adam, type Optimizer } from './optim.ts';
+export { fit, evaluate, batchOf, shuffled, type Dataset, type FitOptions, type EpochLog } from './train.ts';
