@@ -14,7 +14,7 @@ export * from './ops/pool.ts';
 export * from './ops/resize.ts';
 export * from './ops/gather.ts';
 export * from './ops/nn.ts';
-export { grad, valueAndGrad, vjp, jvp, hvp, stopGradient, tap, valueAndGradAt } from './autodiff/grad.ts';
+export { grad, valueAndGrad, vjp, jvp, hvp, stopGradient, tap, valueAndGradAt, withActivation } from './autodiff/grad.ts';
 export type { VjpResult, GradAtResult } from './autodiff/grad.ts';
 export { withRules, activeRuleNames } from './autodiff/scope.ts';
 export { composite } from './autodiff/composite.ts';

@@ -141,16 +141,56 @@ interface Watcher {
   found: Map<string, Tensor>;
   /** Scope depth of the caller: captured activations belong to it, whatever tidy made them. */
   depth: number;
+  /** Every name tapped while watching, for error messages. */
+  seen: string[];
 }
 const watchers: Watcher[] = [];
+
+interface Override {
+  name: string;
+  fn: (t: Tensor) => Tensor;
+  hits: number;
+}
+const overrides: Override[] = [];
+
+/**
+ * Run `body` with the activation tapped as `name` replaced by fn(activation): the rest of the
+ * model then computes from the replacement (which may even have a larger batch, e.g. one copy per
+ * probe). Throws if body never produced that activation.
+ */
+export function withActivation<T>(name: string, fn: (t: Tensor) => Tensor, body: () => T): T {
+  const o: Override = { name, fn, hits: 0 };
+  overrides.push(o);
+  let r: T;
+  try {
+    r = body();
+  } finally {
+    overrides.splice(overrides.indexOf(o), 1);
+  }
+  if (o.hits === 0) throw new Error(`withActivation: no activation named '${name}' was produced`);
+  return r;
+}
 
 /**
  * Mark `t` as the activation called `name`. Models call this for every layer output; it costs
  * nothing unless a valueAndGradAt asks for that name, which then differentiates with respect to it.
  */
 export function tap(name: string, t: Tensor): Tensor {
+  for (let i = overrides.length - 1; i >= 0; i--) {
+    if (overrides[i].name === name) {
+      const o = overrides[i];
+      overrides.splice(i, 1); // the replacement itself may be tapped by nested code; avoid recursion
+      try {
+        t = o.fn(t);
+      } finally {
+        overrides.splice(i, 0, o);
+      }
+      o.hits++;
+    }
+  }
   for (let i = watchers.length - 1; i >= 0; i--) {
     const w = watchers[i];
+    if (w.seen.length < 2000) w.seen.push(name);
     if (w.names.has(name)) {
       if (w.found.has(name)) throw new Error(`valueAndGradAt: the activation '${name}' was produced twice in one call`);
       w.found.set(name, t);
@@ -183,7 +223,7 @@ export function valueAndGradAt(f: () => Tensor, names: readonly string[], wrt: r
   return tidy(() => {
     const tape = new Tape();
     for (const x of wrt) tape.track(x);
-    const w: Watcher = { names: new Set(names), tape, found: new Map(), depth };
+    const w: Watcher = { names: new Set(names), tape, found: new Map(), depth, seen: [] };
     watchers.push(w);
     pushTape(tape);
     let y: Tensor;
@@ -195,7 +235,12 @@ export function valueAndGradAt(f: () => Tensor, names: readonly string[], wrt: r
     }
     try {
       const missing = names.filter((n) => !w.found.has(n));
-      if (missing.length) throw new Error(`valueAndGradAt: no activation named ${missing.map((m) => `'${m}'`).join(', ')} was produced by f`);
+      if (missing.length) {
+        const avail = [...new Set(w.seen)];
+        throw new Error(
+          `no layer/activation named ${missing.map((m) => `'${m}'`).join(', ')} was produced by the model; available: ${avail.length ? avail.slice(0, 60).join(', ') + (avail.length > 60 ? ', ...' : '') : '(none: the model taps no activations)'}`,
+        );
+      }
       const acts = names.map((n) => w.found.get(n)!);
       const seed = onesLike(y);
       const g = backward(tape, y, seed, [...acts, ...wrt]);

@@ -1,0 +1,123 @@
+// DeepLIFT (Shrikumar et al. 2017, rescale rule), DeepLIFT-SHAP and GradientSHAP (expected
+// gradients, Lundberg & Lee 2017; Erion et al. 2021).
+import * as bl from '../engine/index.ts';
+import type { Tensor } from '../engine/index.ts';
+import { fmtShape } from '../engine/shape.ts';
+import {
+  type Model, type Target, type TargetOptions, baselineFor, checkInput, forwardOf, hostRandom, positiveInt, repeatEach, repeatTarget, resolveTarget, scores,
+} from './common.ts';
+
+export interface DeepLiftOptions extends TargetOptions {
+  /** Reference input: a number, a tensor like the input, or one sample. Default 0. */
+  baseline?: number | Tensor;
+  /** Below this |x - r| the rescale multiplier falls back to the local derivative. */
+  eps?: number;
+}
+
+/**
+ * Rescale-rule DeepLIFT: the input and its reference run as one batch [x; r]; relu, sigmoid and
+ * tanh use the multiplier (f(x) - f(r)) / (x - r) instead of their derivative; attributions are
+ * (x - r) times the resulting multipliers and sum to F(x) - F(r) for networks of linear layers and
+ * those nonlinearities. Max pooling keeps its gradient (Captum has a dedicated rule there, so
+ * summation-to-delta is only approximate through max pools).
+ */
+export async function deepLift(model: Model, input: Tensor, opts: DeepLiftOptions = {}): Promise<Tensor> {
+  const op = 'deepLift';
+  const x = checkInput(op, input);
+  const f = forwardOf(model);
+  const r = bl.tidy(() => deepLiftSync(op, f, x, baselineFor(op, x, opts.baseline), resolveTarget(op, f, x, opts.target), opts.eps));
+  await r.backend.sync();
+  return r;
+}
+
+function deepLiftSync(op: string, f: (x: Tensor) => Tensor, x: Tensor, base: Tensor, target: Target | undefined, eps = 1e-10): Tensor {
+  const n = x.shape[0];
+  const rule = bl.deepLiftRescale(eps);
+  const both = bl.concat([x, base], 0);
+  // Targets for [x; r]: the items twice over.
+  const t2: Target | undefined =
+    target === undefined || typeof target === 'number' || typeof target === 'function'
+      ? target
+      : target instanceof bl.Tensor
+        ? bl.concat([target, target], 0)
+        : Array.isArray(target)
+          ? [...target, ...target]
+          : target;
+  const g = bl.withRules({ relu: rule, sigmoid: rule, tanh: rule }, () => bl.grad((t: Tensor) => bl.sum(scores(op, f(t), t2, 2 * n)))(both));
+  return bl.mul(bl.sub(x, base), bl.slice(g, [0], [n]));
+}
+
+export interface DeepLiftShapOptions extends TargetOptions {
+  /** A distribution of references [B, ...sample shape]; attributions average over them. */
+  baselines: Tensor;
+  eps?: number;
+}
+
+/** DeepLIFT averaged over a distribution of references (Captum's DeepLiftShap). */
+export async function deepLiftShap(model: Model, input: Tensor, opts: DeepLiftShapOptions): Promise<Tensor> {
+  const op = 'deepLiftShap';
+  const x = checkInput(op, input);
+  const base = checkBaselines(op, x, opts?.baselines);
+  const n = x.shape[0], b = base.shape[0];
+  const f = forwardOf(model);
+  const r = bl.tidy(() => {
+    const target = resolveTarget(op, f, x, opts.target);
+    // Every item against every reference: [n*b] pairs, item-major.
+    const xs = repeatEach(x, b);
+    const bs = bl.reshape(bl.broadcastTo(bl.expandDims(base, 0), [n, b, ...x.shape.slice(1)]), [n * b, ...x.shape.slice(1)]);
+    const a = deepLiftSync(op, f, xs, bs, repeatTarget(target, n, b), opts.eps);
+    return bl.mean(bl.reshape(a, [n, b, ...x.shape.slice(1)]), 1);
+  });
+  await r.backend.sync();
+  return r;
+}
+
+function checkBaselines(op: string, x: Tensor, baselines: unknown): Tensor {
+  if (!(baselines instanceof bl.Tensor)) throw new Error(`${op}: the baselines option (a tensor [B, ...sample shape]) is required`);
+  if (baselines.rank !== x.rank || baselines.shape.slice(1).join() !== x.shape.slice(1).join() || baselines.shape[0] < 1) {
+    throw new Error(`${op}: baselines ${fmtShape(baselines.shape)} must be [B, ${x.shape.slice(1).join(', ')}] to match the input ${fmtShape(x.shape)}`);
+  }
+  return baselines;
+}
+
+export interface GradientShapOptions extends TargetOptions {
+  baselines: Tensor;
+  /** Random (baseline, alpha) draws per input. Default 20. */
+  samples?: number;
+  /** Gaussian noise added to the input for each draw. Default 0. */
+  stdev?: number;
+  seed?: number;
+}
+
+/**
+ * GradientSHAP / expected gradients: E over baselines b ~ B, alpha ~ U(0, 1), noise e of
+ * grad F(b + alpha (x + e - b)) * (x + e - b).
+ */
+export async function gradientShap(model: Model, input: Tensor, opts: GradientShapOptions): Promise<Tensor> {
+  const op = 'gradientShap';
+  const x = checkInput(op, input);
+  const base = checkBaselines(op, x, opts?.baselines);
+  const n = x.shape[0], nb = base.shape[0];
+  const k = positiveInt(op, 'samples', opts.samples, 20);
+  const stdev = opts.stdev ?? 0;
+  if (!(stdev >= 0)) throw new Error(`${op}: stdev must be >= 0, got ${stdev}`);
+  const rnd = hostRandom(opts.seed ?? 0);
+  const picks = Array.from({ length: n * k }, () => Math.floor(rnd() * nb));
+  const alphas = Array.from({ length: n * k }, () => rnd());
+  const f = forwardOf(model);
+  const rest = x.shape.slice(1);
+  const r = bl.tidy(() => {
+    const target = resolveTarget(op, f, x, opts.target);
+    let xs = repeatEach(x, k);
+    if (stdev > 0) xs = bl.add(xs, bl.mul(bl.randn(xs.shape, { seed: (opts.seed ?? 0) * 31 + 7, backend: x.backend }), stdev));
+    const bs = bl.gather(base, bl.tensor(picks, [n * k], x.backend), 0);
+    const al = bl.tensor(alphas, [n * k, ...rest.map(() => 1)], x.backend);
+    const delta = bl.sub(xs, bs);
+    const pts = bl.add(bs, bl.mul(al, delta));
+    const g = bl.grad((p: Tensor) => bl.sum(scores(op, f(p), target, n, k)))(pts);
+    return bl.mean(bl.reshape(bl.mul(g, delta), [n, k, ...rest]), 1);
+  });
+  await r.backend.sync();
+  return r;
+}
+

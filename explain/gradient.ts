@@ -1,0 +1,47 @@
+// Gradient attributions: saliency, gradient x input, guided backprop, deconvnet.
+import * as bl from '../engine/index.ts';
+import type { Tensor } from '../engine/index.ts';
+import { type Model, type TargetOptions, checkInput, forwardOf, inputGradient } from './common.ts';
+
+export interface SaliencyOptions extends TargetOptions {
+  /** Absolute value of the gradient (Simonyan et al. 2014; Captum's default). Default true. */
+  abs?: boolean;
+}
+
+/** The gradient of the target score with respect to the input. */
+export async function saliency(model: Model, input: Tensor, opts: SaliencyOptions = {}): Promise<Tensor> {
+  const x = checkInput('saliency', input);
+  const r = bl.tidy(() => {
+    const g = inputGradient('saliency', forwardOf(model), x, opts.target, x.shape[0]);
+    return opts.abs === false ? g : bl.abs(g);
+  });
+  await r.backend.sync();
+  return r;
+}
+
+/** Gradient times input (Shrikumar et al. 2016). */
+export async function inputXGradient(model: Model, input: Tensor, opts: TargetOptions = {}): Promise<Tensor> {
+  const x = checkInput('inputXGradient', input);
+  const r = bl.tidy(() => bl.mul(x, inputGradient('inputXGradient', forwardOf(model), x, opts.target, x.shape[0])));
+  await r.backend.sync();
+  return r;
+}
+
+/**
+ * Guided backpropagation (Springenberg et al. 2015): the gradient with every relu's backward
+ * rule replaced by the guided rule. Needs a model built from engine relu (layers.ReLU).
+ */
+export async function guidedBackprop(model: Model, input: Tensor, opts: TargetOptions = {}): Promise<Tensor> {
+  const x = checkInput('guidedBackprop', input);
+  const r = bl.tidy(() => bl.withRules({ relu: bl.guidedRelu }, () => inputGradient('guidedBackprop', forwardOf(model), x, opts.target, x.shape[0])));
+  await r.backend.sync();
+  return r;
+}
+
+/** Deconvnet (Zeiler & Fergus 2014): relus pass only positive cotangents. */
+export async function deconvnet(model: Model, input: Tensor, opts: TargetOptions = {}): Promise<Tensor> {
+  const x = checkInput('deconvnet', input);
+  const r = bl.tidy(() => bl.withRules({ relu: bl.deconvRelu }, () => inputGradient('deconvnet', forwardOf(model), x, opts.target, x.shape[0])));
+  await r.backend.sync();
+  return r;
+}

@@ -1,0 +1,91 @@
+// Integrated Gradients (Sundararajan et al. 2017): (x - x') * integral_0^1 grad F(x' + a (x - x')) da,
+// by quadrature, with all steps batched and chunked to a bounded batch.
+import * as bl from '../engine/index.ts';
+import type { Tensor } from '../engine/index.ts';
+import { type Model, type Target, type TargetOptions, accumulate, baselineFor, checkInput, forwardOf, positiveInt, repeatEach, resolveTarget, scores } from './common.ts';
+import { type IntegrationMethod, quadrature } from './quadrature.ts';
+
+export interface IntegratedGradientsOptions extends TargetOptions {
+  /** A number, a tensor like the input, or one sample broadcast over the batch. Default 0. */
+  baseline?: number | Tensor;
+  steps?: number;
+  method?: IntegrationMethod;
+  /** At most this many rows per forward/backward pass (default: all steps of the batch at once). */
+  internalBatchSize?: number;
+}
+
+export interface AttributionWithDelta {
+  attributions: Tensor;
+  /** Per item: sum(attributions) - (F(x) - F(baseline)), the completeness error. */
+  delta: Tensor;
+}
+
+/**
+ * The quadrature sum of gradients along straight paths from `start` to `end` (both [N, ...]):
+ * sum_k w_k * grad(point_k), where `gradAt(points, k)` returns the gradient at a batch of N*k
+ * points laid out item-major (k consecutive points per item).
+ */
+export function pathGradientSum(
+  start: Tensor,
+  end: Tensor,
+  alphas: number[],
+  weights: number[],
+  chunk: number,
+  gradAt: (points: Tensor, k: number) => Tensor,
+): Tensor {
+  const n = start.shape[0];
+  const rest = start.shape.slice(1);
+  const ones = rest.map(() => 1);
+  let total: Tensor | null = null;
+  for (let s = 0; s < alphas.length; s += chunk) {
+    const a = alphas.slice(s, s + chunk);
+    const w = weights.slice(s, s + chunk);
+    const k = a.length;
+    const part = bl.tidy(() => {
+      const alpha = bl.tensor(Array.from({ length: n }, () => a).flat(), [n * k, ...ones], start.backend);
+      const st = repeatEach(start, k);
+      const pts = bl.add(st, bl.mul(alpha, bl.sub(repeatEach(end, k), st)));
+      const g = gradAt(pts, k);
+      const wt = bl.tensor(Array.from({ length: n }, () => w).flat(), [n * k, ...ones], start.backend);
+      return bl.sum(bl.reshape(bl.mul(g, wt), [n, k, ...rest]), 1);
+    });
+    total = accumulate(total, part);
+  }
+  return total!;
+}
+
+export function integratedGradients(model: Model, input: Tensor, opts: IntegratedGradientsOptions & { returnDelta: true }): Promise<AttributionWithDelta>;
+export function integratedGradients(model: Model, input: Tensor, opts?: IntegratedGradientsOptions & { returnDelta?: false }): Promise<Tensor>;
+export async function integratedGradients(model: Model, input: Tensor, opts: IntegratedGradientsOptions & { returnDelta?: boolean } = {}): Promise<Tensor | AttributionWithDelta> {
+  const op = 'integratedGradients';
+  const x = checkInput(op, input);
+  const n = x.shape[0];
+  const steps = positiveInt(op, 'steps', opts.steps, 50);
+  const { alphas, weights } = quadrature(opts.method ?? 'gausslegendre', steps);
+  const chunk = Math.max(1, Math.floor(positiveInt(op, 'internalBatchSize', opts.internalBatchSize, n * steps) / n));
+  const f = forwardOf(model);
+  const result = bl.tidy(() => {
+    const target: Target | undefined = resolveTarget(op, f, x, opts.target);
+    const base = baselineFor(op, x, opts.baseline);
+    const avg = pathGradientSum(base, x, alphas, weights, chunk, (pts, k) => bl.grad((p: Tensor) => bl.sum(scores(op, f(p), target, n, k)))(pts));
+    const attributions = bl.mul(bl.sub(x, base), avg);
+    if (!opts.returnDelta) return { attributions };
+    // Completeness: F(x) - F(baseline), both in one forward.
+    const s = scores(op, f(bl.concat([x, base], 0)), target === undefined || typeof target === 'function' ? target : twice(target, n), 2 * n);
+    const diff = bl.sub(bl.slice(s, [0], [n]), bl.slice(s, [n], [n]));
+    const summed = bl.sum(bl.reshape(attributions, [n, -1]), 1);
+    return { attributions, delta: bl.sub(summed, diff) };
+  });
+  await result.attributions.backend.sync();
+  return opts.returnDelta ? (result as AttributionWithDelta) : result.attributions;
+}
+
+/** A per-item target list for a batch holding the items twice ([x; baseline]). */
+function twice(target: Exclude<Target, (o: Tensor) => Tensor>, n: number): Target {
+  if (typeof target === 'number') return target;
+  if (target instanceof bl.Tensor) return bl.concat([target, target], 0);
+  if (Array.isArray(target)) return [...target, ...target];
+  if (target === 'predicted') throw new Error('internal: predicted targets are resolved before');
+  void n;
+  return target;
+}

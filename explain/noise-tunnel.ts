@@ -1,0 +1,65 @@
+// Noise tunnel (Captum's NoiseTunnel): average an attributor over noisy copies of the input.
+// SmoothGrad (Smilkov et al. 2017), SmoothGrad-squared and VarGrad (Adebayo et al. 2018).
+import * as bl from '../engine/index.ts';
+import type { Tensor } from '../engine/index.ts';
+import { type Model, type TargetOptions, accumulate, checkInput, forwardOf, positiveInt, repeatEach, repeatTarget, resolveTarget } from './common.ts';
+import { saliency } from './gradient.ts';
+
+export type Attributor<O extends TargetOptions = TargetOptions> = (model: Model, input: Tensor, opts: O) => Promise<Tensor>;
+
+export interface NoiseTunnelOptions {
+  type?: 'smoothgrad' | 'smoothgrad_sq' | 'vargrad';
+  /** Noisy samples per input. Default 10. */
+  samples?: number;
+  /** Standard deviation of the Gaussian noise, in input units. Default 1 (Captum's). */
+  stdev?: number;
+  seed?: number;
+  /** Noisy copies per attributor call (default: all samples at once). */
+  samplesBatchSize?: number;
+}
+
+/** Wrap any attributor: the result has the same signature plus the noise options. */
+export function noiseTunnel<O extends TargetOptions & { baseline?: number | Tensor }>(attributor: Attributor<O>): Attributor<O & NoiseTunnelOptions> {
+  return async (model, input, opts) => {
+    const op = 'noiseTunnel';
+    const x = checkInput(op, input);
+    const n = x.shape[0];
+    const samples = positiveInt(op, 'samples', opts.samples, 10);
+    const per = Math.min(samples, positiveInt(op, 'samplesBatchSize', opts.samplesBatchSize, samples));
+    const stdev = opts.stdev ?? 1;
+    if (!(stdev >= 0)) throw new Error(`${op}: stdev must be >= 0, got ${stdev}`);
+    const type = opts.type ?? 'smoothgrad';
+    if (!['smoothgrad', 'smoothgrad_sq', 'vargrad'].includes(type)) throw new Error(`${op}: unknown type '${type}' (smoothgrad, smoothgrad_sq, vargrad)`);
+    const target = bl.tidy(() => resolveTarget(op, forwardOf(model), x, opts.target));
+    let sum: Tensor | null = null, sumSq: Tensor | null = null;
+    const seed = opts.seed ?? 0;
+    for (let s = 0; s < samples; s += per) {
+      const k = Math.min(per, samples - s);
+      const noisy = bl.tidy(() => bl.add(repeatEach(x, k), bl.mul(bl.randn([n * k, ...x.shape.slice(1)], { seed: seed * 7919 + s, backend: x.backend }), stdev)));
+      const base = opts.baseline instanceof bl.Tensor && opts.baseline.shape[0] === n && opts.baseline.rank === x.rank ? repeatEach(opts.baseline, k) : opts.baseline;
+      const a = await attributor(model, noisy, { ...opts, baseline: base, target: repeatTarget(target, n, k) } as O);
+      noisy.dispose();
+      if (base !== opts.baseline && base instanceof bl.Tensor) base.dispose();
+      const [s1, s2] = bl.tidy(() => {
+        const r = bl.reshape(a, [n, k, ...x.shape.slice(1)]);
+        return [bl.sum(r, 1), bl.sum(bl.mul(r, r), 1)];
+      });
+      a.dispose();
+      sum = accumulate(sum, s1);
+      sumSq = accumulate(sumSq, s2);
+    }
+    if (target instanceof bl.Tensor) target.dispose();
+    const r = bl.tidy(() => {
+      const mean = bl.div(sum!, samples);
+      const meanSq = bl.div(sumSq!, samples);
+      return type === 'smoothgrad' ? mean : type === 'smoothgrad_sq' ? meanSq : bl.sub(meanSq, bl.mul(mean, mean));
+    });
+    sum!.dispose();
+    sumSq!.dispose();
+    await r.backend.sync();
+    return r;
+  };
+}
+
+/** SmoothGrad: the noise tunnel over saliency (absolute gradients unless abs: false). */
+export const smoothGrad = noiseTunnel(saliency);
