@@ -1,0 +1,12 @@
+// backlight explain: every attributor is async (model, input, options) => Tensor shaped like the
+// input; layer methods return the layer's map ([N, 1, h, w] for CAMs, `upsample` to the input).
+export type { Model, Target, TargetOptions } from './common.ts';
+export { saliency, inputXGradient, guidedBackprop, deconvnet, type SaliencyOptions } from './gradient.ts';
+export { integratedGradients, pathGradientSum, type IntegratedGradientsOptions, type AttributionWithDelta } from './integrated-gradients.ts';
+export { quadrature, type IntegrationMethod } from './quadrature.ts';
+export { noiseTunnel, smoothGrad, type NoiseTunnelOptions, type Attributor } from './noise-tunnel.ts';
+export { deepLift, deepLiftShap, gradientShap, type DeepLiftOptions, type DeepLiftShapOptions, type GradientShapOptions } from './deeplift.ts';
+export { cam, gradCam, hiResCam, xGradCam, layerCam, scoreCam, guidedGradCam, type LayerOptions, type ScoreCamOptions } from './cam.ts';
+export { gradCamPlusPlus, gradCamPlusPlusTerms, type GradCamPlusPlusOptions, type GradCamPlusPlusTerms } from './gradcam-plus-plus.ts';
+export { layerActivation, layerGradientXActivation, layerIntegratedGradients, neuronGradient, type LayerIntegratedGradientsOptions, type NeuronOptions } from './layer.ts';
+export { heatmapPng, normalizedMaps, overlayPixels, colorOf, encodePng, type Colormap, type HeatmapOptions, type OverlayOptions } from './heatmap.ts';
