@@ -1,23 +1,24 @@
 // Elementwise kernels: unary maps, broadcasting binary maps and select.
 // Each primitive's expression below is the whole of what differs between pipelines.
+import { mathLib } from './math.ts';
 import { flatIndex, launchArgs, paramsBlock } from './params.ts';
 
-// IEEE special values built from bits: WGSL's constant evaluation rejects inf and NaN literals.
-const specials = /* wgsl */ `
-fn f_inf() -> f32 { let bits = 0x7f800000u; return bitcast<f32>(bits); }
-fn f_nan() -> f32 { let bits = 0x7fc00000u; return bitcast<f32>(bits); }
-`;
+// f_inf/f_nan/is_nan/is_inf and accurate sin/cos: shaders/math.ts (WGSL's constant evaluation
+// rejects inf and NaN literals, and SwiftShader's float compares and builtins ignore NaN).
+const specials = mathLib;
 
 /** Expression of `x` for each unary primitive. Written to give JS Math's special values. */
 export const UNARY_EXPR: Record<string, string> = {
   neg: '-x',
-  exp: 'exp(x)',
-  log: 'select(select(log(x), -f_inf(), x == 0.0), f_nan(), x < 0.0)',
+  // NaN tested on the bits: SwiftShader's exp(NaN) is +inf and its log(NaN) a finite number.
+  exp: 'select(exp(x), x, is_nan(x))',
+  log: 'select(select(select(log(x), -f_inf(), x == 0.0), f_nan(), x < 0.0), x, is_nan(x))',
   sqrt: 'select(sqrt(x), f_nan(), x < 0.0)',
   abs: 'abs(x)',
-  sign: 'sign(x)',
-  sin: 'sin(x)',
-  cos: 'cos(x)',
+  sign: 'select(sign(x), x, is_nan(x))',
+  // The builtins are only good to ~2e-4 on SwiftShader (WGSL asks for 2^-11): see shaders/math.ts.
+  sin: 'sin_acc(x)',
+  cos: 'cos_acc(x)',
   // tanh and sigmoid in forms that cannot overflow to inf/inf.
   tanh: 'sign(x) * (1.0 - exp(-2.0 * abs(x))) / (1.0 + exp(-2.0 * abs(x)))',
   sigmoid: 'select(exp(x) / (1.0 + exp(x)), 1.0 / (1.0 + exp(-x)), x >= 0.0)',
@@ -33,27 +34,44 @@ export const BINARY_EXPR: Record<string, string> = {
   mul: 'a * b',
   div: 'a / b',
   pow: 'pow_js(a, b)',
-  maximum: 'max(a, b)',
-  minimum: 'min(a, b)',
+  // NaN propagates (Math.max/min); WGSL's max/min may drop it, and SwiftShader's do.
+  maximum: 'select(max(a, b), f_nan(), is_nan(a) || is_nan(b))',
+  minimum: 'select(min(a, b), f_nan(), is_nan(a) || is_nan(b))',
   eq: 'select(0.0, 1.0, a == b)',
-  ne: 'select(0.0, 1.0, a != b)',
+  // NaN != anything; SwiftShader evaluates a != b as ordered (false when either is NaN).
+  ne: 'select(0.0, 1.0, a != b || is_nan(a) || is_nan(b))',
   lt: 'select(0.0, 1.0, a < b)',
   le: 'select(0.0, 1.0, a <= b)',
   gt: 'select(0.0, 1.0, a > b)',
   ge: 'select(0.0, 1.0, a >= b)',
 };
 
-// WGSL's pow is exp2(b * log2(a)): undefined for a < 0 and NaN for 0^0. Math.pow semantics:
-// negative bases with integer exponents keep their sign rule; x^0 = 1.
+// WGSL's pow is exp2(b * log2(a)): undefined for a < 0 and NaN for 0^0. Math.pow semantics
+// (ECMAScript Number::exponentiate): x^0 = 1 even for NaN x, otherwise NaN in gives NaN;
+// |a| = 1 with b = +-inf is NaN; signed zeros and infinities keep the odd-integer sign rule;
+// a negative finite base with a non-integer exponent is NaN.
 const powJs = /* wgsl */ `
 fn pow_js(a: f32, b: f32) -> f32 {
+  if (is_nan(b)) { return f_nan(); }
   if (b == 0.0) { return 1.0; }
-  if (a == 0.0) { return select(f_inf(), 0.0, b > 0.0); }
-  let r = exp2(b * log2(abs(a)));
-  if (a > 0.0) { return r; }
-  if (floor(b) != b) { return f_nan(); }
-  let odd = abs(b) < 16777216.0 && (i32(abs(b)) & 1) == 1;
-  return select(r, -r, odd);
+  if (is_nan(a)) { return f_nan(); }
+  let m = abs(a);
+  if (is_inf(b)) {
+    if (m == 1.0) { return f_nan(); }
+    return select(0.0, f_inf(), (m > 1.0) == (b > 0.0));
+  }
+  let isInt = floor(b) == b;
+  // Every float32 of magnitude >= 2^24 is an even integer.
+  let odd = isInt && abs(b) < 16777216.0 && (i32(abs(b)) & 1) == 1;
+  let negative = a < 0.0 || is_neg_zero(a);
+  if (m == 0.0 || is_inf(a)) {
+    // 0^b and inf^b: one of 0 and inf; the sign follows an odd exponent.
+    let r = select(0.0, f_inf(), (m == 0.0) == (b < 0.0));
+    return select(r, -r, negative && odd);
+  }
+  if (a < 0.0 && !isInt) { return f_nan(); }
+  let r = exp2(b * log2(m));
+  return select(r, -r, a < 0.0 && odd);
 }
 `;
 
@@ -124,7 +142,9 @@ fn main(${launchArgs}) {
     let c = rem % pu(2u + k); rem = rem / pu(2u + k);
     ia += c * pu(10u + k); ib += c * pu(18u + k); ic += c * pu(26u + k);
   }
-  out[i] = select(rhs[ib], lhs[ia], cond[ic] != 0.0);
+  // cond != 0 holds for NaN too: test the bits (any bit but the sign set), as SwiftShader's
+  // float != is false for NaN.
+  out[i] = select(rhs[ib], lhs[ia], (bitcast<u32>(cond[ic]) & 0x7fffffffu) != 0u);
 }
 `;
 

@@ -1,14 +1,14 @@
 // 2-D pooling (NCHW) and the adjoints the backward pass needs. Planes = N*C are independent.
 // Max pooling is two primitives: gather(x, src) reads src at each window's argmax of x, and
 // scatter(x, dy) adds dy at those argmaxes; the argmax is the same function in both.
+import { mathLib } from './math.ts';
 import { flatIndex, launchArgs, paramsBlock } from './params.ts';
 
 // params: [0] count, [1] planes, [2] H, [3] W, [4] OH, [5] OW, [6] KH, [7] KW, [8] stride h,
 //   [9] stride w, [10] pad top, [11] pad left, [12] dilation h, [13] dilation w,
 //   [14] count_include_pad (average pooling).
-const common = /* wgsl */ `${paramsBlock}${flatIndex}
+const common = /* wgsl */ `${paramsBlock}${flatIndex}${mathLib}
 override WG: u32 = 64u;
-fn f_inf() -> f32 { let bits = 0x7f800000u; return bitcast<f32>(bits); }
 // Flat in-plane position of the first maximum of window (i, j) of plane base, or -1 if none.
 fn window_argmax(base: u32, i: u32, j: u32) -> i32 {
   let H = i32(pu(2u)); let W = i32(pu(3u));
@@ -21,7 +21,8 @@ fn window_argmax(base: u32, i: u32, j: u32) -> i32 {
       let w = w0 + i32(q * pu(13u));
       if (w < 0 || w >= W) { continue; }
       let v = xin[base + u32(h * W + w)];
-      if (arg < 0 || v > best) { best = v; arg = h * W + w; }
+      // NaN is below every number (as argmax): a NaN first tap must not block later numbers.
+      if (arg < 0 || v > best || (is_nan(best) && !is_nan(v))) { best = v; arg = h * W + w; }
     }
   }
   return arg;

@@ -1,25 +1,31 @@
 // Reductions over the last axis of a [rows, R] view (the backend first moves the reduced axes to
 // the end). Two shapes of kernel: one invocation per row when there are many rows, and one
 // workgroup per row with a tree in workgroup memory when rows are few and long.
+import { mathLib } from './math.ts';
 import { flatIndex, launchArgs, paramsBlock } from './params.ts';
 
 export type ReduceKind = 'sum' | 'max' | 'argmax';
 
-// Identity, combine step and result for each kind. argmax tracks (best value, index): a value
-// wins only if strictly greater, so the first maximum is kept and NaN never wins.
+// Identity, combine step and result for each kind. max and argmax order values with NaN below
+// every number (engine/primitives.ts): `beats(v, best)` is v > best, or best is NaN and v is not.
+// Strictness keeps the first maximum. The running best starts as NaN, the identity of that
+// order, so a row of NaNs gives NaN (max) and index 0 (argmax), and -inf is a number like any
+// other. (Starting from -inf instead made max of an all-NaN row -inf.) NaN is tested on the bits
+// (shaders/math.ts): SwiftShader's float compares ignore NaN.
 const kinds: Record<ReduceKind, { init: string; step: string; result: string }> = {
   sum: { init: 'var acc = 0.0;', step: 'acc += v;', result: 'acc' },
-  // NaN never wins (as in the CPU backend): only a strictly greater value replaces the best.
-  max: { init: 'var acc = -f_inf();', step: 'if (v > acc) { acc = v; }', result: 'acc' },
-  argmax: { init: 'var acc = -f_inf(); var arg = 0u;', step: 'if (v > acc) { acc = v; arg = r; }', result: 'f32(arg)' },
+  max: { init: 'var acc = f_nan();', step: 'if (beats(v, acc)) { acc = v; }', result: 'acc' },
+  argmax: { init: 'var acc = f_nan(); var arg = 0u;', step: 'if (beats(v, acc)) { acc = v; arg = r; }', result: 'f32(arg)' },
 };
 
-const inf = 'fn f_inf() -> f32 { let bits = 0x7f800000u; return bitcast<f32>(bits); }';
+const helpers = /* wgsl */ `${mathLib}
+fn beats(v: f32, best: f32) -> bool { return v > best || (is_nan(best) && !is_nan(v)); }
+`;
 
 /** params: [0] rows, [1] R. */
 export function reduceRowsShader(kind: ReduceKind): string {
   const k = kinds[kind];
-  return /* wgsl */ `${paramsBlock}${flatIndex}${inf}
+  return /* wgsl */ `${paramsBlock}${flatIndex}${helpers}
 @group(0) @binding(1) var<storage, read_write> out: array<f32>;
 @group(0) @binding(2) var<storage, read> inp: array<f32>;
 override WG: u32 = 64u;
@@ -47,10 +53,11 @@ export function reduceWorkgroupShader(kind: ReduceKind): string {
     kind === 'sum'
       ? 'vals[lid] = vals[lid] + vals[lid + s];'
       : kind === 'max'
-        ? 'if (vals[lid + s] > vals[lid]) { vals[lid] = vals[lid + s]; }'
-        : // Keep the earlier index on ties: the lower half holds lower indices.
-          'let o = vals[lid + s]; let oi = idxs[lid + s]; if (o > vals[lid] || (o == vals[lid] && oi < idxs[lid])) { vals[lid] = o; idxs[lid] = oi; }';
-  return /* wgsl */ `${paramsBlock}${inf}
+        ? 'if (beats(vals[lid + s], vals[lid])) { vals[lid] = vals[lid + s]; }'
+        : // Keep the earlier index on ties (lanes hold interleaved indices, so compare them); a lane
+          // that saw only NaN (or nothing) holds NaN and loses to any number.
+          'let o = vals[lid + s]; let oi = idxs[lid + s]; if (beats(o, vals[lid]) || ((o == vals[lid] || (is_nan(o) && is_nan(vals[lid]))) && oi < idxs[lid])) { vals[lid] = o; idxs[lid] = oi; }';
+  return /* wgsl */ `${paramsBlock}${helpers}
 @group(0) @binding(1) var<storage, read_write> out: array<f32>;
 @group(0) @binding(2) var<storage, read> inp: array<f32>;
 override WG: u32 = 256u;

@@ -1,5 +1,5 @@
 // 2-D convolution (NCHW) and its transposes, as primitives.
-import { apply } from '../context.ts';
+import { apply, backendOf } from '../context.ts';
 import type { Conv2dParams, Shape } from '../primitives.ts';
 import { checkInt, fmtShape, pad4, pair, windowOut } from '../shape.ts';
 import { Tensor } from '../tensor.ts';
@@ -52,11 +52,17 @@ export function conv2dOutShape(op: string, x: Shape, w: Shape, p: Conv2dParams):
 export function conv2d(x: Tensor, w: Tensor, opts: Conv2dOptions = {}): Tensor {
   if (!(x instanceof Tensor) || !(w instanceof Tensor)) throw new Error('conv2d: expected Tensors for input and weight');
   const p = conv2dParams('conv2d', x.shape, w.shape, opts);
-  const y = apply('conv2d', p, [x, w], conv2dOutShape('conv2d', x.shape, w.shape, p));
-  if (!opts.bias) return y;
-  if (opts.bias.rank !== 1 || opts.bias.shape[0] !== w.shape[0]) {
-    throw new Error(`conv2d: bias must have shape [${w.shape[0]}], got ${fmtShape(opts.bias.shape)}`);
+  const outShape = conv2dOutShape('conv2d', x.shape, w.shape, p);
+  // The bias is checked before the convolution runs: no GPU work, nothing to leak, on a bad bias.
+  if (opts.bias !== undefined) {
+    if (!(opts.bias instanceof Tensor)) throw new Error('conv2d: bias must be a Tensor');
+    if (opts.bias.rank !== 1 || opts.bias.shape[0] !== w.shape[0]) {
+      throw new Error(`conv2d: bias must have shape [${w.shape[0]}], got ${fmtShape(opts.bias.shape)}`);
+    }
+    backendOf('conv2d', [x, w, opts.bias]);
   }
+  const y = apply('conv2d', p, [x, w], outShape);
+  if (!opts.bias) return y;
   const b = reshape(opts.bias, [1, w.shape[0], 1, 1]);
   const r = add(y, b);
   y.dispose();

@@ -40,10 +40,13 @@ function binary(prim: BinaryPrim) {
   return (a: TensorLike, b: TensorLike): Tensor => {
     const ta = asTensor(prim, a, [a, b]);
     const tb = asTensor(prim, b, [a, b]);
-    const out = broadcastShapes(prim, ta.shape, tb.shape);
-    const r = apply(prim, {}, [ta, tb], out);
-    disposeTemps([ta, tb], [a, b]);
-    return r;
+    // finally: a scalar temporary must not leak when the op throws (e.g. mixed backends).
+    try {
+      const out = broadcastShapes(prim, ta.shape, tb.shape);
+      return apply(prim, {}, [ta, tb], out);
+    } finally {
+      disposeTemps([ta, tb], [a, b]);
+    }
   };
 }
 
@@ -63,10 +66,16 @@ export const greaterEqual = binary('ge');
 
 /** cond != 0 ? a : b, broadcasting all three. */
 export function where(cond: Tensor, a: TensorLike, b: TensorLike): Tensor {
+  if (!(cond instanceof Tensor)) throw new Error(`where: the condition must be a Tensor, got ${cond === null ? 'null' : typeof cond}`);
   const ta = asTensor('where', a, [cond, a, b]);
   const tb = asTensor('where', b, [cond, a, b]);
-  const out = broadcastShapes('where', cond.shape, ta.shape, tb.shape);
-  const r = apply('select', {}, [cond, ta, tb], out);
-  disposeTemps([ta, tb], [a, b]);
-  return r;
+  // finally: scalar temporaries must not leak when the shapes or backends do not match. The
+  // backend check names 'where' (apply would name the primitive, 'select').
+  try {
+    const out = broadcastShapes('where', cond.shape, ta.shape, tb.shape);
+    backendOf('where', [cond, ta, tb]);
+    return apply('select', {}, [cond, ta, tb], out);
+  } finally {
+    disposeTemps([ta, tb], [a, b]);
+  }
 }

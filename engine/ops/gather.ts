@@ -16,7 +16,10 @@ export function gather(x: Tensor, indices: Tensor, axis = 0): Tensor {
 
 /** The adjoint of gather: sums `updates` into an axis of length `size` at `indices`. */
 export function scatterAdd(updates: Tensor, indices: Tensor, axis: number, size: number): Tensor {
+  if (!(updates instanceof Tensor) || !(indices instanceof Tensor)) throw new Error('scatterAdd: expected Tensors');
   checkInt('scatterAdd', 'size', size, 0);
+  // axis is used to slice shapes below: a non-integer would silently truncate.
+  checkInt('scatterAdd', 'axis', axis, 0);
   const k = indices.rank;
   const pre = updates.shape.slice(0, axis);
   const mid = updates.shape.slice(axis, axis + k);

@@ -49,6 +49,12 @@ export interface AvgPool2dOptions extends Omit<Pool2dOptions, 'dilation'> {
 
 export function avgPool2d(x: Tensor, opts: AvgPool2dOptions): Tensor {
   if (!(x instanceof Tensor)) throw new Error('avgPool2d: expected a Tensor');
+  // Average pooling has no dilation (engine/primitives.ts); the WebGPU kernels ignore it, so a
+  // dilation that slipped in (the options type omits it) would make the backends disagree.
+  const dil = (opts as Pool2dOptions).dilation;
+  if (dil !== undefined && !(dil === 1 || (Array.isArray(dil) && dil[0] === 1 && dil[1] === 1))) {
+    throw new Error(`avgPool2d: average pooling takes no dilation, got ${JSON.stringify(dil)}`);
+  }
   const p = poolParams('avgPool2d', x.shape, opts);
   return apply('avgPool2d', { ...p, countIncludePad: opts.countIncludePad ?? true }, [x], poolOutShape('avgPool2d', x.shape, p));
 }

@@ -74,7 +74,9 @@ export class Runtime {
   private tempBuffers: GPUBuffer[] = [];
   private recorded: string[] = [];
   private pendingErrors: Promise<void>[] = [];
-  private firstError: Error | null = null;
+  /** The earliest-registered GPU error not yet reported (see trackError). */
+  private firstError: { seq: number; error: Error } | null = null;
+  private errorSeq = 0;
   /** Fill every new kernel output with NaN before the kernel writes it (tests). */
   poisonOutputs = false;
   dispatchCount = 0;
@@ -317,12 +319,18 @@ export class Runtime {
   }
 
   private trackError(p: Promise<GPUError | null>, what: string | (() => string), detail?: Promise<string>): void {
+    // Errors are ranked by when their scope was opened, not by when their promise settles: a
+    // failed compile also invalidates the flush that used the pipeline, and the compile error
+    // (which names the WGSL line) awaits its compilation info, so it could otherwise lose the
+    // race to the less specific flush error.
+    const seq = this.errorSeq++;
     this.pendingErrors.push(
       p.then(async (err) => {
-        if (err && !this.firstError) {
-          const extra = detail ? await detail.catch(() => '') : '';
-          this.firstError = new Error(`backlight: GPU error while ${typeof what === 'string' ? what : what()}: ${err.message}${extra ? `\n${extra}` : ''}`);
-        }
+        if (!err) return;
+        const extra = detail ? await detail.catch(() => '') : '';
+        if (this.firstError && this.firstError.seq < seq) return;
+        const error = new Error(`backlight: GPU error while ${typeof what === 'string' ? what : what()}: ${err.message}${extra ? `\n${extra}` : ''}`);
+        this.firstError = { seq, error };
       }),
     );
   }
@@ -334,7 +342,7 @@ export class Runtime {
     await Promise.all(pending);
     const e = this.firstError;
     this.firstError = null;
-    if (e) throw e;
+    if (e) throw e.error;
   }
 
   destroy(): void {

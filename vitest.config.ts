@@ -1,0 +1,14 @@
+import { defineConfig } from 'vitest/config';
+
+export default defineConfig({
+  test: {
+    include: ['tests/**/*.test.ts'],
+    // WebGPU runs on SwiftShader (a CPU) in CI: pipelines compile slowly, be generous.
+    testTimeout: 60_000,
+    hookTimeout: 60_000,
+    // Test workers run with --expose-gc so that tests/engine/webgpu-runtime.test.ts can force
+    // garbage collection while Dawn works (DESIGN.md, "Adapters": the create() root must stay alive).
+    pool: 'forks',
+    execArgv: ['--expose-gc'],
+  },
+});
