@@ -35,7 +35,12 @@ export function noiseTunnel<O extends TargetOptions & { baseline?: number | Tens
     const seed = opts.seed ?? 0;
     for (let s = 0; s < samples; s += per) {
       const k = Math.min(per, samples - s);
-      const noisy = bl.tidy(() => bl.add(repeatEach(x, k), bl.mul(bl.randn([n * k, ...x.shape.slice(1)], { seed: seed * 7919 + s, backend: x.backend }), stdev)));
+      // Sample j's noise comes from its own seed, so chunking does not change the result.
+      const noisy = bl.tidy(() => {
+        const draws = Array.from({ length: k }, (_, j) => bl.randn(x.shape, { seed: seed * 1000003 + s + j, backend: x.backend }));
+        const noise = bl.reshape(bl.transpose(bl.stack(draws, 0), [1, 0, ...x.shape.slice(1).map((_, d) => d + 2)]), [n * k, ...x.shape.slice(1)]);
+        return bl.add(repeatEach(x, k), bl.mul(noise, stdev));
+      });
       const base = opts.baseline instanceof bl.Tensor && opts.baseline.shape[0] === n && opts.baseline.rank === x.rank ? repeatEach(opts.baseline, k) : opts.baseline;
       const a = await attributor(model, noisy, { ...opts, baseline: base, target: repeatTarget(target, n, k) } as O);
       noisy.dispose();
