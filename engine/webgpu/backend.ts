@@ -26,6 +26,14 @@ export interface WebGpuOptions {
 
 const WG = 64;
 
+// Generated shader texts, made once: the same string object each time keeps pipeline lookups cheap.
+const shaders = new Map<string, string>();
+function shader(key: string, make: () => string): string {
+  let s = shaders.get(key);
+  if (s === undefined) shaders.set(key, (s = make()));
+  return s;
+}
+
 function stridesOf(shape: Shape): number[] {
   const s = new Array<number>(shape.length);
   let acc = 1;
@@ -182,10 +190,10 @@ export class WebGpuBackend implements Backend<GpuStorage> {
     }
     let out: GpuBuf;
     if (rows >= 1024 || R < 64) {
-      out = this.launch(label, reduceRowsShader(kind), [rows, R], [src], rows);
+      out = this.launch(label, shader(`rows:${kind}`, () => reduceRowsShader(kind)), [rows, R], [src], rows);
     } else {
       const output = this.out(rows);
-      this.rt.dispatch({ label, wgsl: reduceWorkgroupShader(kind), params: Uint32Array.from([rows, R]), output, inputs: [src], workgroups: rows });
+      this.rt.dispatch({ label, wgsl: shader(`wg:${kind}`, () => reduceWorkgroupShader(kind)), params: Uint32Array.from([rows, R]), output, inputs: [src], workgroups: rows });
       out = output;
     }
     if (temp) this.rt.release(temp);
@@ -199,7 +207,7 @@ export class WebGpuBackend implements Backend<GpuStorage> {
 
   private unary(prim: UnaryPrim) {
     return (_p: unknown, [x]: Op[], out: Shape) =>
-      this.launch(`${prim} ${fmt(x.shape)}`, unaryShader(UNARY_EXPR[prim]), [sizeOf(out)], [x.storage], sizeOf(out));
+      this.launch(`${prim} ${fmt(x.shape)}`, shader(`unary:${prim}`, () => unaryShader(UNARY_EXPR[prim])), [sizeOf(out)], [x.storage], sizeOf(out));
   }
 
   private binary(prim: BinaryPrim) {
@@ -207,7 +215,7 @@ export class WebGpuBackend implements Backend<GpuStorage> {
       const n = sizeOf(out);
       const label = `${prim} ${fmt(a.shape)} ${fmt(b.shape)}`;
       if (sameShape(a.shape, out) && sameShape(b.shape, out)) {
-        return this.launch(label, binaryShader(BINARY_EXPR[prim], false), [n], [a.storage, b.storage], n);
+        return this.launch(label, shader(`binary:${prim}`, () => binaryShader(BINARY_EXPR[prim], false)), [n], [a.storage, b.storage], n);
       }
       const p = new Array<number>(26).fill(0);
       p[0] = n;
@@ -215,7 +223,7 @@ export class WebGpuBackend implements Backend<GpuStorage> {
       const sa = broadcastStrides(a.shape, out);
       const sb = broadcastStrides(b.shape, out);
       out.forEach((d, k) => ((p[2 + k] = d), (p[10 + k] = sa[k]), (p[18 + k] = sb[k])));
-      return this.launch(label, binaryShader(BINARY_EXPR[prim], true), p, [a.storage, b.storage], n);
+      return this.launch(label, shader(`bcast:${prim}`, () => binaryShader(BINARY_EXPR[prim], true)), p, [a.storage, b.storage], n);
     };
   }
 

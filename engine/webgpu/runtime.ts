@@ -59,7 +59,10 @@ export class Runtime {
   liveBuffers = 0;
   liveBytes = 0;
 
-  private pipelines = new Map<string, GPUComputePipeline>();
+  // Keyed by the final WGSL text, then by layout and override constants. The outer key is usually
+  // the same (memoised) string object each time, whose hash V8 keeps, so a lookup does not rehash
+  // kilobytes of shader text per dispatch.
+  private pipelines = new Map<string, Map<string, GPUComputePipeline>>();
   private layouts = new Map<number, { bgl: GPUBindGroupLayout; pl: GPUPipelineLayout }>();
   private bindGroups = new Map<string, GPUBindGroup>();
 
@@ -213,8 +216,10 @@ export class Runtime {
   /** The pipeline cache: keyed by the final WGSL text, the override constants and the layout. */
   private pipeline(d: Dispatch): GPUComputePipeline {
     const constants = d.constants ?? {};
-    const key = `${d.inputs.length}|${JSON.stringify(constants)}|${d.wgsl}`;
-    let p = this.pipelines.get(key);
+    const key = d.constants ? `${d.inputs.length}|${JSON.stringify(constants)}` : String(d.inputs.length);
+    let byLayout = this.pipelines.get(d.wgsl);
+    if (!byLayout) this.pipelines.set(d.wgsl, (byLayout = new Map()));
+    let p = byLayout.get(key);
     if (p) return p;
     if (debugWgsl()) console.log(`[backlight wgsl] ${d.label}\n${d.wgsl}`);
     const { pl } = this.layoutFor(d.inputs.length);
@@ -228,7 +233,7 @@ export class Runtime {
       `compiling the kernel for ${label}`,
       module.getCompilationInfo ? module.getCompilationInfo().then((info) => formatCompilation(info, wgsl)) : undefined,
     );
-    this.pipelines.set(key, p);
+    byLayout.set(key, p);
     this.pipelineCount++;
     return p;
   }
