@@ -11,6 +11,8 @@ export interface GpuBuf {
   buffer: GPUBuffer;
   bytes: number; // capacity
   id: number;
+  /** The flush that last wrote this buffer (see `failedFlushes`). */
+  writtenIn?: number;
 }
 
 export interface Dispatch {
@@ -80,6 +82,9 @@ export class Runtime {
   /** The earliest-registered GPU error not yet reported (see trackError). */
   private firstError: { seq: number; error: Error } | null = null;
   private errorSeq = 0;
+  /** Flushes whose command buffer was rejected: what they wrote is garbage, and reads say so. */
+  private flushSeq = 0;
+  private failedFlushes = new Map<number, string>();
   /** Fill every new kernel output with NaN before the kernel writes it (tests). */
   poisonOutputs = false;
   dispatchCount = 0;
@@ -174,6 +179,7 @@ export class Runtime {
   writeBuffer(dst: GpuBuf, data: Float32Array): void {
     const bytes = data.byteLength;
     if (bytes === 0) return;
+    dst.writtenIn = this.flushSeq;
     const src = new Uint8Array(data.buffer, data.byteOffset, bytes);
     if (bytes > UPLOAD_ARENA_BYTES / 4) {
       // Large: its own mapped staging buffer, destroyed after the submit.
@@ -277,6 +283,7 @@ export class Runtime {
     this.pass.setBindGroup(0, bg, [slot * SLOT_BYTES]);
     this.pass.dispatchWorkgroups(x, y, z);
     this.recorded.push(d.label);
+    d.output.writtenIn = this.flushSeq;
     this.dispatchCount++;
   }
 
@@ -297,6 +304,10 @@ export class Runtime {
     staging.unmap();
     staging.destroy();
     await this.checkErrors();
+    const failed = src.writtenIn === undefined ? undefined : this.failedFlushes.get(src.writtenIn);
+    if (failed !== undefined) {
+      throw new Error(`backlight: this tensor was computed in a batch of GPU work that the device rejected (${failed}); its values are not valid`);
+    }
     return out;
   }
 
@@ -307,7 +318,12 @@ export class Runtime {
     if (this.uploadUsed) this.device.queue.writeBuffer(this.upload, 0, this.uploadHost, 0, (this.uploadUsed + 3) & ~3);
     this.device.queue.submit([this.encoder.finish()]);
     const labels = this.recorded;
-    this.trackError(this.device.popErrorScope(), () => describeFlush({ labels }));
+    const id = this.flushSeq++;
+    const scope = this.device.popErrorScope();
+    scope.then((e) => {
+      if (e) this.failedFlushes.set(id, e.message);
+    });
+    this.trackError(scope, () => describeFlush({ labels }));
     this.encoder = null;
     this.recorded = [];
     this.arenaUsed = 0;

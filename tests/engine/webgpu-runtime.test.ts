@@ -100,10 +100,12 @@ describe('errors', () => {
     expect(err!.message).toMatch(new RegExp(`line ${badLine}\\b`));
     expect(err!.message).toMatch(/not_a_function/);
     gpu.rt.release(output);
+    // The work recorded in that flush (x's upload and neg) was lost with it: WebGPU drops an
+    // invalid command buffer whole. Reading such a tensor later must say so, not return zeros.
+    await expect(y.data()).rejects.toThrow(/batch of GPU work that the device rejected/);
     y.dispose();
     x.dispose();
-    // The runtime keeps working after the failed flush. (The work recorded in that flush, here
-    // x's upload and neg, is lost with it: WebGPU drops an invalid command buffer whole.)
+    // The runtime keeps working after the failed flush.
     const x2 = tensor([1, 2, 3], [3], gpu);
     const z = mul(x2, x2);
     expect(Array.from(await z.data())).toEqual([1, 4, 9]);
