@@ -3,7 +3,7 @@
 import * as bl from '../engine/index.ts';
 import type { Tensor } from '../engine/index.ts';
 import { type Model, type TargetOptions, accumulate, checkInput, forwardOf, positiveInt, repeatEach, repeatTarget, resolveTarget } from './common.ts';
-import { saliency } from './gradient.ts';
+import { type SaliencyOptions, saliency } from './gradient.ts';
 
 export type Attributor<O extends TargetOptions = TargetOptions> = (model: Model, input: Tensor, opts: O) => Promise<Tensor>;
 
@@ -19,7 +19,7 @@ export interface NoiseTunnelOptions {
 }
 
 /** Wrap any attributor: the result has the same signature plus the noise options. */
-export function noiseTunnel<O extends TargetOptions & { baseline?: number | Tensor }>(attributor: Attributor<O>): Attributor<O & NoiseTunnelOptions> {
+export function noiseTunnel<O extends TargetOptions>(attributor: Attributor<O>): Attributor<O & NoiseTunnelOptions> {
   return async (model, input, opts) => {
     const op = 'noiseTunnel';
     const x = checkInput(op, input);
@@ -41,10 +41,12 @@ export function noiseTunnel<O extends TargetOptions & { baseline?: number | Tens
         const noise = bl.reshape(bl.transpose(bl.stack(draws, 0), [1, 0, ...x.shape.slice(1).map((_, d) => d + 2)]), [n * k, ...x.shape.slice(1)]);
         return bl.add(repeatEach(x, k), bl.mul(noise, stdev));
       });
-      const base = opts.baseline instanceof bl.Tensor && opts.baseline.shape[0] === n && opts.baseline.rank === x.rank ? repeatEach(opts.baseline, k) : opts.baseline;
+      // A per-item baseline (IG, DeepLIFT) repeats with its item.
+      const given = (opts as { baseline?: number | Tensor }).baseline;
+      const base = given instanceof bl.Tensor && given.shape[0] === n && given.rank === x.rank ? repeatEach(given, k) : given;
       const a = await attributor(model, noisy, { ...opts, baseline: base, target: repeatTarget(target, n, k) } as O);
       noisy.dispose();
-      if (base !== opts.baseline && base instanceof bl.Tensor) base.dispose();
+      if (base !== given && base instanceof bl.Tensor) base.dispose();
       const [s1, s2] = bl.tidy(() => {
         const r = bl.reshape(a, [n, k, ...x.shape.slice(1)]);
         return [bl.sum(r, 1), bl.sum(bl.mul(r, r), 1)];
@@ -67,4 +69,4 @@ export function noiseTunnel<O extends TargetOptions & { baseline?: number | Tens
 }
 
 /** SmoothGrad: the noise tunnel over saliency (absolute gradients unless abs: false). */
-export const smoothGrad = noiseTunnel(saliency);
+export const smoothGrad = noiseTunnel<SaliencyOptions>(saliency);

@@ -9,3 +9,4 @@ export { saveWeights, loadWeights } from './io/weights.ts';
 export { crossEntropy, mse, type Reduction } from './losses.ts';
 export { SGD, Adam, type Optimizer } from './optim.ts';
 export { fit, evaluate, batchOf, shuffled, type Dataset, type FitOptions, type EpochLog } from './train.ts';
+export { loadOnnx, parseOnnx, OnnxModel, SUPPORTED_ONNX_OPS, type LoadOnnxOptions, type OnnxInfo, type OnnxValueInfo } from './io/onnx.ts';

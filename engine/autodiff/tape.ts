@@ -129,6 +129,8 @@ export function backward(tape: Tape, output: Tensor, seed: Tensor, sources: read
     }
   };
   if (!tape.tracks(output)) return sources.map(() => null);
+  const sourceIds = new Set(sources.map((t) => t.id));
+  const finals = new Map<number, Tensor>();
   put(output.id, seed);
   const entries = tape.entries;
   for (let k = entries.length - 1; k >= 0; k--) {
@@ -136,6 +138,11 @@ export function backward(tape: Tape, output: Tensor, seed: Tensor, sources: read
     const ct = cts.get(e.output.id);
     if (!ct) continue;
     cts.delete(e.output.id);
+    // A requested intermediate (a watched activation): its cotangent is complete now, keep it.
+    if (sourceIds.has(e.output.id)) {
+      finals.set(e.output.id, ct);
+      protectedTs.add(ct);
+    }
     const needs = e.inputs.map((t) => tape.tracks(t));
     // The rule's temporaries are freed at once; only its results survive.
     const grads = tidy(() => e.rule(ct, { inputs: e.inputs, output: e.output, params: e.params, needs, name: e.name }));
@@ -166,7 +173,7 @@ export function backward(tape: Tape, output: Tensor, seed: Tensor, sources: read
     drop(ct); // the hold taken above
     drop(ct); // its own slot, consumed now
   }
-  const result = sources.map((s) => cts.get(s.id) ?? null);
+  const result = sources.map((s) => finals.get(s.id) ?? cts.get(s.id) ?? null);
   const kept = new Set(result);
   for (const t of cts.values()) if (!kept.has(t) && !protectedTs.has(t)) t.dispose();
   return result;

@@ -262,3 +262,17 @@ describe('memory', () => {
     expect(scalarOf(bl.sum(x))).toBeTypeOf('number');
   });
 });
+
+describe('gradients at several activations in one call', () => {
+  it('an activation and a later one both get their gradients', async () => {
+    const x = bl.tensor([0.5, -1, 2]);
+    const r = bl.valueAndGradAt(() => {
+      const a = bl.tap('first', bl.tanh(x));
+      const b = bl.tap('second', bl.mul(a, 3));
+      return bl.sum(bl.mul(b, b));
+    }, ['first', 'second']);
+    const t = [0.5, -1, 2].map(Math.tanh);
+    expect(await read(r.grads.second)).toEqual(t.map((v) => 2 * 3 * v).map((v) => expect.closeTo(v, 12)));
+    (await read(r.grads.first)).forEach((g, i) => expect(g).toBeCloseTo(18 * t[i], 12));
+  });
+});

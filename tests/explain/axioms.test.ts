@@ -120,7 +120,7 @@ describe('gradient methods', () => {
     const s = await ex.saliency(m, x, { target: 0 });
     const sg = await ex.smoothGrad(m, x, { target: 0, samples: 3, stdev: 0 });
     expectClose(await sg.data(), await s.data(), 1e-12);
-    const vg = await ex.noiseTunnel(ex.saliency)(m, x, { target: 0, samples: 4, stdev: 0.3, type: 'vargrad', seed: 5, abs: false });
+    const vg = await ex.noiseTunnel<ex.SaliencyOptions>(ex.saliency)(m, x, { target: 0, samples: 4, stdev: 0.3, type: 'vargrad', seed: 5, abs: false });
     expect(Array.from(await vg.data()).every((v) => v >= -1e-12)).toBe(true);
     const a = await ex.smoothGrad(m, x, { target: 'predicted', samples: 5, stdev: 0.2, seed: 9, samplesBatchSize: 2 });
     const b = await ex.smoothGrad(m, x, { target: 'predicted', samples: 5, stdev: 0.2, seed: 9 });
