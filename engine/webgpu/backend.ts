@@ -9,6 +9,7 @@ import { movementShader } from '../../shaders/movement.ts';
 import { type ReduceKind, reduceRowsShader, reduceWorkgroupShader } from '../../shaders/reduce.ts';
 import { matmulRegisterTiled, matmulWorkgroupTiled } from '../../shaders/matmul.ts';
 import { conv2dBackpropFilterShader, conv2dBackpropInputShader, conv2dShader } from '../../shaders/conv2d.ts';
+import { conv2dBackpropFilterTiledShader, conv2dBackpropInputTiledShader, conv2dTiledShader } from '../../shaders/conv2d-tiled.ts';
 import { avgPoolBackpropShader, avgPoolShader, maxPoolGatherShader, maxPoolScatterShader } from '../../shaders/pool.ts';
 import { resizeBilinearBackpropShader, resizeBilinearShader } from '../../shaders/resize.ts';
 import { gatherShader, scatterAddShader } from '../../shaders/gather.ts';
@@ -69,6 +70,8 @@ export class WebGpuBackend implements Backend<GpuStorage> {
   readonly rt: Runtime;
   readonly acquired: AcquiredDevice; // holds the gpu root object alive (see device.ts)
   matmulVariant: 'registerTiled' | 'workgroupTiled';
+  /** Convolution kernels: register-tiled blocks (default) or one output per invocation. */
+  convVariant: 'tiled' | 'direct' = 'tiled';
 
   constructor(acquired: AcquiredDevice, opts: WebGpuOptions = {}) {
     this.acquired = acquired;
@@ -298,15 +301,43 @@ export class WebGpuBackend implements Backend<GpuStorage> {
 
     conv2d: (p, [x, w], out) => {
       const n = sizeOf(out);
-      return this.launch(`conv2d x${fmt(x.shape)} w${fmt(w.shape)}`, conv2dShader, convParams(p, x.shape, w.shape, out, n), [x.storage, w.storage], n);
+      const label = `conv2d x${fmt(x.shape)} w${fmt(w.shape)}`;
+      const base = convParams(p, x.shape, w.shape, out, n);
+      if (this.convVariant === 'direct') return this.launch(label, conv2dShader, base, [x.storage, w.storage], n);
+      const OB = Math.ceil(w.shape[0] / p.groups / 4), WB = Math.ceil(out[3] / 4);
+      const threads = out[0] * OB * p.groups * out[2] * WB;
+      base[0] = threads;
+      return this.launch(label, conv2dTiledShader, [...base, OB, WB], [x.storage, w.storage], n, threads);
     },
     conv2dBackpropInput: (p, [dy, w], out) => {
       const n = sizeOf(out);
-      return this.launch(`conv2dBackpropInput dy${fmt(dy.shape)} w${fmt(w.shape)}`, conv2dBackpropInputShader, convParams(p, out, w.shape, dy.shape, n), [dy.storage, w.storage], n);
+      const label = `conv2dBackpropInput dy${fmt(dy.shape)} w${fmt(w.shape)}`;
+      const base = convParams(p, out, w.shape, dy.shape, n);
+      if (this.convVariant === 'direct') return this.launch(label, conv2dBackpropInputShader, base, [dy.storage, w.storage], n);
+      const CB = Math.ceil(out[1] / p.groups / 4);
+      const threads = out[0] * CB * p.groups * out[2] * out[3];
+      base[0] = threads;
+      return this.launch(label, conv2dBackpropInputTiledShader, [...base, CB], [dy.storage, w.storage], n, threads);
     },
     conv2dBackpropFilter: (p, [x, dy], out) => {
       const n = sizeOf(out);
-      return this.launch(`conv2dBackpropFilter x${fmt(x.shape)} dy${fmt(dy.shape)}`, conv2dBackpropFilterShader, convParams(p, x.shape, out, dy.shape, n), [x.storage, dy.storage], n);
+      const label = `conv2dBackpropFilter x${fmt(x.shape)} dy${fmt(dy.shape)}`;
+      const base = convParams(p, x.shape, out, dy.shape, n);
+      if (this.convVariant === 'direct') return this.launch(label, conv2dBackpropFilterShader, base, [x.storage, dy.storage], n);
+      const OB = Math.ceil(out[0] / p.groups / 4), CB = Math.ceil(out[1] / 4);
+      const perSplit = OB * p.groups * CB * out[2] * out[3];
+      // Split the batch so there are enough invocations to fill the device; partial sums are added
+      // by the sum reduction. Software adapters have few cores: a few hundred invocations suffice.
+      const want = this.info.software ? 512 : 16384;
+      const N = x.shape[0];
+      const S = Math.max(1, Math.min(N, Math.ceil(want / perSplit), 256));
+      const threads = perSplit * S;
+      base[0] = threads;
+      const partial = this.launch(label, conv2dBackpropFilterTiledShader, [...base, OB, CB, S], [x.storage, dy.storage], S * n, threads);
+      if (S === 1) return partial;
+      const r = this.reduce('sum', { storage: partial, shape: [S, n] }, [0], [1, n]);
+      this.rt.release(partial);
+      return r;
     },
 
     maxPoolGather: (p, [x, src], out) => {

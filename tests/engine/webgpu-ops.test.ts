@@ -401,17 +401,33 @@ describe('conv2d and its adjoints', () => {
     [[1, 1, 1, 1], [1, 1, 1, 1], {}, 'one element'],
     [[1, 2, 9, 8], [3, 2, 2, 3], { stride: 3, padding: [0, 1, 2, 0] }, 'stride leaves unused input rows'],
   ];
-  for (const [xs, ws, opts, why] of cases) {
-    it(`${fmt(xs)} * ${fmt(ws)}: ${why}`, async () => {
-      const x = randArray(r, sizeOf(xs)), w = randArray(r, sizeOf(ws));
-      await check(`conv2d (${why})`, () => conv2d(t(x, xs), t(w, ws), opts), ACCUM);
-      const p = conv2dParams('test', xs, ws, opts);
-      const ys = conv2dOutShape('test', xs, ws, p);
-      const dy = randArray(r, sizeOf(ys));
-      await check(`conv2dBackpropInput (${why})`, () => conv2dBackpropInput(t(dy, ys), t(w, ws), xs, opts), ACCUM);
-      await check(`conv2dBackpropFilter (${why})`, () => conv2dBackpropFilter(t(x, xs), t(dy, ys), ws, opts), ACCUM);
-    });
+  // Both kernel variants: register-tiled blocks (default) and one output per invocation.
+  for (const variant of ['tiled', 'direct'] as const) {
+    for (const [xs, ws, opts, why] of cases) {
+      it(`${variant}: ${fmt(xs)} * ${fmt(ws)}: ${why}`, async () => {
+        const prev = wgpu.convVariant;
+        wgpu.convVariant = variant;
+        try {
+          const x = randArray(r, sizeOf(xs)), w = randArray(r, sizeOf(ws));
+          await check(`conv2d (${why})`, () => conv2d(t(x, xs), t(w, ws), opts), ACCUM);
+          const p = conv2dParams('test', xs, ws, opts);
+          const ys = conv2dOutShape('test', xs, ws, p);
+          const dy = randArray(r, sizeOf(ys));
+          await check(`conv2dBackpropInput (${why})`, () => conv2dBackpropInput(t(dy, ys), t(w, ws), xs, opts), ACCUM);
+          await check(`conv2dBackpropFilter (${why})`, () => conv2dBackpropFilter(t(x, xs), t(dy, ys), ws, opts), ACCUM);
+        } finally {
+          wgpu.convVariant = prev;
+        }
+      });
+    }
   }
+  it('tiled backprop-filter with the batch split into partial sums', async () => {
+    const xs: Shape = [37, 5, 6, 7], ws: Shape = [6, 5, 3, 3];
+    const x = randArray(r, sizeOf(xs));
+    const ys = conv2dOutShape('test', xs, ws, conv2dParams('test', xs, ws, { padding: 1 }));
+    const dy = randArray(r, sizeOf(ys));
+    await check('conv2dBackpropFilter (split batch)', () => conv2dBackpropFilter(t(x, xs), t(dy, ys), ws, { padding: 1 }), ACCUM);
+  });
 
   it('conv2d with bias', async () => {
     const x = randArray(r, 2 * 3 * 5 * 7), w = randArray(r, 5 * 3 * 9), b = randArray(r, 5);

@@ -1,0 +1,177 @@
+// Register-tiled 2-D convolution and its adjoints: the same maths as conv2d.ts, but each
+// invocation computes a small block of outputs, so every value it loads feeds several FMAs.
+// No workgroup memory and no barriers: fast on SwiftShader (DESIGN.md) and decent on GPUs.
+//  - forward: 4 output channels x 4 output columns per invocation (16 FMAs per 8 loads);
+//  - backprop-input: 4 input channels per invocation (4 FMAs per 5 loads);
+//  - backprop-filter: 4 output x 4 input channels per invocation (16 FMAs per 8 loads), with the
+//    batch optionally split across invocations into partial sums that a reduction adds up.
+// Channel blocks never straddle a group: a group's channels are blocked separately (blocks of the
+// last, partial, block read clamped indices and skip their writes).
+import { flatIndex, launchArgs, paramsBlock } from './params.ts';
+
+// Shared params: [0] invocations, [1] N, [2] C, [3] H, [4] W, [5] O, [6] OH, [7] OW, [8] KH,
+//   [9] KW, [10] stride h, [11] stride w, [12] pad top, [13] pad left, [14] dilation h,
+//   [15] dilation w, [16] groups, then per kernel:
+//   forward:  [17] output-channel blocks per group, [18] output-column blocks
+//   backprop-input: [17] input-channel blocks per group
+//   backprop-filter: [17] output-channel blocks per group, [18] input-channel blocks per group,
+//                    [19] batch splits
+const header = /* wgsl */ `${paramsBlock}${flatIndex}
+@group(0) @binding(1) var<storage, read_write> out: array<f32>;
+@group(0) @binding(2) var<storage, read> in0: array<f32>;
+@group(0) @binding(3) var<storage, read> in1: array<f32>;
+override WG: u32 = 64u;
+`;
+
+/** in0 = x [N,C,H,W], in1 = w [O,C/g,KH,KW]; out = y [N,O,OH,OW]. */
+export const conv2dTiledShader = /* wgsl */ `${header}
+@compute @workgroup_size(WG)
+fn main(${launchArgs}) {
+  let idx = flat_index(wid, nwg, lid, WG);
+  if (idx >= pu(0u)) { return; }
+  let C = pu(2u); let H = i32(pu(3u)); let W = i32(pu(4u)); let O = pu(5u);
+  let OH = pu(6u); let OW = pu(7u); let KH = pu(8u); let KW = pu(9u);
+  let G = pu(16u); let Cg = C / G; let Og = O / G;
+  let OB = pu(17u); let WB = pu(18u);
+  let wb = idx % WB; var t = idx / WB;
+  let oh = t % OH; t = t / OH;
+  let ob = t % (OB * G); let n = t / (OB * G);
+  let g = ob / OB; let o0 = (ob % OB) * 4u;
+  let ow0 = wb * 4u;
+  let sw = i32(pu(11u)); let dh = i32(pu(14u)); let dw = i32(pu(15u));
+  let h0 = i32(oh * pu(10u)) - pi(12u);
+  let wcol0 = i32(ow0) * sw - pi(13u);
+  // Weight rows of the 4 output channels (clamped inside the group).
+  var wrow: array<u32, 4>;
+  for (var i = 0u; i < 4u; i++) { wrow[i] = (g * Og + min(o0 + i, Og - 1u)) * Cg * KH * KW; }
+  var acc0 = vec4<f32>(0.0); var acc1 = vec4<f32>(0.0); var acc2 = vec4<f32>(0.0); var acc3 = vec4<f32>(0.0);
+  for (var c = 0u; c < Cg; c++) {
+    let xPlane = (n * C + g * Cg + c) * u32(H * W);
+    let wc = c * KH * KW;
+    for (var p = 0u; p < KH; p++) {
+      let h = h0 + i32(p) * dh;
+      if (h < 0 || h >= H) { continue; }
+      let xRow = xPlane + u32(h * W);
+      for (var q = 0u; q < KW; q++) {
+        let k = wc + p * KW + q;
+        let wv = vec4<f32>(in1[wrow[0] + k], in1[wrow[1] + k], in1[wrow[2] + k], in1[wrow[3] + k]);
+        let col = wcol0 + i32(q) * dw;
+        let c0 = col; let c1 = col + sw; let c2 = col + 2 * sw; let c3 = col + 3 * sw;
+        acc0 += select(0.0, in0[xRow + u32(clamp(c0, 0, W - 1))], c0 >= 0 && c0 < W) * wv;
+        acc1 += select(0.0, in0[xRow + u32(clamp(c1, 0, W - 1))], c1 >= 0 && c1 < W) * wv;
+        acc2 += select(0.0, in0[xRow + u32(clamp(c2, 0, W - 1))], c2 >= 0 && c2 < W) * wv;
+        acc3 += select(0.0, in0[xRow + u32(clamp(c3, 0, W - 1))], c3 >= 0 && c3 < W) * wv;
+      }
+    }
+  }
+  var accs = array<vec4<f32>, 4>(acc0, acc1, acc2, acc3);
+  for (var j = 0u; j < 4u; j++) {
+    if (ow0 + j >= OW) { break; }
+    for (var i = 0u; i < 4u; i++) {
+      if (o0 + i >= Og) { break; }
+      out[((n * O + g * Og + o0 + i) * OH + oh) * OW + ow0 + j] = accs[j][i];
+    }
+  }
+}
+`;
+
+/** in0 = dy [N,O,OH,OW], in1 = w; out = dx [N,C,H,W]. */
+export const conv2dBackpropInputTiledShader = /* wgsl */ `${header}
+@compute @workgroup_size(WG)
+fn main(${launchArgs}) {
+  let idx = flat_index(wid, nwg, lid, WG);
+  if (idx >= pu(0u)) { return; }
+  let C = pu(2u); let H = pu(3u); let W = pu(4u); let O = pu(5u);
+  let OH = i32(pu(6u)); let OW = i32(pu(7u)); let KH = pu(8u); let KW = pu(9u);
+  let sh = i32(pu(10u)); let sw = i32(pu(11u)); let dh = i32(pu(14u)); let dw = i32(pu(15u));
+  let G = pu(16u); let Cg = C / G; let Og = O / G; let CB = pu(17u);
+  let w = idx % W; var t = idx / W;
+  let h = t % H; t = t / H;
+  let cbAll = t % (CB * G); let n = t / (CB * G);
+  let g = cbAll / CB; let c0 = (cbAll % CB) * 4u;
+  var cc: array<u32, 4>;
+  for (var i = 0u; i < 4u; i++) { cc[i] = min(c0 + i, Cg - 1u); }
+  var acc = vec4<f32>(0.0);
+  for (var p = 0u; p < KH; p++) {
+    let ti = i32(h) + pi(12u) - i32(p) * dh;
+    if (ti < 0 || ti % sh != 0) { continue; }
+    let i = ti / sh;
+    if (i >= OH) { continue; }
+    for (var q = 0u; q < KW; q++) {
+      let tj = i32(w) + pi(13u) - i32(q) * dw;
+      if (tj < 0 || tj % sw != 0) { continue; }
+      let j = tj / sw;
+      if (j >= OW) { continue; }
+      let k = p * KW + q;
+      for (var oo = 0u; oo < Og; oo++) {
+        let o = g * Og + oo;
+        let dyv = in0[((n * O + o) * u32(OH) + u32(i)) * u32(OW) + u32(j)];
+        let wb = o * Cg * KH * KW + k;
+        acc += dyv * vec4<f32>(in1[wb + cc[0] * KH * KW], in1[wb + cc[1] * KH * KW], in1[wb + cc[2] * KH * KW], in1[wb + cc[3] * KH * KW]);
+      }
+    }
+  }
+  for (var i = 0u; i < 4u; i++) {
+    if (c0 + i >= Cg) { break; }
+    out[((n * C + g * Cg + c0 + i) * H + h) * W + w] = acc[i];
+  }
+}
+`;
+
+/**
+ * in0 = x [N,C,H,W], in1 = dy [N,O,OH,OW]; out = partial dw [S, O, C/g, KH, KW] over S batch
+ * splits (S = 1: dw itself).
+ */
+export const conv2dBackpropFilterTiledShader = /* wgsl */ `${header}
+@compute @workgroup_size(WG)
+fn main(${launchArgs}) {
+  let idx = flat_index(wid, nwg, lid, WG);
+  if (idx >= pu(0u)) { return; }
+  let N = pu(1u); let C = pu(2u); let H = i32(pu(3u)); let W = i32(pu(4u)); let O = pu(5u);
+  let OH = pu(6u); let OW = pu(7u); let KH = pu(8u); let KW = pu(9u);
+  let G = pu(16u); let Cg = C / G; let Og = O / G;
+  let OB = pu(17u); let CB = pu(18u); let S = pu(19u);
+  let q = idx % KW; var t = idx / KW;
+  let p = t % KH; t = t / KH;
+  let cb = t % CB; t = t / CB;
+  let obAll = t % (OB * G); let s = t / (OB * G);
+  let g = obAll / OB; let o0 = (obAll % OB) * 4u; let c0 = cb * 4u;
+  var oIdx: array<u32, 4>; var cIdx: array<u32, 4>;
+  for (var i = 0u; i < 4u; i++) {
+    oIdx[i] = g * Og + min(o0 + i, Og - 1u);
+    cIdx[i] = g * Cg + min(c0 + i, Cg - 1u);
+  }
+  let hOff = i32(p * pu(14u)) - pi(12u); let wOff = i32(q * pu(15u)) - pi(13u);
+  let sh = pu(10u); let sw = pu(11u);
+  let per = (N + S - 1u) / S;
+  let nEnd = min(N, (s + 1u) * per);
+  // acc[k][i]: input channel c0+k, output channel o0+i.
+  var a0 = vec4<f32>(0.0); var a1 = vec4<f32>(0.0); var a2 = vec4<f32>(0.0); var a3 = vec4<f32>(0.0);
+  for (var n = s * per; n < nEnd; n++) {
+    for (var i = 0u; i < OH; i++) {
+      let h = i32(i * sh) + hOff;
+      if (h < 0 || h >= H) { continue; }
+      for (var j = 0u; j < OW; j++) {
+        let w = i32(j * sw) + wOff;
+        if (w < 0 || w >= W) { continue; }
+        let yo = (n * O) * OH * OW + i * OW + j;
+        let dyv = vec4<f32>(in1[yo + oIdx[0] * OH * OW], in1[yo + oIdx[1] * OH * OW], in1[yo + oIdx[2] * OH * OW], in1[yo + oIdx[3] * OH * OW]);
+        let xo = (n * C) * u32(H * W) + u32(h * W + w);
+        a0 += in0[xo + cIdx[0] * u32(H * W)] * dyv;
+        a1 += in0[xo + cIdx[1] * u32(H * W)] * dyv;
+        a2 += in0[xo + cIdx[2] * u32(H * W)] * dyv;
+        a3 += in0[xo + cIdx[3] * u32(H * W)] * dyv;
+      }
+    }
+  }
+  var accs = array<vec4<f32>, 4>(a0, a1, a2, a3);
+  let filt = O * Cg * KH * KW;
+  for (var k = 0u; k < 4u; k++) {
+    if (c0 + k >= Cg) { break; }
+    for (var i = 0u; i < 4u; i++) {
+      if (o0 + i >= Og) { break; }
+      out[s * filt + (((g * Og + o0 + i) * Cg + c0 + k) * KH + p) * KW + q] = accs[k][i];
+    }
+  }
+}
+`;
