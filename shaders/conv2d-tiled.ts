@@ -7,7 +7,7 @@
 //    batch optionally split across invocations into partial sums that a reduction adds up.
 // Channel blocks never straddle a group: a group's channels are blocked separately (blocks of the
 // last, partial, block read clamped indices and skip their writes).
-import { flatIndex, launchArgs, paramsBlock } from './params.ts';
+import { flatIndex, I, launchArgs, paramsBlock, U } from './params.ts';
 
 // Shared params: [0] invocations, [1] N, [2] C, [3] H, [4] W, [5] O, [6] OH, [7] OW, [8] KH,
 //   [9] KW, [10] stride h, [11] stride w, [12] pad top, [13] pad left, [14] dilation h,
@@ -28,19 +28,19 @@ export const conv2dTiledShader = /* wgsl */ `${header}
 @compute @workgroup_size(WG)
 fn main(${launchArgs}) {
   let idx = flat_index(wid, nwg, lid, WG);
-  if (idx >= pu(0u)) { return; }
-  let C = pu(2u); let H = i32(pu(3u)); let W = i32(pu(4u)); let O = pu(5u);
-  let OH = pu(6u); let OW = pu(7u); let KH = pu(8u); let KW = pu(9u);
-  let G = pu(16u); let Cg = C / G; let Og = O / G;
-  let OB = pu(17u); let WB = pu(18u);
+  if (idx >= ${U(0)}) { return; }
+  let C = ${U(2)}; let H = i32(${U(3)}); let W = i32(${U(4)}); let O = ${U(5)};
+  let OH = ${U(6)}; let OW = ${U(7)}; let KH = ${U(8)}; let KW = ${U(9)};
+  let G = ${U(16)}; let Cg = C / G; let Og = O / G;
+  let OB = ${U(17)}; let WB = ${U(18)};
   let wb = idx % WB; var t = idx / WB;
   let oh = t % OH; t = t / OH;
   let ob = t % (OB * G); let n = t / (OB * G);
   let g = ob / OB; let o0 = (ob % OB) * 4u;
   let ow0 = wb * 4u;
-  let sw = i32(pu(11u)); let dh = i32(pu(14u)); let dw = i32(pu(15u));
-  let h0 = i32(oh * pu(10u)) - pi(12u);
-  let wcol0 = i32(ow0) * sw - pi(13u);
+  let sw = i32(${U(11)}); let dh = i32(${U(14)}); let dw = i32(${U(15)});
+  let h0 = i32(oh * ${U(10)}) - ${I(12)};
+  let wcol0 = i32(ow0) * sw - ${I(13)};
   // Weight rows of the 4 output channels (clamped inside the group).
   var wrow: array<u32, 4>;
   for (var i = 0u; i < 4u; i++) { wrow[i] = (g * Og + min(o0 + i, Og - 1u)) * Cg * KH * KW; }
@@ -80,11 +80,11 @@ export const conv2dBackpropInputTiledShader = /* wgsl */ `${header}
 @compute @workgroup_size(WG)
 fn main(${launchArgs}) {
   let idx = flat_index(wid, nwg, lid, WG);
-  if (idx >= pu(0u)) { return; }
-  let C = pu(2u); let H = pu(3u); let W = pu(4u); let O = pu(5u);
-  let OH = i32(pu(6u)); let OW = i32(pu(7u)); let KH = pu(8u); let KW = pu(9u);
-  let sh = i32(pu(10u)); let sw = i32(pu(11u)); let dh = i32(pu(14u)); let dw = i32(pu(15u));
-  let G = pu(16u); let Cg = C / G; let Og = O / G; let CB = pu(17u);
+  if (idx >= ${U(0)}) { return; }
+  let C = ${U(2)}; let H = ${U(3)}; let W = ${U(4)}; let O = ${U(5)};
+  let OH = i32(${U(6)}); let OW = i32(${U(7)}); let KH = ${U(8)}; let KW = ${U(9)};
+  let sh = i32(${U(10)}); let sw = i32(${U(11)}); let dh = i32(${U(14)}); let dw = i32(${U(15)});
+  let G = ${U(16)}; let Cg = C / G; let Og = O / G; let CB = ${U(17)};
   let w = idx % W; var t = idx / W;
   let h = t % H; t = t / H;
   let cbAll = t % (CB * G); let n = t / (CB * G);
@@ -93,12 +93,12 @@ fn main(${launchArgs}) {
   for (var i = 0u; i < 4u; i++) { cc[i] = min(c0 + i, Cg - 1u); }
   var acc = vec4<f32>(0.0);
   for (var p = 0u; p < KH; p++) {
-    let ti = i32(h) + pi(12u) - i32(p) * dh;
+    let ti = i32(h) + ${I(12)} - i32(p) * dh;
     if (ti < 0 || ti % sh != 0) { continue; }
     let i = ti / sh;
     if (i >= OH) { continue; }
     for (var q = 0u; q < KW; q++) {
-      let tj = i32(w) + pi(13u) - i32(q) * dw;
+      let tj = i32(w) + ${I(13)} - i32(q) * dw;
       if (tj < 0 || tj % sw != 0) { continue; }
       let j = tj / sw;
       if (j >= OW) { continue; }
@@ -126,11 +126,11 @@ export const conv2dBackpropFilterTiledShader = /* wgsl */ `${header}
 @compute @workgroup_size(WG)
 fn main(${launchArgs}) {
   let idx = flat_index(wid, nwg, lid, WG);
-  if (idx >= pu(0u)) { return; }
-  let N = pu(1u); let C = pu(2u); let H = i32(pu(3u)); let W = i32(pu(4u)); let O = pu(5u);
-  let OH = pu(6u); let OW = pu(7u); let KH = pu(8u); let KW = pu(9u);
-  let G = pu(16u); let Cg = C / G; let Og = O / G;
-  let OB = pu(17u); let CB = pu(18u); let S = pu(19u);
+  if (idx >= ${U(0)}) { return; }
+  let N = ${U(1)}; let C = ${U(2)}; let H = i32(${U(3)}); let W = i32(${U(4)}); let O = ${U(5)};
+  let OH = ${U(6)}; let OW = ${U(7)}; let KH = ${U(8)}; let KW = ${U(9)};
+  let G = ${U(16)}; let Cg = C / G; let Og = O / G;
+  let OB = ${U(17)}; let CB = ${U(18)}; let S = ${U(19)};
   let q = idx % KW; var t = idx / KW;
   let p = t % KH; t = t / KH;
   let cb = t % CB; t = t / CB;
@@ -141,8 +141,8 @@ fn main(${launchArgs}) {
     oIdx[i] = g * Og + min(o0 + i, Og - 1u);
     cIdx[i] = g * Cg + min(c0 + i, Cg - 1u);
   }
-  let hOff = i32(p * pu(14u)) - pi(12u); let wOff = i32(q * pu(15u)) - pi(13u);
-  let sh = pu(10u); let sw = pu(11u);
+  let hOff = i32(p * ${U(14)}) - ${I(12)}; let wOff = i32(q * ${U(15)}) - ${I(13)};
+  let sh = ${U(10)}; let sw = ${U(11)};
   let per = (N + S - 1u) / S;
   let nEnd = min(N, (s + 1u) * per);
   // acc[k][i]: input channel c0+k, output channel o0+i.

@@ -1,6 +1,6 @@
 // Direct 2-D convolution (NCHW, cross-correlation as PyTorch/ONNX) and its two adjoints.
 // One invocation per output element; the adjoints gather (never scatter), so no atomics.
-import { flatIndex, launchArgs, paramsBlock } from './params.ts';
+import { flatIndex, I, launchArgs, paramsBlock, U } from './params.ts';
 
 // params: [0] count, [1] N, [2] C, [3] H, [4] W, [5] O, [6] OH, [7] OW, [8] KH, [9] KW,
 //   [10] stride h, [11] stride w, [12] pad top, [13] pad left, [14] dilation h, [15] dilation w,
@@ -17,14 +17,14 @@ export const conv2dShader = /* wgsl */ `${header}
 @compute @workgroup_size(WG)
 fn main(${launchArgs}) {
   let idx = flat_index(wid, nwg, lid, WG);
-  if (idx >= pu(0u)) { return; }
-  let C = pu(2u); let H = i32(pu(3u)); let W = i32(pu(4u)); let O = pu(5u);
-  let OH = pu(6u); let OW = pu(7u); let KH = pu(8u); let KW = pu(9u);
-  let Cg = C / pu(16u); let Og = O / pu(16u);
+  if (idx >= ${U(0)}) { return; }
+  let C = ${U(2)}; let H = i32(${U(3)}); let W = i32(${U(4)}); let O = ${U(5)};
+  let OH = ${U(6)}; let OW = ${U(7)}; let KH = ${U(8)}; let KW = ${U(9)};
+  let Cg = C / ${U(16)}; let Og = O / ${U(16)};
   let j = idx % OW; let i = (idx / OW) % OH; let o = (idx / (OW * OH)) % O; let n = idx / (OW * OH * O);
   let c0 = (o / Og) * Cg;
-  let h0 = i32(i * pu(10u)) - pi(12u); let w0 = i32(j * pu(11u)) - pi(13u);
-  let dh = i32(pu(14u)); let dw = i32(pu(15u));
+  let h0 = i32(i * ${U(10)}) - ${I(12)}; let w0 = i32(j * ${U(11)}) - ${I(13)};
+  let dh = i32(${U(14)}); let dw = i32(${U(15)});
   var acc = 0.0;
   for (var c = 0u; c < Cg; c++) {
     let xPlane = (n * C + c0 + c) * u32(H * W);
@@ -48,21 +48,21 @@ export const conv2dBackpropInputShader = /* wgsl */ `${header}
 @compute @workgroup_size(WG)
 fn main(${launchArgs}) {
   let idx = flat_index(wid, nwg, lid, WG);
-  if (idx >= pu(0u)) { return; }
-  let C = pu(2u); let H = pu(3u); let W = pu(4u); let O = pu(5u);
-  let OH = i32(pu(6u)); let OW = i32(pu(7u)); let KH = pu(8u); let KW = pu(9u);
-  let sh = i32(pu(10u)); let sw = i32(pu(11u)); let dh = i32(pu(14u)); let dw = i32(pu(15u));
-  let Cg = C / pu(16u); let Og = O / pu(16u);
+  if (idx >= ${U(0)}) { return; }
+  let C = ${U(2)}; let H = ${U(3)}; let W = ${U(4)}; let O = ${U(5)};
+  let OH = i32(${U(6)}); let OW = i32(${U(7)}); let KH = ${U(8)}; let KW = ${U(9)};
+  let sh = i32(${U(10)}); let sw = i32(${U(11)}); let dh = i32(${U(14)}); let dw = i32(${U(15)});
+  let Cg = C / ${U(16)}; let Og = O / ${U(16)};
   let w = idx % W; let h = (idx / W) % H; let c = (idx / (W * H)) % C; let n = idx / (W * H * C);
   let g = c / Cg; let cc = c % Cg;
   var acc = 0.0;
   for (var p = 0u; p < KH; p++) {
-    let ti = i32(h) + pi(12u) - i32(p) * dh;
+    let ti = i32(h) + ${I(12)} - i32(p) * dh;
     if (ti < 0 || ti % sh != 0) { continue; }
     let i = ti / sh;
     if (i >= OH) { continue; }
     for (var q = 0u; q < KW; q++) {
-      let tj = i32(w) + pi(13u) - i32(q) * dw;
+      let tj = i32(w) + ${I(13)} - i32(q) * dw;
       if (tj < 0 || tj % sw != 0) { continue; }
       let j = tj / sw;
       if (j >= OW) { continue; }
@@ -81,14 +81,14 @@ export const conv2dBackpropFilterShader = /* wgsl */ `${header}
 @compute @workgroup_size(WG)
 fn main(${launchArgs}) {
   let idx = flat_index(wid, nwg, lid, WG);
-  if (idx >= pu(0u)) { return; }
-  let N = pu(1u); let C = pu(2u); let H = i32(pu(3u)); let W = i32(pu(4u)); let O = pu(5u);
-  let OH = pu(6u); let OW = pu(7u); let KH = pu(8u); let KW = pu(9u);
-  let Cg = C / pu(16u); let Og = O / pu(16u);
+  if (idx >= ${U(0)}) { return; }
+  let N = ${U(1)}; let C = ${U(2)}; let H = i32(${U(3)}); let W = i32(${U(4)}); let O = ${U(5)};
+  let OH = ${U(6)}; let OW = ${U(7)}; let KH = ${U(8)}; let KW = ${U(9)};
+  let Cg = C / ${U(16)}; let Og = O / ${U(16)};
   let q = idx % KW; let p = (idx / KW) % KH; let cc = (idx / (KW * KH)) % Cg; let o = idx / (KW * KH * Cg);
   let c = (o / Og) * Cg + cc;
-  let hOff = i32(p * pu(14u)) - pi(12u); let wOff = i32(q * pu(15u)) - pi(13u);
-  let sh = pu(10u); let sw = pu(11u);
+  let hOff = i32(p * ${U(14)}) - ${I(12)}; let wOff = i32(q * ${U(15)}) - ${I(13)};
+  let sh = ${U(10)}; let sw = ${U(11)};
   var acc = 0.0;
   for (var n = 0u; n < N; n++) {
     let xPlane = (n * C + c) * u32(H * W);

@@ -1,7 +1,7 @@
 // Elementwise kernels: unary maps, broadcasting binary maps and select.
 // Each primitive's expression below is the whole of what differs between pipelines.
 import { mathLib } from './math.ts';
-import { flatIndex, launchArgs, paramsBlock } from './params.ts';
+import { F, flatIndex, launchArgs, paramsBlock, U } from './params.ts';
 
 // f_inf/f_nan/is_nan/is_inf and accurate sin/cos: shaders/math.ts (WGSL's constant evaluation
 // rejects inf and NaN literals, and SwiftShader's float compares and builtins ignore NaN).
@@ -84,7 +84,7 @@ override WG: u32 = 64u;
 @compute @workgroup_size(WG)
 fn main(${launchArgs}) {
   let i = flat_index(wid, nwg, lid, WG);
-  if (i >= pu(0u)) { return; }
+  if (i >= ${U(0)}) { return; }
   let x = inp[i];
   out[i] = ${expr};
 }
@@ -97,16 +97,11 @@ fn main(${launchArgs}) {
  * arrays at the same index.
  * params: [0] count, [1] rank, [2..10) out shape, [10..18) a strides, [18..26) b strides.
  */
-export function binaryShader(expr: string, broadcast: boolean): string {
+export function binaryShader(expr: string, broadcast: boolean, rank = 0): string {
+  // Broadcasting: the coordinate walk is unrolled for the output's rank (see params.ts, U()).
   const index = broadcast
-    ? /* wgsl */ `
-  var rem = i; var ia = 0u; var ib = 0u;
-  let rank = pu(1u);
-  for (var d = rank; d > 0u; d--) {
-    let k = d - 1u;
-    let c = rem % pu(2u + k); rem = rem / pu(2u + k);
-    ia += c * pu(10u + k); ib += c * pu(18u + k);
-  }
+    ? `
+  var rem = i; var ia = 0u; var ib = 0u;${stridedWalk(rank, [10, 18], ['ia', 'ib'])}
   let a = lhs[ia]; let b = rhs[ib];`
     : `
   let a = lhs[i]; let b = rhs[i];`;
@@ -118,14 +113,25 @@ override WG: u32 = 64u;
 @compute @workgroup_size(WG)
 fn main(${launchArgs}) {
   let i = flat_index(wid, nwg, lid, WG);
-  if (i >= pu(0u)) { return; }${index}
+  if (i >= ${U(0)}) { return; }${index}
   out[i] = ${expr};
 }
 `;
 }
 
+/** Unrolled walk over the output coordinates (shape at [2..10)), adding each operand's strides. */
+function stridedWalk(rank: number, strideAt: number[], vars: string[]): string {
+  let code = '';
+  for (let k = rank - 1; k >= 0; k--) {
+    code += `
+  { let n = ${U(2 + k)}; let c = rem % n; rem = rem / n; ${vars.map((v, j) => `${v} += c * ${U(strideAt[j] + k)};`).join(' ')} }`;
+  }
+  return code;
+}
+
 /** select(cond, a, b), always broadcasting. params as binaryShader plus [26..34) cond strides. */
-export const selectShader = /* wgsl */ `${paramsBlock}${flatIndex}
+export function selectShader(rank: number): string {
+  return /* wgsl */ `${paramsBlock}${flatIndex}
 @group(0) @binding(1) var<storage, read_write> out: array<f32>;
 @group(0) @binding(2) var<storage, read> cond: array<f32>;
 @group(0) @binding(3) var<storage, read> lhs: array<f32>;
@@ -134,19 +140,14 @@ override WG: u32 = 64u;
 @compute @workgroup_size(WG)
 fn main(${launchArgs}) {
   let i = flat_index(wid, nwg, lid, WG);
-  if (i >= pu(0u)) { return; }
-  var rem = i; var ia = 0u; var ib = 0u; var ic = 0u;
-  let rank = pu(1u);
-  for (var d = rank; d > 0u; d--) {
-    let k = d - 1u;
-    let c = rem % pu(2u + k); rem = rem / pu(2u + k);
-    ia += c * pu(10u + k); ib += c * pu(18u + k); ic += c * pu(26u + k);
-  }
+  if (i >= ${U(0)}) { return; }
+  var rem = i; var ia = 0u; var ib = 0u; var ic = 0u;${stridedWalk(rank, [10, 18, 26], ['ia', 'ib', 'ic'])}
   // cond != 0 holds for NaN too: test the bits (any bit but the sign set), as SwiftShader's
   // float != is false for NaN.
   out[i] = select(rhs[ib], lhs[ia], (bitcast<u32>(cond[ic]) & 0x7fffffffu) != 0u);
 }
 `;
+}
 
 /** Fill with a constant (params: [0] count, [1] value bits). Used to poison outputs in tests. */
 export const fillShader = /* wgsl */ `${paramsBlock}${flatIndex}
@@ -155,7 +156,7 @@ override WG: u32 = 64u;
 @compute @workgroup_size(WG)
 fn main(${launchArgs}) {
   let i = flat_index(wid, nwg, lid, WG);
-  if (i >= pu(0u)) { return; }
-  out[i] = pf(1u);
+  if (i >= ${U(0)}) { return; }
+  out[i] = ${F(1)};
 }
 `;

@@ -1,6 +1,6 @@
 // gather along one axis (numpy's take) and its adjoint scatterAdd, without atomics: each output
 // of scatterAdd sums the updates whose index names it.
-import { flatIndex, launchArgs, paramsBlock } from './params.ts';
+import { flatIndex, launchArgs, paramsBlock, U } from './params.ts';
 
 // params: [0] count, [1] J (number of indices), [2] P (elements after the axis), [3] X (axis size).
 export const gatherShader = /* wgsl */ `${paramsBlock}${flatIndex}
@@ -11,8 +11,8 @@ override WG: u32 = 64u;
 @compute @workgroup_size(WG)
 fn main(${launchArgs}) {
   let o = flat_index(wid, nwg, lid, WG);
-  if (o >= pu(0u)) { return; }
-  let J = pu(1u); let P = pu(2u); let X = pu(3u);
+  if (o >= ${U(0)}) { return; }
+  let J = ${U(1)}; let P = ${U(2)}; let X = ${U(3)};
   let post = o % P; let j = (o / P) % J; let pre = o / (P * J);
   // Indices truncate toward zero (as the CPU backend); out of range (or NaN) reads 0.
   let k = trunc(indices[j]);
@@ -30,8 +30,8 @@ override WG: u32 = 64u;
 @compute @workgroup_size(WG)
 fn main(${launchArgs}) {
   let o = flat_index(wid, nwg, lid, WG);
-  if (o >= pu(0u)) { return; }
-  let J = pu(1u); let P = pu(2u); let S = pu(3u);
+  if (o >= ${U(0)}) { return; }
+  let J = ${U(1)}; let P = ${U(2)}; let S = ${U(3)};
   let post = o % P; let k = f32((o / P) % S); let pre = o / (P * S);
   var acc = 0.0;
   for (var j = 0u; j < J; j++) {

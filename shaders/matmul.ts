@@ -6,14 +6,14 @@
 //    memory. What real GPUs want.
 // Reads past the matrix edges are clamped to the last row/column (no branches in the inner loop);
 // those lanes are never written.
-import { paramsBlock } from './params.ts';
+import { paramsBlock, U } from './params.ts';
 
 // params: [0] M, [1] N, [2] K, [3] batch rank, [4..10) out batch shape,
 //   [10..16) A batch strides (elements, 0 where broadcast), [16..22) B batch strides.
 const batchOffsets = /* wgsl */ `
 fn batch_offsets(b: u32) -> vec2<u32> {
   var rem = b; var oa = 0u; var ob = 0u;
-  for (var d = pu(3u); d > 0u; d--) {
+  for (var d = ${U(3)}; d > 0u; d--) {
     let k = d - 1u;
     let c = rem % pu(4u + k); rem = rem / pu(4u + k);
     oa += c * pu(10u + k); ob += c * pu(16u + k);
@@ -32,7 +32,7 @@ const bindings = /* wgsl */ `
 export const matmulRegisterTiled = /* wgsl */ `${paramsBlock}${batchOffsets}${bindings}
 @compute @workgroup_size(8, 8, 1)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let M = pu(0u); let N = pu(1u); let K = pu(2u);
+  let M = ${U(0)}; let N = ${U(1)}; let K = ${U(2)};
   let offs = batch_offsets(gid.z);
   let aBase = offs.x; let bBase = offs.y; let cBase = gid.z * M * N;
   let row0 = gid.y * 4u; let col0 = gid.x * 4u;
@@ -71,7 +71,7 @@ var<workgroup> Bs: array<array<f32, 64>, 16>;   // [k][n]
 @compute @workgroup_size(16, 16, 1)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>,
         @builtin(local_invocation_index) li: u32) {
-  let M = pu(0u); let N = pu(1u); let K = pu(2u);
+  let M = ${U(0)}; let N = ${U(1)}; let K = ${U(2)};
   let offs = batch_offsets(wid.z);
   let aBase = offs.x; let bBase = offs.y; let cBase = wid.z * M * N;
   let m0 = wid.y * TILE; let n0 = wid.x * TILE;

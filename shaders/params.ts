@@ -22,3 +22,10 @@ fn flat_index(wid: vec3<u32>, nwg: vec3<u32>, lid: u32, wg: u32) -> u32 {
 export const launchArgs = '@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32';
 
 export const MAX_RANK = 8;
+
+// Constant-index reads of the uniform block, for generated (unrolled) code. SwiftShader compiles
+// with Subzero, which neither inlines pu() nor resolves a dynamically indexed uniform array: in
+// per-element loops, `params.v[2].z` is several times faster than `pu(10u + k)`.
+export const U = (i: number) => `params.v[${i >> 2}].${'xyzw'[i & 3]}`;
+export const I = (i: number) => `bitcast<i32>(${U(i)})`;
+export const F = (i: number) => `bitcast<f32>(${U(i)})`;

@@ -2,7 +2,7 @@
 // (i, 0, 0, 0) and the 64-bit seed as key, so the numbers do not depend on launch shape and the
 // CPU backend reproduces them.
 import { mathLib } from './math.ts';
-import { flatIndex, launchArgs, paramsBlock } from './params.ts';
+import { flatIndex, launchArgs, paramsBlock, U } from './params.ts';
 
 // params: [0] count, [1] key lo, [2] key hi, [3] 0 = uniform, 1 = normal.
 export const randomShader = /* wgsl */ `${paramsBlock}${flatIndex}${mathLib}
@@ -28,10 +28,10 @@ fn philox(ctr: vec4<u32>, key: vec2<u32>) -> vec4<u32> {
 @compute @workgroup_size(WG)
 fn main(${launchArgs}) {
   let i = flat_index(wid, nwg, lid, WG);
-  if (i >= pu(0u)) { return; }
-  let w = philox(vec4<u32>(i, 0u, 0u, 0u), vec2<u32>(pu(1u), pu(2u)));
+  if (i >= ${U(0)}) { return; }
+  let w = philox(vec4<u32>(i, 0u, 0u, 0u), vec2<u32>(${U(1)}, ${U(2)}));
   let inv = 1.0 / 16777216.0;
-  if (pu(3u) == 0u) {
+  if (${U(3)} == 0u) {
     out[i] = f32(w.x >> 8u) * inv;
   } else {
     let u1 = f32((w.x >> 8u) + 1u) * inv;

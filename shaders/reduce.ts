@@ -2,7 +2,7 @@
 // the end). Two shapes of kernel: one invocation per row when there are many rows, and one
 // workgroup per row with a tree in workgroup memory when rows are few and long.
 import { mathLib } from './math.ts';
-import { flatIndex, launchArgs, paramsBlock } from './params.ts';
+import { flatIndex, launchArgs, paramsBlock, U } from './params.ts';
 
 export type ReduceKind = 'sum' | 'max' | 'argmax';
 
@@ -32,8 +32,8 @@ override WG: u32 = 64u;
 @compute @workgroup_size(WG)
 fn main(${launchArgs}) {
   let row = flat_index(wid, nwg, lid, WG);
-  if (row >= pu(0u)) { return; }
-  let n = pu(1u);
+  if (row >= ${U(0)}) { return; }
+  let n = ${U(1)};
   let base = row * n;
   ${k.init}
   for (var r = 0u; r < n; r++) {
@@ -66,10 +66,10 @@ ${isArg ? 'var<workgroup> idxs: array<u32, WG>;' : ''}
 @compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
   let row = wid.x + wid.y * nwg.x;
-  let n = pu(1u);
+  let n = ${U(1)};
   let base = row * n;
   ${k.init}
-  if (row < pu(0u)) {
+  if (row < ${U(0)}) {
     for (var r = lid; r < n; r += WG) {
       let v = inp[base + r];
       ${k.step}
@@ -82,7 +82,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     if (lid < s) { ${combine} }
     workgroupBarrier();
   }
-  if (lid == 0u && row < pu(0u)) { out[row] = ${isArg ? 'f32(idxs[0])' : 'vals[0]'}; }
+  if (lid == 0u && row < ${U(0)}) { out[row] = ${isArg ? 'f32(idxs[0])' : 'vals[0]'}; }
 }
 `;
 }

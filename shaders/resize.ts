@@ -1,5 +1,5 @@
 // Bilinear resize (NCHW) as PyTorch's F.interpolate(mode='bilinear'), and its adjoint.
-import { flatIndex, launchArgs, paramsBlock } from './params.ts';
+import { flatIndex, launchArgs, paramsBlock, U } from './params.ts';
 
 // params: [0] count, [1] planes, [2] H, [3] W, [4] OH, [5] OW, [6] align_corners.
 const taps = /* wgsl */ `
@@ -7,7 +7,7 @@ struct Taps { i0: u32, i1: u32, l1: f32 }
 // The two source rows (or columns) of output coordinate o along an axis of in -> out samples.
 fn taps(o: u32, inSize: u32, outSize: u32) -> Taps {
   var s: f32;
-  if (pu(6u) != 0u) {
+  if (${U(6)} != 0u) {
     s = select(0.0, f32(o) * f32(inSize - 1u) / f32(outSize - 1u), outSize > 1u);
   } else {
     s = max(0.0, (f32(o) + 0.5) * f32(inSize) / f32(outSize) - 0.5);
@@ -25,8 +25,8 @@ override WG: u32 = 64u;
 @compute @workgroup_size(WG)
 fn main(${launchArgs}) {
   let idx = flat_index(wid, nwg, lid, WG);
-  if (idx >= pu(0u)) { return; }
-  let H = pu(2u); let W = pu(3u); let OH = pu(4u); let OW = pu(5u);
+  if (idx >= ${U(0)}) { return; }
+  let H = ${U(2)}; let W = ${U(3)}; let OH = ${U(4)}; let OW = ${U(5)};
   let j = idx % OW; let i = (idx / OW) % OH; let plane = idx / (OW * OH);
   let ty = taps(i, H, OH); let tx = taps(j, W, OW);
   let b = plane * H * W;
@@ -50,7 +50,7 @@ fn weight(t: Taps, at: u32) -> f32 {
 }
 // Outputs per input step along an axis, in the mode's own mapping.
 fn ratio(inSize: u32, outSize: u32) -> f32 {
-  if (pu(6u) != 0u) { return f32(outSize - 1u) / f32(max(inSize - 1u, 1u)); }
+  if (${U(6)} != 0u) { return f32(outSize - 1u) / f32(max(inSize - 1u, 1u)); }
   return f32(outSize) / f32(inSize);
 }
 fn range_lo(at: u32, inSize: u32, outSize: u32) -> u32 {
@@ -64,8 +64,8 @@ fn range_hi(at: u32, inSize: u32, outSize: u32) -> u32 {
 @compute @workgroup_size(WG)
 fn main(${launchArgs}) {
   let idx = flat_index(wid, nwg, lid, WG);
-  if (idx >= pu(0u)) { return; }
-  let H = pu(2u); let W = pu(3u); let OH = pu(4u); let OW = pu(5u);
+  if (idx >= ${U(0)}) { return; }
+  let H = ${U(2)}; let W = ${U(3)}; let OH = ${U(4)}; let OW = ${U(5)};
   let w = idx % W; let h = (idx / W) % H; let plane = idx / (W * H);
   var acc = 0.0;
   for (var i = range_lo(h, H, OH); i < range_hi(h, H, OH); i++) {

@@ -163,7 +163,7 @@ export class WebGpuBackend implements Backend<GpuStorage> {
       p[48 + k] = os[k];
     }
     const output = opts.output ?? this.out(count);
-    this.rt.dispatch({ label, wgsl: movementShader, params: p, output, inputs: [input], workgroups: Math.ceil(count / WG) });
+    this.rt.dispatch({ label, wgsl: shader(`movement:${rank}`, () => movementShader(rank)), params: p, output, inputs: [input], workgroups: Math.ceil(count / WG) });
     return output;
   }
 
@@ -226,7 +226,7 @@ export class WebGpuBackend implements Backend<GpuStorage> {
       const sa = broadcastStrides(a.shape, out);
       const sb = broadcastStrides(b.shape, out);
       out.forEach((d, k) => ((p[2 + k] = d), (p[10 + k] = sa[k]), (p[18 + k] = sb[k])));
-      return this.launch(label, shader(`bcast:${prim}`, () => binaryShader(BINARY_EXPR[prim], true)), p, [a.storage, b.storage], n);
+      return this.launch(label, shader(`bcast:${prim}:${out.length}`, () => binaryShader(BINARY_EXPR[prim], true, out.length)), p, [a.storage, b.storage], n);
     };
   }
 
@@ -241,7 +241,7 @@ export class WebGpuBackend implements Backend<GpuStorage> {
       p[1] = out.length;
       const sa = broadcastStrides(a.shape, out), sb = broadcastStrides(b.shape, out), sc = broadcastStrides(c.shape, out);
       out.forEach((d, k) => ((p[2 + k] = d), (p[10 + k] = sa[k]), (p[18 + k] = sb[k]), (p[26 + k] = sc[k])));
-      return this.launch(`select ${fmt(c.shape)} ${fmt(a.shape)} ${fmt(b.shape)}`, selectShader, p, [c.storage, a.storage, b.storage], n);
+      return this.launch(`select ${fmt(c.shape)} ${fmt(a.shape)} ${fmt(b.shape)}`, shader(`select:${out.length}`, () => selectShader(out.length)), p, [c.storage, a.storage, b.storage], n);
     },
 
     sum: (p, [x], out) => this.reduce('sum', x, p.axes, out),
