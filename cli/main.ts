@@ -13,6 +13,7 @@ import { trainBundled } from '../models/zoo/train.ts';
 import { formatOptions, parseArgs, UsageError, type OptionSpec, type ParsedArgs, type PositionalSpec } from './args.ts';
 import { loadInputs } from './input.ts';
 import { resolveModel } from './model.ts';
+import { explainCommand } from './explain.ts';
 
 export interface CliIo {
   stdout(s: string): void;
@@ -297,6 +298,8 @@ const defaultIo: CliIo = {
 };
 
 /** Run the command line `argv` (without node and the script); returns the exit code. */
+registerCommand(explainCommand);
+
 export async function main(argv: readonly string[], io: CliIo = defaultIo): Promise<number> {
   let backend: Backend | null = null;
   try {

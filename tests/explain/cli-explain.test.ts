@@ -1,0 +1,82 @@
+// `backlight explain` as a child process: .npy output equals the in-process explainer, PNG and
+// HTML outputs are well formed, several methods give one file each, and bad options name the problem.
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { PNG } from 'pngjs';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import * as bl from '../../engine/index.ts';
+import * as ex from '../../explain/index.ts';
+import { parseNpy, serializeNpy } from '../../models/index.ts';
+import { loadDigits } from '../../models/data/tabular.ts';
+import { loadBundled } from '../../models/zoo/index.ts';
+import { expectClose } from '../helpers.ts';
+
+const root = fileURLToPath(new URL('../..', import.meta.url));
+const dir = mkdtempSync(join(tmpdir(), 'backlight-explain-'));
+const cli = (...args: string[]) => {
+  const r = spawnSync(process.execPath, [join(root, 'bin/backlight.mjs'), 'explain', '--backend', 'cpu', ...args], { cwd: root, encoding: 'utf8', timeout: 120_000 });
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+};
+
+const input = join(dir, 'digits3.npy');
+let x: Float32Array;
+beforeAll(async () => {
+  await bl.init({ backend: 'cpu' });
+  x = loadDigits().x.slice(0, 3 * 64);
+  writeFileSync(input, serializeNpy([3, 1, 8, 8], x));
+});
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+describe('backlight explain', () => {
+  it('writes .npy attributions equal to the in-process explainers (one file per method)', async () => {
+    const out = join(dir, 'a.npy');
+    const r = cli('--model', 'digits-cnn', '--input', input, '--method', 'integrated-gradients,grad-cam', '--target', '1,2,3', '--steps', '12', '--no-upsample', '--out', out);
+    expect(r.code, r.stderr).toBe(0);
+    const m = await loadBundled('digits-cnn');
+    const xt = bl.tensor(x, [3, 1, 8, 8]);
+    const ig = await ex.integratedGradients(m, xt, { target: [1, 2, 3], steps: 12 });
+    const gc = await ex.gradCam(m, xt, { target: [1, 2, 3], layer: 'features' });
+    const igFile = parseNpy(new Uint8Array(readFileSync(join(dir, 'a.integrated-gradients.npy'))));
+    const gcFile = parseNpy(new Uint8Array(readFileSync(join(dir, 'a.grad-cam.npy'))));
+    expect(igFile.shape).toEqual([3, 1, 8, 8]);
+    expect(gcFile.shape).toEqual([3, 1, 4, 4]);
+    expectClose(igFile.data, await ig.data(), 1e-6);
+    expectClose(gcFile.data, await gc.data(), 1e-6);
+  });
+
+  it('writes a PNG overlay (items side by side) and an HTML report', () => {
+    const png = join(dir, 'gc.png');
+    expect(cli('--model', 'digits-cnn', '--input', input, '--method', 'grad-cam-plus-plus', '--out', png).code).toBe(0);
+    const img = PNG.sync.read(readFileSync(png));
+    expect([img.width, img.height]).toEqual([3 * 8, 8]);
+    const html = join(dir, 'r.html');
+    const r = cli('--model', 'digits-cnn', '--input', input, '--method', 'saliency,guided-backprop,score-cam', '--out', html);
+    expect(r.code, r.stderr).toBe(0);
+    const text = readFileSync(html, 'utf8');
+    // One input row and three method rows, one image per item.
+    expect(text.match(/<img /g)?.length).toBe(4 * 3);
+    expect(text).toMatch(/score-cam/);
+  });
+
+  it('bad options name the problem', () => {
+    const bad = [
+      [['--method', 'grad-cm'], /unknown method 'grad-cm' \(did you mean 'grad-cam'\?\)/],
+      [['--method', 'saliency', '--target', '1,2'], /'--target' gives 2 classes for 3 inputs/],
+      [['--method', 'saliency', '--steps', '0'], /'--steps' expects a positive integer/],
+      [['--method', 'lrp'], /not available in this version/],
+      [['--method', 'grad-cam', '--layer', 'features.9'], /no layer\/activation named 'features\.9'.*available: .*features\.0/],
+      [['--method', 'saliency', '--baseline', 'nope'], /'--baseline' expects zeros, blur/],
+    ] as const;
+    for (const [args, msg] of bad) {
+      const out = join(dir, 'bad.npy');
+      const r = cli('--model', 'digits-cnn', '--input', input, ...args, '--out', out);
+      expect(r.code, `${args.join(' ')}: ${r.stderr}`).not.toBe(0);
+      expect(r.stderr).toMatch(msg);
+    }
+    expect(cli('--model', 'digits-cnn', '--input', input, '--method', 'saliency', '--out', join(dir, 'x.txt')).stderr).toMatch(/must end in \.npy, \.png or \.html/);
+    expect(existsSync(join(dir, 'bad.npy'))).toBe(false);
+  });
+});
