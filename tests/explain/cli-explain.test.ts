@@ -61,6 +61,19 @@ describe('backlight explain', () => {
     expect(text).toMatch(/score-cam/);
   });
 
+  it('explains an ONNX model at a layer named by its output tensor', () => {
+    const onnx = join(root, 'tests/fixtures/onnx/resnet_opset13.onnx');
+    const inp = join(root, 'tests/fixtures/onnx/resnet_input.npy');
+    const out = join(dir, 'onnx.npy');
+    const r = cli('--model', onnx, '--input', inp, '--method', 'grad-cam', '--layer', '/layer1/conv1/Conv_output_0', '--no-upsample', '--target', '0', '--out', out);
+    expect(r.code, r.stderr).toBe(0);
+    const a = parseNpy(new Uint8Array(readFileSync(out)));
+    expect(a.shape.slice(1, 2)).toEqual([1]);
+    expect(a.shape.length).toBe(4);
+    // Without --layer an ONNX model's layer methods say what to give.
+    expect(cli('--model', onnx, '--input', inp, '--method', 'grad-cam', '--out', out).stderr).toMatch(/needs --layer/);
+  });
+
   it('bad options name the problem', () => {
     const bad = [
       [['--method', 'grad-cm'], /unknown method 'grad-cm' \(did you mean 'grad-cam'\?\)/],
