@@ -10,5 +10,7 @@ export default defineConfig({
     // garbage collection while Dawn works (DESIGN.md, "Adapters": the create() root must stay alive).
     pool: 'forks',
     execArgv: ['--expose-gc'],
+    // The console report, plus a JSON one that .ci/run turns into a one-line summary.
+    reporters: ['default', ['json', { outputFile: 'test-results/vitest.json' }]],
   },
 });
