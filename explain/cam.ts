@@ -53,7 +53,8 @@ function gradientCam(op: string, mapFn: MapFn) {
     const x = checkInput(op, input);
     const f = forwardOf(model);
     const r = bl.tidy(() => {
-      const { A, G } = activationAndGradient(op, f, x, layer, resolveTarget(op, f, x, opts.target));
+      // One forward: 'predicted' is chosen from that same forward's output (scores()).
+      const { A, G } = activationAndGradient(op, f, x, layer, opts.target);
       return maybeUpsample(mapFn(A, G), x, opts.upsample);
     });
     await r.backend.sync();
@@ -91,7 +92,7 @@ export async function cam(model: Model, input: Tensor, opts: LayerOptions): Prom
   const x = checkInput(op, input);
   const f = forwardOf(model);
   const [r, spread] = bl.tidy(() => {
-    const { A, G } = activationAndGradient(op, f, x, layer, resolveTarget(op, f, x, opts.target));
+    const { A, G } = activationAndGradient(op, f, x, layer, opts.target);
     const hw = A.shape[2] * A.shape[3];
     const w = bl.mul(bl.mean(G, [2, 3], { keepDims: true }), hw);
     // How far the gradient is from spatially constant, relative to its size.

@@ -37,8 +37,7 @@ export async function layerGradientXActivation(model: Model, input: Tensor, opts
   const x = checkInput(op, input);
   const f = forwardOf(model);
   const r = bl.tidy(() => {
-    const target = resolveTarget(op, f, x, opts.target);
-    const g = bl.valueAndGradAt(() => bl.sum(scores(op, f(x), target, x.shape[0])), [layer]);
+    const g = bl.valueAndGradAt(() => bl.sum(scores(op, f(x), opts.target, x.shape[0])), [layer]);
     return bl.mul(g.activations[layer], g.grads[layer]);
   });
   await r.backend.sync();

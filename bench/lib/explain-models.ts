@@ -8,7 +8,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import type { Module } from '../../models/module.ts';
-import { datasetSplits, makeShapes } from '../../models/data/index.ts';
+import { datasetSplits, makeShapes, trainTestSplit } from '../../models/data/index.ts';
 import { WEIGHTS_DIR, modelFromSafetensors, type ZooSpec } from '../../models/zoo/index.ts';
 
 /** The weights directory: `dir` if given, else the zoo's own (tsx), else ./models/weights (bundled). */
@@ -46,7 +46,8 @@ export interface Images {
   source: string;
 }
 
-function digitsFromFile(): { x: Float32Array; y: Float32Array; n: number; source: string } {
+/** The digits' test split as models/data's DATASETS.digits makes it, read from ./data/digits.csv.gz. */
+function digitsTestFromFile(): { x: Float32Array; y: Float32Array; n: number; source: string } {
   const path = join(process.cwd(), 'data', 'digits.csv.gz');
   const lines = gunzipSync(readFileSync(path)).toString('utf8').split('\n').map((l) => l.trim()).filter(Boolean);
   const x = new Float32Array(lines.length * 64), y = new Float32Array(lines.length);
@@ -55,7 +56,8 @@ function digitsFromFile(): { x: Float32Array; y: Float32Array; n: number; source
     for (let j = 0; j < 64; j++) x[i * 64 + j] = v[j] / 16;
     y[i] = v[64];
   });
-  return { x, y, n: lines.length, source: `${path} (all rows, in file order)` };
+  const { test } = trainTestSplit({ x, y, n: lines.length, sampleShape: [1, 8, 8], numClasses: 10 }, { testFraction: 0.2, seed: 0 });
+  return { x: test.x, y: test.y, n: test.n, source: `UCI digits, test split (80/20, seed 0) of ${path}` };
 }
 
 /**
@@ -74,7 +76,7 @@ export function testImages(spec: ZooSpec, n: number): Images {
       const d = datasetSplits('digits').test;
       src = { x: d.x, y: d.y, n: d.n, source: 'UCI digits, test split (80/20, seed 0)' };
     } catch {
-      src = digitsFromFile();
+      src = digitsTestFromFile();
     }
   } else {
     throw new Error(`testImages: no images for data set '${spec.dataset}'`);
