@@ -3,6 +3,7 @@ import * as bl from '../engine/index.ts';
 import type { Tensor } from '../engine/index.ts';
 import { fmtShape } from '../engine/shape.ts';
 import { Module } from '../models/module.ts';
+import { mulberry32 } from '../models/data/random.ts';
 
 /** A model: a backlight Module (run in eval mode) or any function from a batch to outputs. */
 export type Model = Module | ((x: Tensor) => Tensor);
@@ -139,16 +140,7 @@ export function finish(t: Tensor): Tensor {
 }
 
 /** A small seeded PRNG (mulberry32) for sampling choices made on the host. */
-export function hostRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export const hostRandom = mulberry32;
 
 /** Targets for a batch whose items are each repeated `k` times consecutively. */
 export function repeatTarget(target: Target | undefined, n: number, k: number): Target | undefined {

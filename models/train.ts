@@ -4,6 +4,7 @@ import type { Tensor } from '../engine/index.ts';
 import { crossEntropy } from './losses.ts';
 import type { Module } from './module.ts';
 import type { Optimizer } from './optim.ts';
+import { mulberry32 } from './data/random.ts';
 
 /** An in-memory labelled data set: `x` holds `n` samples of `sampleShape`, row-major. */
 export interface Dataset {
@@ -18,14 +19,7 @@ export interface Dataset {
 
 /** A seeded permutation (Fisher-Yates on mulberry32), the same on every machine. */
 export function shuffled(n: number, seed: number): Uint32Array {
-  let a = seed >>> 0;
-  const rnd = () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  const rnd = mulberry32(seed);
   const p = new Uint32Array(n);
   for (let i = 0; i < n; i++) p[i] = i;
   for (let i = n - 1; i > 0; i--) {

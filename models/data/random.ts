@@ -48,3 +48,18 @@ export class Rng {
     return xs[Math.floor(this.next() * xs.length)];
   }
 }
+
+/**
+ * Plain mulberry32 with the seed as its first state (no mixing): what the training shuffle and
+ * the explainers' host-side sampling use.
+ */
+export function mulberry32(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}

@@ -3,26 +3,13 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import * as bl from '../../engine/index.ts';
 import type { Backend, Tensor } from '../../engine/index.ts';
+import { randArray } from './grad-cases.ts';
 
 let cpu: Backend;
 beforeAll(async () => {
   cpu = await bl.init({ backend: 'cpu' });
 });
 
-function rng(seed: number) {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-const randArray = (n: number, seed: number, lo = -1, hi = 1) => {
-  const r = rng(seed);
-  return Array.from({ length: n }, () => lo + (hi - lo) * r());
-};
 const read = async (t: Tensor) => Array.from(await t.data());
 const scalarOf = (t: Tensor) => cpu.readSync!(t.storageFor('test'), 1)[0];
 
