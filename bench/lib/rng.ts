@@ -1,17 +1,10 @@
 // Seeded pseudo-random numbers on the host, so that every engine gets the very same weights and
 // inputs (uploaded from these arrays) whatever its own random number generator does.
 
+import { mulberry32 } from '../../models/data/random.ts';
+
 /** mulberry32: a small 32-bit generator, uniform in [0, 1). */
-export function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export { mulberry32 };
 
 /** n values uniform in [lo, hi). */
 export function uniform(n: number, lo: number, hi: number, seed: number): Float32Array {

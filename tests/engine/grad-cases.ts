@@ -3,18 +3,10 @@
 import * as bl from '../../engine/index.ts';
 import type { Tensor } from '../../engine/index.ts';
 import { apply } from '../../engine/context.ts';
+import { mulberry32 } from '../../models/data/random.ts';
 
 /** Deterministic pseudo-random numbers (mulberry32), independent of the engine. */
-export function rng(seed: number) {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export const rng = mulberry32;
 
 export function randArray(n: number, seed: number, lo = -1, hi = 1): number[] {
   const r = rng(seed);
