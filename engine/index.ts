@@ -18,6 +18,6 @@ export { grad, valueAndGrad, vjp, jvp, hvp, stopGradient, tap, valueAndGradAt, w
 export type { VjpResult, GradAtResult } from './autodiff/grad.ts';
 export { withRules, activeRuleNames } from './autodiff/scope.ts';
 export { composite } from './autodiff/composite.ts';
-export { guidedRelu, deconvRelu, passRule, deepLiftRescale } from './autodiff/custom-rules.ts';
+export { guidedRelu, deconvRelu, passRule, deepLiftRescale, deepLiftMaxPool } from './autodiff/custom-rules.ts';
 export { VJP, unbroadcast } from './autodiff/rules.ts';
 export type { Rule, RuleContext, RuleSet, RuleName, VjpTable } from './autodiff/types.ts';

@@ -18,8 +18,8 @@ export interface DeepLiftOptions extends TargetOptions {
  * Rescale-rule DeepLIFT: the input and its reference run as one batch [x; r]; relu, sigmoid and
  * tanh use the multiplier (f(x) - f(r)) / (x - r) instead of their derivative; attributions are
  * (x - r) times the resulting multipliers and sum to F(x) - F(r) for networks of linear layers and
- * those nonlinearities. Max pooling keeps its gradient (Captum has a dedicated rule there, so
- * summation-to-delta is only approximate through max pools).
+ * those nonlinearities, and through max pools with DeepLIFT's max-pool rule (as Captum). Average
+ * pooling and batch norm (inference) are linear and need no rule.
  */
 export async function deepLift(model: Model, input: Tensor, opts: DeepLiftOptions = {}): Promise<Tensor> {
   const op = 'deepLift';
@@ -43,7 +43,7 @@ function deepLiftSync(op: string, f: (x: Tensor) => Tensor, x: Tensor, base: Ten
         : Array.isArray(target)
           ? [...target, ...target]
           : target;
-  const g = bl.withRules({ relu: rule, sigmoid: rule, tanh: rule }, () => bl.grad((t: Tensor) => bl.sum(scores(op, f(t), t2, 2 * n)))(both));
+  const g = bl.withRules({ relu: rule, sigmoid: rule, tanh: rule, maxPoolGather: bl.deepLiftMaxPool(eps) }, () => bl.grad((t: Tensor) => bl.sum(scores(op, f(t), t2, 2 * n)))(both));
   return bl.mul(bl.sub(x, base), bl.slice(g, [0], [n]));
 }
 

@@ -1,9 +1,11 @@
 // Backward rules that explainers swap in with withRules. Each is a value (a function of the
 // cotangent and the recorded op) written in differentiable ops.
-import { abs, div, greater, maximum, mul, step, sub, where } from '../ops/elementwise.ts';
+import { apply } from '../context.ts';
+import { abs, add, div, greater, maximum, mul, step, sub, where } from '../ops/elementwise.ts';
 import { concat, slice } from '../ops/movement.ts';
 import type { Tensor } from '../tensor.ts';
 import type { Rule } from './types.ts';
+import type { Pool2dParams } from '../primitives.ts';
 
 /**
  * Guided backpropagation (Springenberg et al. 2015) for relu: pass the cotangent only where the
@@ -51,5 +53,32 @@ export function deepLiftRescale(eps = 1e-10): Rule {
     const m = where(big, div(sub(yi, yr), where(big, dx, 1)), localDerivative(name, xi, yi));
     const mm = concat([m, m], 0);
     return [mul(ct, mm)];
+  };
+}
+
+/**
+ * DeepLIFT's rule for max pooling (the one Captum uses), for maxPoolGather(x, x) on a batch of
+ * inputs followed by references. With o, o' the pooled input and reference and m = max(o, o'), the
+ * output differences (m - o', o - m) are routed back to each half's own argmax positions, the two
+ * halves' routes are added, and divided by x - r: the multiplier that makes the attributions
+ * through the pool sum to o - o' exactly. Where |x - r| <= eps it keeps the gradient.
+ */
+export function deepLiftMaxPool(eps = 1e-10): Rule<Pool2dParams> {
+  return (ct, { inputs: [x], output: y, params, name }) => {
+    if (name !== 'maxPoolGather') throw new Error(`deepLiftMaxPool: attached to '${name}'; it is the rule for maxPoolGather`);
+    const n = x.shape[0];
+    if (n % 2 !== 0) throw new Error(`deepLiftMaxPool: the batch must hold inputs then references (an even axis 0), got shape [${x.shape.join(', ')}]`);
+    const h = n / 2;
+    const o = slice(y, [0], [h]), oRef = slice(y, [h], [h]);
+    const m = maximum(o, oRef);
+    const deltaOut = concat([sub(m, oRef), sub(o, m)], 0);
+    const routed = apply('maxPoolScatter', params, [x, mul(ct, deltaOut)], x.shape);
+    const both = add(slice(routed, [0], [h]), slice(routed, [h], [h]));
+    const deltaIn = sub(slice(x, [0], [h]), slice(x, [h], [h]));
+    const dIn = concat([deltaIn, deltaIn], 0);
+    const sumRouted = concat([both, both], 0);
+    const grad = apply('maxPoolScatter', params, [x, ct], x.shape);
+    const big = greater(abs(dIn), eps);
+    return [null, where(big, div(sumRouted, where(big, dIn, 1)), grad)];
   };
 }

@@ -349,3 +349,25 @@ describe('bad input', () => {
     await expect(ex.gradCam(m, bl.zeros([2, 3, 6, 6]), { layer: 'features', target: 0 })).rejects.toThrow(/Conv2d 'features\.0'.*\[2, 3, 6, 6\]/);
   });
 });
+
+describe('DeepLIFT summation-to-delta on conv nets', () => {
+  it('attributions sum to F(x) - F(r) through relus, max pools and GAP (rescale + max-pool rules)', async () => {
+    const m = smallCnn(false); // conv-relu-maxpool-conv-relu-GAP-linear
+    const x = input();
+    const r = bl.tensor(randArray(2 * 2 * 6 * 6, 77, -0.2, 0.2), [2, 2, 6, 6]);
+    const a = await read(await ex.deepLift(m, x, { baseline: r, target: [1, 2] }));
+    const fx = await read(m.call(x)), fr = await read(m.call(r));
+    const per = a.length / 2;
+    const sums = [0, 1].map((i) => a.slice(i * per, (i + 1) * per).reduce((s, v) => s + v, 0));
+    expect(sums[0]).toBeCloseTo(fx[1] - fr[1], 10);
+    expect(sums[1]).toBeCloseTo(fx[5] - fr[5], 10);
+    // Without the max-pool rule the sum is off (the rule is doing real work here).
+    const plain = bl.withRules({ relu: bl.deepLiftRescale() }, () =>
+      bl.grad((t: Tensor) => bl.sum(bl.mul(m.call(t), bl.tensor([[0, 1, 0], [0, 0, 1], [0, 1, 0], [0, 0, 1]]))))(bl.concat([x, r], 0)),
+    );
+    const g = await read(plain);
+    const xv = await read(x), rv = await read(r);
+    const s0 = Array.from({ length: per }, (_, k) => g[k] * (xv[k] - rv[k])).reduce((s, v) => s + v, 0);
+    expect(Math.abs(s0 - (fx[1] - fr[1]))).toBeGreaterThan(1e-6);
+  });
+});
