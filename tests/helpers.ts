@@ -31,6 +31,8 @@ export function expectClose(
     let ratio: number;
     if (Number.isNaN(e) || !Number.isFinite(e)) {
       ratio = Object.is(a, e) || (Number.isNaN(a) && Number.isNaN(e)) ? 0 : Infinity;
+    } else if (atol === 0 && rtol === 0) {
+      ratio = Object.is(a, e) ? 0 : Infinity; // bit-exact: +0 and -0 differ
     } else if (!Number.isFinite(a)) {
       ratio = Infinity; // NaN or inf where a finite value was expected (e.g. a poisoned, unwritten output)
     } else {
@@ -53,12 +55,6 @@ export function expectClose(
   }
 }
 
-/** The largest |actual - expected| (finite entries), for measuring a kernel's error. */
-export function maxAbsDiff(actual: ArrayLike<number>, expected: ArrayLike<number>): number {
-  let m = 0;
-  for (let i = 0; i < expected.length; i++) m = Math.max(m, Math.abs(actual[i] - expected[i]));
-  return m;
-}
 
 /** mulberry32: a small deterministic generator of uniform numbers in [0, 1). */
 export function rng(seed: number): () => number {

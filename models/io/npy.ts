@@ -11,6 +11,15 @@ export interface NpyArray {
 const SIZES: Record<string, number> = { f4: 4, f8: 8, f2: 2, i1: 1, i2: 2, i4: 4, i8: 8, u1: 1, u2: 2, u4: 4, u8: 8, b1: 1 };
 
 export function parseNpy(buf: Uint8Array, source = 'npy'): NpyArray {
+  return parseNpyAs(buf, source, Float32Array) as NpyArray;
+}
+
+/** As parseNpy, with float64 values (no rounding of f8 data): for golden fixtures. */
+export function parseNpy64(buf: Uint8Array, source = 'npy'): { shape: number[]; data: Float64Array; descr: string } {
+  return parseNpyAs(buf, source, Float64Array) as { shape: number[]; data: Float64Array; descr: string };
+}
+
+function parseNpyAs(buf: Uint8Array, source: string, Out: Float32ArrayConstructor | Float64ArrayConstructor): { shape: number[]; data: Float32Array | Float64Array; descr: string } {
   const fail = (msg: string): never => {
     throw new Error(`${source}: ${msg}`);
   };
@@ -39,7 +48,7 @@ export function parseNpy(buf: Uint8Array, source = 'npy'): NpyArray {
   const need = n * SIZES[kind];
   if (buf.byteLength - start < need) fail(`truncated data: ${buf.byteLength - start} bytes for ${n} x ${descr} (${need} bytes)`);
   const ddv = new DataView(buf.buffer, buf.byteOffset + start, need);
-  const out = new Float32Array(n);
+  const out = new Out(n);
   for (let i = 0; i < n; i++) {
     switch (kind) {
       case 'f4': out[i] = ddv.getFloat32(i * 4, true); break;

@@ -96,6 +96,10 @@ export const cases: Case[] = [
   },
   { name: 'gather', shapes: [[4, 3]], fn: (x) => bl.gather(x, bl.tensor([2, 0, 2, 3, 1], [5], x.backend), 0) },
   { name: 'scatterAdd', shapes: [[2, 5]], fn: (u) => bl.scatterAdd(u, bl.tensor([2, 0, 2, 3, 1], [5], u.backend), 1, 4) },
+  // Piecewise-constant ops: zero gradients (inputs kept away from their jumps).
+  { name: 'sign, step, floor (zero gradient)', shapes: [[9]], fn: (x) => bl.add(bl.add(bl.sign(x), bl.step(x)), bl.floor(bl.mul(x, 2.5))), gen: (_i, n, s) => randArray(n, s).map((v) => Math.round(v * 10) / 10 + 0.05) },
+  { name: 'comparisons (zero gradient)', shapes: [[7], [7]], fn: (a, b) => bl.add(bl.add(bl.add(bl.equal(a, b), bl.notEqual(a, b)), bl.add(bl.less(a, b), bl.lessEqual(a, b))), bl.add(bl.greater(a, b), bl.greaterEqual(a, b))), gen: (i, n, s) => spread(i, n, s + i * 7).map((v) => v + i * 0.011) },
+  { name: 'argmax (zero gradient)', shapes: [[3, 5]], fn: (x) => bl.argmax(x, 1), gen: spread },
   // Composites with their own default rules.
   { name: 'relu', shapes: [[11]], fn: bl.relu, gen: spread },
   { name: 'leakyRelu', shapes: [[11]], fn: (x) => bl.leakyRelu(x, 0.1), gen: spread },

@@ -10,6 +10,7 @@ import { tidy, withBackend } from '../../engine/context.ts';
 import { init, memory } from '../../engine/init.ts';
 import type { Tensor } from '../../engine/tensor.ts';
 import type { WebGpuBackend } from '../../engine/webgpu/backend.ts';
+import type { GpuBuf } from '../../engine/webgpu/runtime.ts';
 import { rand, tensor } from '../../engine/ops/creation.ts';
 import { add, exp, mul, neg, sub } from '../../engine/ops/elementwise.ts';
 import { max, sum } from '../../engine/ops/reduce.ts';
@@ -122,6 +123,11 @@ describe('errors', () => {
     expect(Array.from(await y.data())).toEqual([-1, -2, -3]);
     x.dispose();
     y.dispose();
+    // And the poison really is NaN: an output buffer read before any kernel writes it.
+    const fresh = (gpu as unknown as { out(n: number): GpuBuf }).out(7);
+    const v = await gpu.rt.readback(fresh, 7 * 4);
+    expect(Array.from(v).every(Number.isNaN)).toBe(true);
+    gpu.rt.release(fresh);
   });
 });
 

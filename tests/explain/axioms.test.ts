@@ -125,6 +125,13 @@ describe('gradient methods', () => {
     const a = await ex.smoothGrad(m, x, { target: 'predicted', samples: 5, stdev: 0.2, seed: 9, samplesBatchSize: 2 });
     const b = await ex.smoothGrad(m, x, { target: 'predicted', samples: 5, stdev: 0.2, seed: 9 });
     expectClose(await a.data(), await b.data(), 1e-12);
+    // The noise and the seed matter: another seed, and no noise, give other maps.
+    const c = await read(await ex.smoothGrad(m, x, { target: 'predicted', samples: 5, stdev: 0.2, seed: 10 }));
+    const plain = await read(await ex.saliency(m, x, { target: 'predicted' }));
+    const av = await read(a);
+    expect(Math.max(...av.map((v, k) => Math.abs(v - c[k])))).toBeGreaterThan(1e-6);
+    expect(Math.max(...av.map((v, k) => Math.abs(v - plain[k])))).toBeGreaterThan(1e-6);
+    expect(Math.max(...(await read(vg)))).toBeGreaterThan(0);
   });
 });
 
@@ -326,6 +333,12 @@ describe('layer and neuron attributions', () => {
     expect(lig.slice(per).reduce((a, b) => a + b, 0)).toBeCloseTo(out[5] - out0[5], 8);
     const gxa = await ex.layerGradientXActivation(m, x, { layer: 'features', target: [0, 2] });
     expect(gxa.shape).toEqual([2, 5, 3, 3]);
+    // A * dS/dA with the model split by hand.
+    const [features, pool, fc] = m.layers;
+    const A = features.forward(x);
+    const G = bl.vjp((a) => fc.forward(pool.forward(a)), A).vjp(bl.tensor([[1, 0, 0], [0, 0, 1]]))[0];
+    const Av = await read(A), Gv = await read(G);
+    expectClose(await gxa.data(), Av.map((v, k) => v * Gv[k]), 1e-12);
     // Neuron gradient = gradient of that unit of the layer's output.
     const ng = await read(await ex.neuronGradient(m, x, { layer: 'features.0', neuron: [1, 2, 3] }));
     const conv0 = m.module('features.0');

@@ -12,6 +12,7 @@ import * as ex from '../../explain/index.ts';
 import { parseNpy, serializeNpy } from '../../models/index.ts';
 import { loadDigits } from '../../models/data/tabular.ts';
 import { loadBundled } from '../../models/zoo/index.ts';
+import { loadOnnx } from '../../models/io/onnx.ts';
 import { expectClose } from '../helpers.ts';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
@@ -61,7 +62,7 @@ describe('backlight explain', () => {
     expect(text).toMatch(/score-cam/);
   });
 
-  it('explains an ONNX model at a layer named by its output tensor', () => {
+  it('explains an ONNX model at a layer named by its output tensor', async () => {
     const onnx = join(root, 'tests/fixtures/onnx/resnet_opset13.onnx');
     const inp = join(root, 'tests/fixtures/onnx/resnet_input.npy');
     const out = join(dir, 'onnx.npy');
@@ -70,6 +71,13 @@ describe('backlight explain', () => {
     const a = parseNpy(new Uint8Array(readFileSync(out)));
     expect(a.shape.slice(1, 2)).toEqual([1]);
     expect(a.shape.length).toBe(4);
+    // The same as the in-process explainer on the loaded ONNX model.
+    const m = loadOnnx(new Uint8Array(readFileSync(onnx)), { source: onnx });
+    const xin = parseNpy(new Uint8Array(readFileSync(inp)));
+    const want = await ex.gradCam(m, bl.tensor(xin.data, xin.shape), { layer: '/layer1/conv1/Conv_output_0', target: 0 });
+    expect(a.shape).toEqual(want.shape);
+    expectClose(a.data, await want.data(), 1e-6);
+    m.dispose();
     // Without --layer an ONNX model's layer methods say what to give.
     expect(cli('--model', onnx, '--input', inp, '--method', 'grad-cam', '--out', out).stderr).toMatch(/needs --layer/);
   });

@@ -129,6 +129,11 @@ describe('synthetic shapes', () => {
 
   it('the masks cover exactly the drawn shapes: shape pixels are > 0.5, background pixels < 0.45', () => {
     expect(mismatches(d.masks, d.x, 0.5)).toEqual([]);
+    // The margin: no background pixel reaches 0.45, no shape pixel falls to 0.5.
+    let bgMax = -Infinity, fgMin = Infinity;
+    d.masks.forEach((m, k) => (m ? (fgMin = Math.min(fgMin, d.x[k])) : (bgMax = Math.max(bgMax, d.x[k]))));
+    expect(bgMax).toBeLessThan(0.45);
+    expect(fgMin).toBeGreaterThan(0.5);
   });
 
   it("each mask has its class's geometry", () => {

@@ -67,15 +67,19 @@ describe.each(backends)('PyTorch exports on %s', (_, backend) => {
       expectClose(await r.grads[name].data(), expectedGrad.data, TOL, TOL, `d logit0 / d ${name}`);
       for (const t of [r.value, ...Object.values(r.activations), ...Object.values(r.grads)]) t.dispose();
     }
-    // a later layer, and the graph output by its tensor name (one name per call: requesting an
-    // activation together with a later one gives zeros for the later one, an engine backward issue)
+    // later layers and the graph output by its tensor name, all in one call, each equal to what
+    // a call for that name alone gives
     const shapes: Record<string, number[]> = { '/layer1/Relu_1_output_0': [2, 8, 6, 6], '/layer1/Add': [2, 8, 6, 6], '/fc/Gemm': [2, 5], logits: [2, 5] };
+    const all = on(() => valueAndGradAt(score, Object.keys(shapes)));
     for (const [name, shape] of Object.entries(shapes)) {
       const r = on(() => valueAndGradAt(score, [name]));
       expect(r.grads[name].shape).toEqual(shape);
+      expect(all.grads[name].shape).toEqual(shape);
+      expectClose(await all.grads[name].data(), await r.grads[name].data(), 0, 0, `d logit0 / d ${name} (together vs alone)`);
       if (shape.length === 2) expect(Array.from(await r.grads[name].data())).toEqual([1, 0, 0, 0, 0, 1, 0, 0, 0, 0]);
       for (const t of [r.value, ...Object.values(r.activations), ...Object.values(r.grads)]) t.dispose();
     }
+    for (const t of [all.value, ...Object.values(all.activations), ...Object.values(all.grads)]) t.dispose();
     x.dispose();
     m.dispose();
   });
@@ -164,6 +168,10 @@ describe('model structure', () => {
     expect(d.p).toBeCloseTo(0.3, 6);
     const x = npy('ops_misc_opset13_input.npy');
     const i = m.outputNames.indexOf('const_add');
+    const e0 = npy('ops_misc_opset13_const_add.npy').data;
+    const y0 = on(() => m.run([tensor(x.data, x.shape)]));
+    expectClose(await y0[i].data(), e0, TOL, TOL, 'dropout at inference');
+    y0.forEach((t) => t.dispose());
     d.mcDropout = true;
     const ys = on(() => m.run([tensor(x.data, x.shape)]));
     const got = await ys[i].data();
