@@ -54,15 +54,21 @@ export function pathGradientSum(
   return total!;
 }
 
+/** Quadrature nodes, weights and the steps per chunk for a batch of n (IG and layer IG). */
+export function pathSetup(op: string, n: number, opts: { steps?: number; method?: IntegrationMethod; internalBatchSize?: number }) {
+  const steps = positiveInt(op, 'steps', opts.steps, 50);
+  const { alphas, weights } = quadrature(opts.method ?? 'gausslegendre', steps);
+  const chunk = Math.max(1, Math.floor(positiveInt(op, 'internalBatchSize', opts.internalBatchSize, n * steps) / n));
+  return { alphas, weights, chunk };
+}
+
 export function integratedGradients(model: Model, input: Tensor, opts: IntegratedGradientsOptions & { returnDelta: true }): Promise<AttributionWithDelta>;
 export function integratedGradients(model: Model, input: Tensor, opts?: IntegratedGradientsOptions & { returnDelta?: false }): Promise<Tensor>;
 export async function integratedGradients(model: Model, input: Tensor, opts: IntegratedGradientsOptions & { returnDelta?: boolean } = {}): Promise<Tensor | AttributionWithDelta> {
   const op = 'integratedGradients';
   const x = checkInput(op, input);
   const n = x.shape[0];
-  const steps = positiveInt(op, 'steps', opts.steps, 50);
-  const { alphas, weights } = quadrature(opts.method ?? 'gausslegendre', steps);
-  const chunk = Math.max(1, Math.floor(positiveInt(op, 'internalBatchSize', opts.internalBatchSize, n * steps) / n));
+  const { alphas, weights, chunk } = pathSetup(op, n, opts);
   const f = forwardOf(model);
   const result = bl.tidy(() => {
     const target: Target | undefined = resolveTarget(op, f, x, opts.target);

@@ -6,8 +6,8 @@ import type { Tensor } from '../engine/index.ts';
 import { fmtShape } from '../engine/shape.ts';
 import { type Model, type Target, type TargetOptions, baselineFor, checkInput, forwardOf, positiveInt, resolveTarget, scores } from './common.ts';
 import { activationAndGradient, checkLayer } from './cam.ts';
-import { type IntegrationMethod, quadrature } from './quadrature.ts';
-import { pathGradientSum } from './integrated-gradients.ts';
+import type { IntegrationMethod } from './quadrature.ts';
+import { pathGradientSum, pathSetup } from './integrated-gradients.ts';
 
 export interface LayerAttrOptions extends TargetOptions {
   layer: string;
@@ -61,9 +61,7 @@ export async function layerIntegratedGradients(model: Model, input: Tensor, opts
   const layer = checkLayer(op, opts);
   const x = checkInput(op, input);
   const n = x.shape[0];
-  const steps = positiveInt(op, 'steps', opts.steps, 50);
-  const { alphas, weights } = quadrature(opts.method ?? 'gausslegendre', steps);
-  const chunk = Math.max(1, Math.floor(positiveInt(op, 'internalBatchSize', opts.internalBatchSize, n * steps) / n));
+  const { alphas, weights, chunk } = pathSetup(op, n, opts);
   const f = forwardOf(model);
   const r = bl.tidy(() => {
     const target: Target | undefined = resolveTarget(op, f, x, opts.target);

@@ -2,6 +2,8 @@
 // dict literal {'descr': '<f4', 'fortran_order': False, 'shape': (2, 3), }, then the data.
 // We read little-endian f4/f8/i1/i2/i4/i8/u1/u2/u4/b1 in C order, and write '<f4'.
 
+import { f16 } from './safetensors.ts';
+
 export interface NpyArray {
   shape: number[];
   data: Float32Array;
@@ -53,11 +55,7 @@ function parseNpyAs(buf: Uint8Array, source: string, Out: Float32ArrayConstructo
     switch (kind) {
       case 'f4': out[i] = ddv.getFloat32(i * 4, true); break;
       case 'f8': out[i] = ddv.getFloat64(i * 8, true); break;
-      case 'f2': {
-        const b = ddv.getUint16(i * 2, true), e = (b >> 10) & 31, f = b & 1023, s = b & 0x8000 ? -1 : 1;
-        out[i] = e === 0 ? s * f * 2 ** -24 : e === 31 ? (f ? NaN : s * Infinity) : s * (1 + f / 1024) * 2 ** (e - 15);
-        break;
-      }
+      case 'f2': out[i] = f16(ddv.getUint16(i * 2, true)); break;
       case 'i1': out[i] = ddv.getInt8(i); break;
       case 'i2': out[i] = ddv.getInt16(i * 2, true); break;
       case 'i4': out[i] = ddv.getInt32(i * 4, true); break;

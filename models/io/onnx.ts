@@ -18,6 +18,7 @@ import { GraphModel, type GraphNode } from '../containers.ts';
 import { BatchNorm2d, Conv2d, Dropout, Linear } from '../layers.ts';
 import type { Module } from '../module.ts';
 import { decodeMessage, type Decoded, type MessageSpec } from './protobuf.ts';
+import { f16 } from './safetensors.ts';
 
 // ---- the schema: the parts of onnx.proto we read ----
 
@@ -195,14 +196,6 @@ export interface HostValue {
 
 const numel = (dims: readonly number[]) => dims.reduce((a, b) => a * b, 1);
 
-function f16(bits: number): number {
-  const s = bits & 0x8000 ? -1 : 1;
-  const e = (bits >> 10) & 0x1f;
-  const m = bits & 0x3ff;
-  if (e === 0) return s * m * 2 ** -24;
-  if (e === 31) return m ? NaN : s * Infinity;
-  return s * (1 + m / 1024) * 2 ** (e - 15);
-}
 const bf16 = (bits: number) => new Float32Array(new Uint32Array([bits << 16]).buffer)[0];
 
 const LITTLE_ENDIAN = new Uint8Array(Uint16Array.of(1).buffer)[0] === 1;

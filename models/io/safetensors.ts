@@ -12,7 +12,8 @@ export interface SafeTensor {
 
 const DTYPE_BYTES: Record<string, number> = { F64: 8, F32: 4, F16: 2, BF16: 2, I64: 8, I32: 4, I16: 2, I8: 1, U8: 1, BOOL: 1 };
 
-function f16(bits: number): number {
+/** IEEE half-precision bits to a number (also used by the ONNX and npy readers). */
+export function f16(bits: number): number {
   const s = bits & 0x8000 ? -1 : 1;
   const e = (bits >> 10) & 0x1f;
   const m = bits & 0x3ff;
