@@ -10,3 +10,11 @@ export { cam, gradCam, hiResCam, xGradCam, layerCam, scoreCam, guidedGradCam, ty
 export { gradCamPlusPlus, gradCamPlusPlusTerms, type GradCamPlusPlusOptions, type GradCamPlusPlusTerms } from './gradcam-plus-plus.ts';
 export { layerActivation, layerGradientXActivation, layerIntegratedGradients, neuronGradient, type LayerIntegratedGradientsOptions, type NeuronOptions } from './layer.ts';
 export { heatmapPng, normalizedMaps, overlayPixels, colorOf, encodePng, type Colormap, type HeatmapOptions, type OverlayOptions } from './heatmap.ts';
+// Perturbation methods (explain/perturbation/): any model, including black boxes, on one batched engine.
+export { blackBox, PerturbationRunner, type BlackBoxFn, type BlackBoxModel, type PerturbationModel, type EngineOptions, type Progress } from './perturbation/engine.ts';
+export { grid, columns, featureGroupsFor, type Features, type FeatureGroups, type Masker } from './perturbation/maskers.ts';
+export { occlusion, predictionDifference, type OcclusionOptions, type PredictionDifferenceOptions } from './perturbation/occlusion.ts';
+export { featureAblation, featurePermutation, type FeatureAblationOptions, type FeaturePermutationOptions } from './perturbation/ablation.ts';
+export { kernelShap, kernelShapCoalitions, type KernelShapOptions, type ShapleyDetails } from './perturbation/kernel-shap.ts';
+export { shapleySampling, shapleyExact, shapleyWeights, type ShapleySamplingOptions, type ShapleyExactOptions } from './perturbation/shapley.ts';
+export { lime, type LimeOptions, type LimeDetails } from './perturbation/lime.ts';
