@@ -10,6 +10,13 @@ export interface AdapterInfo {
   description: string;
   /** True when the adapter is a CPU emulation of a GPU (SwiftShader, lavapipe). */
   software: boolean;
+  /**
+   * Which driver runs the work: 'lavapipe' (Mesa's CPU Vulkan driver), 'swiftshader', 'gpu' (a
+   * hardware driver in Node), 'browser' (navigator.gpu's, not SwiftShader) or 'cpu' (the float64
+   * backend). Absent from backends that do not say. Node picks it as engine/webgpu/device.ts says;
+   * BACKLIGHT_ADAPTER=system|lavapipe|swiftshader overrides.
+   */
+  adapter?: 'lavapipe' | 'swiftshader' | 'gpu' | 'browser' | 'cpu';
 }
 
 export interface MemoryInfo {

@@ -15,10 +15,29 @@ export interface AcquiredDevice {
 }
 
 const SWIFTSHADER_ICD = '/usr/lib/chromium/vk_swiftshader_icd.json';
+// Mesa's lavapipe (mesa-vulkan-drivers). Mesa 25 names it lvp_icd.json, older Mesa
+// lvp_icd.<arch>.json. Dawn needs Mesa >= 24; Debian 12's own Mesa 22 is rejected by Dawn (no
+// adapter), which is why scripts/setup.sh takes it from bookworm-backports.
+const ICD_DIRS = ['/usr/share/vulkan/icd.d', '/etc/vulkan/icd.d'];
+
+/** Which adapter to use in Node (BACKLIGHT_ADAPTER): see acquireDevice. */
+export type AdapterChoice = 'auto' | 'system' | 'lavapipe' | 'swiftshader';
 
 const isNode = typeof process !== 'undefined' && !!process.versions?.node;
 
-function describe(adapter: GPUAdapter): AdapterInfo {
+// The user's own VK_ICD_FILENAMES, captured before we point it elsewhere: a later init() in the
+// same process that wants the system's drivers must see what the user set, not our last choice.
+const userIcdFilenames = isNode ? process.env.VK_ICD_FILENAMES : undefined;
+
+/** Which driver an adapter is, from what Dawn reports (lavapipe reports itself as llvmpipe). */
+function driverOf(vendor: string, architecture: string, device: string, description: string): AdapterInfo['adapter'] {
+  const all = `${vendor} ${architecture} ${device} ${description}`.toLowerCase();
+  if (all.includes('swiftshader')) return 'swiftshader';
+  if (/llvmpipe|lavapipe/.test(all)) return 'lavapipe';
+  return 'gpu';
+}
+
+function describe(adapter: GPUAdapter, browser = false): AdapterInfo {
   const i = adapter.info;
   const vendor = i?.vendor ?? '';
   const architecture = i?.architecture ?? '';
@@ -26,7 +45,8 @@ function describe(adapter: GPUAdapter): AdapterInfo {
   const description = i?.description ?? '';
   const all = `${vendor} ${architecture} ${device} ${description}`.toLowerCase();
   const software = /swiftshader|llvmpipe|lavapipe|software|warp/.test(all) || (i as { isFallbackAdapter?: boolean })?.isFallbackAdapter === true;
-  return { backend: 'webgpu', vendor, architecture, device, description, software };
+  const driver = driverOf(vendor, architecture, device, description);
+  return { backend: 'webgpu', vendor, architecture, device, description, software, adapter: browser && driver === 'gpu' ? 'browser' : driver };
 }
 
 async function requestDevice(adapter: GPUAdapter): Promise<GPUDevice> {
@@ -45,7 +65,41 @@ async function requestDevice(adapter: GPUAdapter): Promise<GPUDevice> {
   });
 }
 
-async function nodeAdapter(): Promise<{ adapter: GPUAdapter | null; root: unknown; tried: string[] }> {
+/** The lavapipe ICD file, if Mesa's Vulkan drivers are installed. */
+function findLavapipeIcd(fs: typeof import('node:fs')): string | null {
+  for (const dir of ICD_DIRS) {
+    let names: string[];
+    try {
+      names = fs.readdirSync(dir);
+    } catch {
+      continue;
+    }
+    const hit = names.filter((n) => /^lvp_icd(\..*)?\.json$/.test(n)).sort()[0];
+    if (hit) return `${dir}/${hit}`;
+  }
+  return null;
+}
+
+/** BACKLIGHT_ADAPTER, or 'swiftshader' for the older BACKLIGHT_FORCE_SWIFTSHADER=1. */
+export function adapterChoice(env: Record<string, string | undefined>): AdapterChoice {
+  const v = env.BACKLIGHT_ADAPTER?.trim().toLowerCase();
+  if (v) {
+    if (v === 'auto' || v === 'system' || v === 'lavapipe' || v === 'swiftshader') return v;
+    throw new Error(`backlight: BACKLIGHT_ADAPTER must be system, lavapipe or swiftshader (or auto), got '${env.BACKLIGHT_ADAPTER}'`);
+  }
+  if (env.BACKLIGHT_FORCE_SWIFTSHADER && env.BACKLIGHT_FORCE_SWIFTSHADER !== '0') return 'swiftshader';
+  return 'auto';
+}
+
+/**
+ * Node: which Vulkan driver Dawn gets. Dawn reads VK_ICD_FILENAMES when it creates its
+ * instance, so each attempt sets it and creates a new instance.
+ *   auto (default): the system's default adapter (high-performance: a GPU if there is one, else
+ *     lavapipe when Mesa >= 24 is installed); if Dawn finds none, SwiftShader from chromium.
+ *   system: only the system's default adapter.  lavapipe / swiftshader: only that driver.
+ * Lavapipe is preferred over SwiftShader because it is ~5x faster on the same cores (DESIGN.md).
+ */
+async function nodeAdapter(choice: AdapterChoice): Promise<{ adapter: GPUAdapter | null; root: unknown; tried: string[] }> {
   // The module name is in a variable so that browser bundlers leave it alone.
   const mod = 'webgpu';
   const webgpu = (await import(/* @vite-ignore */ mod)) as {
@@ -56,26 +110,44 @@ async function nodeAdapter(): Promise<{ adapter: GPUAdapter | null; root: unknow
   for (const [k, v] of Object.entries(webgpu.globals)) {
     if (!(k in globalThis)) (globalThis as Record<string, unknown>)[k] = v;
   }
+  const fsName = 'node:fs'; // in a variable, so browser bundlers do not try to resolve it
+  const fs = (await import(/* @vite-ignore */ fsName)) as typeof import('node:fs');
   const tried: string[] = [];
   const env = process.env;
   // SwiftShader complains on stderr at every start when this is unset; any writable dir will do.
   env.XDG_RUNTIME_DIR ??= '/tmp';
-  if (!env.BACKLIGHT_FORCE_SWIFTSHADER) {
+
+  const attempt = async (what: string, icd: string | undefined, accept: (a: GPUAdapter) => boolean = () => true) => {
+    if (icd === undefined) delete env.VK_ICD_FILENAMES;
+    else env.VK_ICD_FILENAMES = icd;
     const root = webgpu.create([]);
     const adapter = await root.requestAdapter({ powerPreference: 'high-performance' });
-    tried.push('system default Vulkan driver');
-    if (adapter) return { adapter, root, tried };
+    if (adapter && accept(adapter)) {
+      tried.push(what);
+      return { adapter, root, tried };
+    }
+    tried.push(adapter ? `${what}: got ${describe(adapter).description || 'another adapter'}` : `${what}: no adapter`);
+    return null;
+  };
+
+  if (choice === 'auto' || choice === 'system') {
+    const r = await attempt('system default Vulkan driver', userIcdFilenames);
+    if (r || choice === 'system') return r ?? { adapter: null, root: null, tried };
   }
-  // No system adapter: Dawn reads VK_ICD_FILENAMES when it creates its instance, so point it at
-  // SwiftShader (shipped by Debian's chromium package) and create a new instance.
-  const fsName = 'node:fs'; // in a variable, so browser bundlers do not try to resolve it
-  const fs = (await import(/* @vite-ignore */ fsName)) as typeof import('node:fs');
+  if (choice === 'lavapipe') {
+    const icd = findLavapipeIcd(fs);
+    if (!icd) {
+      tried.push(`lavapipe (not installed: no lvp_icd*.json in ${ICD_DIRS.join(', ')}; install mesa-vulkan-drivers >= 24, e.g. bash scripts/setup.sh)`);
+      return { adapter: null, root: null, tried };
+    }
+    const r = await attempt(`lavapipe (${icd})`, icd, (a) => describe(a).adapter === 'lavapipe');
+    if (!r) tried[tried.length - 1] += ' (Dawn needs Mesa >= 24; Debian 12 has it in bookworm-backports: bash scripts/setup.sh)';
+    return r ?? { adapter: null, root: null, tried };
+  }
+  // auto without a system adapter, or swiftshader: SwiftShader, shipped by Debian's chromium.
   if (fs.existsSync(SWIFTSHADER_ICD)) {
-    env.VK_ICD_FILENAMES = SWIFTSHADER_ICD;
-    const root = webgpu.create([]);
-    const adapter = await root.requestAdapter();
-    tried.push(`SwiftShader (${SWIFTSHADER_ICD})`);
-    if (adapter) return { adapter, root, tried };
+    const r = await attempt(`SwiftShader (${SWIFTSHADER_ICD})`, SWIFTSHADER_ICD);
+    if (r) return r;
   } else {
     tried.push(`SwiftShader (not installed: ${SWIFTSHADER_ICD} missing)`);
   }
@@ -90,22 +162,24 @@ export async function acquireDevice(): Promise<AcquiredDevice> {
       throw new Error('backlight: navigator.gpu returned no adapter. Enable WebGPU in this browser (Chromium: --enable-unsafe-webgpu; headless: also --enable-unsafe-swiftshader) or use init({ backend: "cpu" }).');
     }
     const device = await requestDevice(adapter);
-    return { device, adapter, info: describe(adapter), gpuRoot: gpu };
+    return { device, adapter, info: describe(adapter, true), gpuRoot: gpu };
   }
   if (!isNode) {
     throw new Error('backlight: no WebGPU here (no navigator.gpu and not Node). Use init({ backend: "cpu" }).');
   }
+  const choice = adapterChoice(process.env);
   let found;
   try {
-    found = await nodeAdapter();
+    found = await nodeAdapter(choice);
   } catch (e) {
     throw new Error(`backlight: could not load the 'webgpu' package (Dawn for Node): ${(e as Error).message}. Run npm ci.`);
   }
   if (!found.adapter) {
     throw new Error(
       `backlight: no WebGPU adapter found (tried: ${found.tried.join('; ')}). ` +
-        'Install a Vulkan driver: on Debian, `apt-get install libvulkan1 chromium` provides the Vulkan loader and ' +
-        'SwiftShader (run `bash scripts/setup.sh`), or use init({ backend: "cpu" }).',
+        'Install a Vulkan driver: on Debian, `bash scripts/setup.sh` installs the Vulkan loader (libvulkan1), ' +
+        "Mesa's lavapipe (mesa-vulkan-drivers >= 24; from bookworm-backports on Debian 12) and SwiftShader (chromium); " +
+        'or use init({ backend: "cpu" }).',
     );
   }
   const device = await requestDevice(found.adapter);

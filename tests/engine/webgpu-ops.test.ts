@@ -40,6 +40,17 @@ afterAll(() => {
   cpu.destroy();
 });
 
+// vitest.config.ts runs this file twice: on the default adapter and with
+// BACKLIGHT_ADAPTER=swiftshader. Make sure each run is on the adapter it claims.
+describe('adapter', () => {
+  it(`runs on ${process.env.BACKLIGHT_ADAPTER || 'the default adapter'} (backend.info.adapter)`, () => {
+    const want = process.env.BACKLIGHT_ADAPTER;
+    if (want === 'lavapipe' || want === 'swiftshader') expect(gpu.info.adapter).toBe(want);
+    else expect(['lavapipe', 'swiftshader', 'gpu']).toContain(gpu.info.adapter);
+    console.log(`webgpu-ops on ${gpu.info.adapter}: ${gpu.info.description}`);
+  });
+});
+
 const EXACT = 0;
 const ELEMENTWISE = 1e-5;
 const ACCUM = 1e-4;
