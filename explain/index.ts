@@ -18,3 +18,5 @@ export { featureAblation, featurePermutation, type FeatureAblationOptions, type 
 export { kernelShap, kernelShapCoalitions, type KernelShapOptions, type ShapleyDetails } from './perturbation/kernel-shap.ts';
 export { shapleySampling, shapleyExact, shapleyWeights, type ShapleySamplingOptions, type ShapleyExactOptions } from './perturbation/shapley.ts';
 export { lime, type LimeOptions, type LimeDetails } from './perturbation/lime.ts';
+export { slic, type SlicOptions } from './perturbation/slic.ts';
+export { meaningfulPerturbation, gaussianBlur, type MeaningfulPerturbationOptions } from './perturbation/meaningful.ts';

@@ -360,3 +360,77 @@ describe('engine: chunks, progress, seeds, black boxes, bad input', () => {
     expect(x.disposed).toBe(false);
   });
 });
+
+describe('SLIC superpixels and meaningful perturbation', () => {
+  it('SLIC finds four flat quadrants exactly; every segment is 4-connected; one mask per item', async () => {
+    const h = 12, w = 12;
+    const r = rng(14);
+    const img = new Float64Array(2 * 3 * h * w);
+    for (let n = 0; n < 2; n++) for (let c = 0; c < 3; c++) for (let y = 0; y < h; y++) for (let x = 0; x < w; x++) {
+      const q = (y < 6 ? 0 : 2) + (x < (n === 0 ? 6 : 4) ? 0 : 1);
+      img[((n * 3 + c) * h + y) * w + x] = [0.1, 0.4, 0.7, 0.95][(q + c) % 4] + 0.01 * r();
+    }
+    const groups = ex.slic({ segments: 4, compactness: 0.05 }).masks(img, [2, 3, h, w]);
+    expect(groups.length).toBe(2);
+    for (let n = 0; n < 2; n++) {
+      const g = groups[n];
+      expect(g.m).toBe(4);
+      const split = n === 0 ? 6 : 4;
+      for (let y = 0; y < h; y++) for (let x = 0; x < w; x++) {
+        // Same label exactly when in the same quadrant; channels share it.
+        const same = (y < 6) === (0 < 6) && (x < split) === (0 < split);
+        expect(g.labels[y * w + x] === g.labels[0], `item ${n} (${y}, ${x})`).toBe(same);
+        for (let c = 1; c < 3; c++) expect(g.labels[(c * h + y) * w + x]).toBe(g.labels[y * w + x]);
+      }
+    }
+    // Connectivity on a noisy image: flood fill from each segment's first pixel reaches all of it.
+    const noisy = Float64Array.from(randArray(rng(15), 16 * 16, 0, 1));
+    const g = ex.slic(6).masks(noisy, [1, 16, 16])[0];
+    for (let l = 0; l < g.m; l++) {
+      const members = [...g.labels.keys()].filter((p) => g.labels[p] === l);
+      const seen = new Set([members[0]]), stack = [members[0]];
+      while (stack.length) {
+        const p = stack.pop()!;
+        for (const q of [p - 16, p + 16, p % 16 ? p - 1 : -1, p % 16 < 15 ? p + 1 : -1]) if (q >= 0 && q < 256 && g.labels[q] === l && !seen.has(q)) (seen.add(q), stack.push(q));
+      }
+      expect(seen.size, `segment ${l}`).toBe(members.length);
+    }
+  });
+
+  it('KernelSHAP with SLIC features explains each item on its own superpixels (= feature ablation of the same mask for 1 feature pairs)', async () => {
+    // An additive model over pixels: Shapley value of a segment = sum over its pixels of w (x - 0).
+    const wd = randArray(rng(16), 64, -1, 1);
+    const f = (x: Tensor) => bl.reshape(bl.matmul(bl.reshape(x, [x.shape[0], 64]), bl.tensor(wd, [64, 1])), [x.shape[0]]);
+    const xd = Float64Array.from(randArray(rng(17), 2 * 64, 0, 1));
+    const x = bl.tensor(xd, [2, 1, 8, 8]);
+    const masker = ex.slic(5);
+    const r = await ex.kernelShap(f, x, { features: masker, returnDetails: true });
+    const groups = masker.masks(xd, [2, 1, 8, 8]);
+    for (let n = 0; n < 2; n++) {
+      const want = new Float64Array(groups[n].m);
+      for (let p = 0; p < 64; p++) want[groups[n].labels[p]] += wd[p] * xd[n * 64 + p];
+      expectClose(r.values[n], want, 1e-9, 1e-11);
+    }
+  });
+
+  it('meaningful perturbation deletes where the evidence is', async () => {
+    // Two classes; class 1's logit reads only the top-left 4x4 quadrant of an 8x8 image.
+    const wq = new Float64Array(64);
+    for (let y = 0; y < 4; y++) for (let x = 0; x < 4; x++) wq[y * 8 + x] = 0.5;
+    const f = (x: Tensor) => {
+      const s = bl.matmul(bl.reshape(x, [x.shape[0], 64]), bl.tensor(wq, [64, 1]));
+      return bl.concat([bl.zerosLike(s), bl.sub(s, 5)], 1); // p(class 1) about 0.8, not saturated
+    };
+    const x = bl.tensor(randArray(rng(18), 64, 0.6, 1), [1, 1, 8, 8]);
+    const sal = await read(await ex.meaningfulPerturbation(f, x, { target: 1, baseline: 0, steps: 150, maskSize: [4, 4] }));
+    // The smooth (total-variation) mask spills over the quadrant's edge; the far quadrant is kept.
+    const inQ = (p: number) => Math.floor(p / 8) < 4 && p % 8 < 4;
+    const far = (p: number) => Math.floor(p / 8) >= 4 && p % 8 >= 4;
+    const mean = (pred: (p: number) => boolean) => [...sal.keys()].filter(pred).reduce((a, p) => a + sal[p], 0) / 16;
+    expect(mean(inQ)).toBeGreaterThan(0.75);
+    expect(mean(far)).toBeLessThan(0.15);
+    const minIn = Math.min(...[...sal.keys()].filter(inQ).map((p) => sal[p]));
+    const maxFar = Math.max(...[...sal.keys()].filter(far).map((p) => sal[p]));
+    expect(minIn).toBeGreaterThan(maxFar);
+  });
+});
