@@ -51,7 +51,7 @@ function gradientCam(op: string, mapFn: MapFn) {
   const fn = async (model: Model, input: Tensor, opts: LayerOptions): Promise<Tensor> => {
     const layer = checkLayer(op, opts);
     const x = checkInput(op, input);
-    const f = forwardOf(model);
+    const f = forwardOf(model, opts.rules);
     const r = bl.tidy(() => {
       // One forward: 'predicted' is chosen from that same forward's output (scores()).
       const { A, G } = activationAndGradient(op, f, x, layer, opts.target);
@@ -90,7 +90,7 @@ export async function cam(model: Model, input: Tensor, opts: LayerOptions): Prom
   const op = 'cam';
   const layer = checkLayer(op, opts);
   const x = checkInput(op, input);
-  const f = forwardOf(model);
+  const f = forwardOf(model, opts.rules);
   const [r, spread] = bl.tidy(() => {
     const { A, G } = activationAndGradient(op, f, x, layer, opts.target);
     const hw = A.shape[2] * A.shape[3];
@@ -126,7 +126,7 @@ export async function scoreCam(model: Model, input: Tensor, opts: ScoreCamOption
   if (x.rank !== 4) throw new Error(`${op}: the input must be NCHW, got ${fmtShape(x.shape)}`);
   if (typeof opts.target === 'function') throw new Error(`${op}: needs class-index targets (a number, one per item, or 'predicted'), not a function`);
   const bs = positiveInt(op, 'batchSize', opts.batchSize, 64);
-  const f = forwardOf(model);
+  const f = forwardOf(model, opts.rules);
   const [n, , H, W] = x.shape;
   const target = bl.tidy(() => resolveTarget(op, f, x, opts.target));
   let A: Tensor | null = null;
@@ -176,7 +176,7 @@ export async function guidedGradCam(model: Model, input: Tensor, opts: LayerOpti
   const op = 'guidedGradCam';
   const x = checkInput(op, input);
   if (x.rank !== 4) throw new Error(`${op}: the input must be NCHW, got ${fmtShape(x.shape)}`);
-  const f = forwardOf(model);
+  const f = forwardOf(model, opts.rules);
   const target = bl.tidy(() => resolveTarget(op, f, x, opts.target));
   const g = await guidedBackprop(model, x, { target });
   const c = await gradCam(model, x, { ...opts, target, upsample: true });

@@ -4,6 +4,10 @@ import type { Tensor } from '../engine/index.ts';
 import { fmtShape } from '../engine/shape.ts';
 import { Module } from '../models/module.ts';
 import { mulberry32 } from '../models/data/random.ts';
+import { type RulesOption, rulesFactory } from './rules-option.ts';
+import './lrp/composites.ts'; // registers the named LRP composites for every explainer's rules option
+
+export type { RulesOption } from './rules-option.ts';
 
 /** A model: a backlight Module (run in eval mode) or any function from a batch to outputs. */
 export type Model = Module | ((x: Tensor) => Tensor);
@@ -18,9 +22,27 @@ export type Target = number | readonly number[] | Tensor | 'predicted' | ((out: 
 
 export interface TargetOptions {
   target?: Target;
+  /**
+   * Backward rules for this explanation's graph: a rule set ({ relu: rule, Conv2d: rule,
+   * 'features.3': rule }), a function (path, kind, layer) => rule, or a registered composite's
+   * name ('epsilon-plus-flat'). Applied to every forward the explainer builds (a withRules scope
+   * cannot span an await). Keys of an object rule set that match nothing are an error.
+   */
+  rules?: RulesOption;
 }
 
-export function forwardOf(model: Model): (x: Tensor) => Tensor {
+/**
+ * The model as a function of a batch; with `rules`, each call records its ops and layers under
+ * those rules (looked up at record time, so the backward pass uses them later).
+ */
+export function forwardOf(model: Model, rules?: RulesOption): (x: Tensor) => Tensor {
+  const f = plainForward(model);
+  if (rules === undefined) return f;
+  const make = rulesFactory(rules);
+  return (x) => bl.withRules(make(), () => f(x));
+}
+
+function plainForward(model: Model): (x: Tensor) => Tensor {
   if (model instanceof Module) {
     return (x) => {
       const was = model.training;

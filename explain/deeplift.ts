@@ -24,7 +24,7 @@ export interface DeepLiftOptions extends TargetOptions {
 export async function deepLift(model: Model, input: Tensor, opts: DeepLiftOptions = {}): Promise<Tensor> {
   const op = 'deepLift';
   const x = checkInput(op, input);
-  const f = forwardOf(model);
+  const f = forwardOf(model, opts.rules);
   const r = bl.tidy(() => deepLiftSync(op, f, x, baselineFor(op, x, opts.baseline), resolveTarget(op, f, x, opts.target), opts.eps));
   await r.backend.sync();
   return r;
@@ -43,7 +43,12 @@ function deepLiftSync(op: string, f: (x: Tensor) => Tensor, x: Tensor, base: Ten
         : Array.isArray(target)
           ? [...target, ...target]
           : target;
-  const g = bl.withRules({ relu: rule, sigmoid: rule, tanh: rule, maxPoolGather: bl.deepLiftMaxPool(eps) }, () => bl.grad((t: Tensor) => bl.sum(scores(op, f(t), t2, 2 * n)))(both));
+  // The model may lack some of these nonlinearities: the rule set is meant for any model.
+  const g = bl.withRules(
+    { relu: rule, sigmoid: rule, tanh: rule, maxPoolGather: bl.deepLiftMaxPool(eps) },
+    () => bl.grad((t: Tensor) => bl.sum(scores(op, f(t), t2, 2 * n)))(both),
+    { unused: 'ignore' },
+  );
   return bl.mul(bl.sub(x, base), bl.slice(g, [0], [n]));
 }
 
@@ -59,7 +64,7 @@ export async function deepLiftShap(model: Model, input: Tensor, opts: DeepLiftSh
   const x = checkInput(op, input);
   const base = checkBaselines(op, x, opts?.baselines);
   const n = x.shape[0], b = base.shape[0];
-  const f = forwardOf(model);
+  const f = forwardOf(model, opts.rules);
   const r = bl.tidy(() => {
     const target = resolveTarget(op, f, x, opts.target);
     // Every item against every reference: [n*b] pairs, item-major.
@@ -104,7 +109,7 @@ export async function gradientShap(model: Model, input: Tensor, opts: GradientSh
   const rnd = hostRandom(opts.seed ?? 0);
   const picks = Array.from({ length: n * k }, () => Math.floor(rnd() * nb));
   const alphas = Array.from({ length: n * k }, () => rnd());
-  const f = forwardOf(model);
+  const f = forwardOf(model, opts.rules);
   const rest = x.shape.slice(1);
   const r = bl.tidy(() => {
     const target = resolveTarget(op, f, x, opts.target);

@@ -43,7 +43,7 @@ export function gradCamPlusPlusTerms(model: Model, x: Tensor, opts: GradCamPlusP
   const op = 'gradCamPlusPlus';
   const layer = checkLayer(op, opts);
   checkInput(op, x);
-  const f = forwardOf(model);
+  const f = forwardOf(model, opts.rules);
   const n = x.shape[0];
   const mode = opts.mode ?? 'exact';
   const useExp = (opts.score ?? 'exp') === 'exp';

@@ -12,7 +12,7 @@ export interface SaliencyOptions extends TargetOptions {
 export async function saliency(model: Model, input: Tensor, opts: SaliencyOptions = {}): Promise<Tensor> {
   const x = checkInput('saliency', input);
   const r = bl.tidy(() => {
-    const g = inputGradient('saliency', forwardOf(model), x, opts.target, x.shape[0]);
+    const g = inputGradient('saliency', forwardOf(model, opts.rules), x, opts.target, x.shape[0]);
     return opts.abs === false ? g : bl.abs(g);
   });
   await r.backend.sync();
@@ -22,7 +22,7 @@ export async function saliency(model: Model, input: Tensor, opts: SaliencyOption
 /** Gradient times input (Shrikumar et al. 2016). */
 export async function inputXGradient(model: Model, input: Tensor, opts: TargetOptions = {}): Promise<Tensor> {
   const x = checkInput('inputXGradient', input);
-  const r = bl.tidy(() => bl.mul(x, inputGradient('inputXGradient', forwardOf(model), x, opts.target, x.shape[0])));
+  const r = bl.tidy(() => bl.mul(x, inputGradient('inputXGradient', forwardOf(model, opts.rules), x, opts.target, x.shape[0])));
   await r.backend.sync();
   return r;
 }
@@ -33,7 +33,7 @@ export async function inputXGradient(model: Model, input: Tensor, opts: TargetOp
  */
 export async function guidedBackprop(model: Model, input: Tensor, opts: TargetOptions = {}): Promise<Tensor> {
   const x = checkInput('guidedBackprop', input);
-  const r = bl.tidy(() => bl.withRules({ relu: bl.guidedRelu }, () => inputGradient('guidedBackprop', forwardOf(model), x, opts.target, x.shape[0])));
+  const r = bl.tidy(() => reluRule('guidedBackprop', bl.guidedRelu, () => inputGradient('guidedBackprop', forwardOf(model, opts.rules), x, opts.target, x.shape[0])));
   await r.backend.sync();
   return r;
 }
@@ -41,7 +41,20 @@ export async function guidedBackprop(model: Model, input: Tensor, opts: TargetOp
 /** Deconvnet (Zeiler & Fergus 2014): relus pass only positive cotangents. */
 export async function deconvnet(model: Model, input: Tensor, opts: TargetOptions = {}): Promise<Tensor> {
   const x = checkInput('deconvnet', input);
-  const r = bl.tidy(() => bl.withRules({ relu: bl.deconvRelu }, () => inputGradient('deconvnet', forwardOf(model), x, opts.target, x.shape[0])));
+  const r = bl.tidy(() => reluRule('deconvnet', bl.deconvRelu, () => inputGradient('deconvnet', forwardOf(model, opts.rules), x, opts.target, x.shape[0])));
   await r.backend.sync();
   return r;
+}
+
+/** Run fn with `rule` on every relu; a model without one is an error that says so. */
+function reluRule<T>(op: string, rule: bl.Rule, fn: () => T): T {
+  try {
+    return bl.withRules({ relu: rule }, fn);
+  } catch (e) {
+    const msg = (e as Error).message;
+    if (msg.startsWith("withRules: 'relu' matched no op")) {
+      throw new Error(`${op}: the model has no relu (the engine's relu, layers.ReLU or ONNX Relu) whose backward rule it replaces. ${msg.slice(msg.indexOf('Layer kinds'))}`);
+    }
+    throw e;
+  }
 }

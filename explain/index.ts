@@ -18,5 +18,8 @@ export { featureAblation, featurePermutation, type FeatureAblationOptions, type 
 export { kernelShap, kernelShapCoalitions, type KernelShapOptions, type ShapleyDetails } from './perturbation/kernel-shap.ts';
 export { shapleySampling, shapleyExact, shapleyWeights, type ShapleySamplingOptions, type ShapleyExactOptions } from './perturbation/shapley.ts';
 export { lime, type LimeOptions, type LimeDetails } from './perturbation/lime.ts';
+export * as lrpRules from './lrp/rules.ts';
+export { lrp, COMPOSITES, makeComposite, CANONIZERS, applyCanonizers, mergeBatchNorm, type LrpOptions, type LrpResult, type CompositeParams, type CompositeSpec, type Canonizer } from './lrp/index.ts';
+export { registerComposite, compositeNames, type RulesOption } from './rules-option.ts';
 export { slic, type SlicOptions } from './perturbation/slic.ts';
 export { meaningfulPerturbation, gaussianBlur, type MeaningfulPerturbationOptions } from './perturbation/meaningful.ts';

@@ -69,7 +69,7 @@ export async function integratedGradients(model: Model, input: Tensor, opts: Int
   const x = checkInput(op, input);
   const n = x.shape[0];
   const { alphas, weights, chunk } = pathSetup(op, n, opts);
-  const f = forwardOf(model);
+  const f = forwardOf(model, opts.rules);
   const result = bl.tidy(() => {
     const target: Target | undefined = resolveTarget(op, f, x, opts.target);
     const base = baselineFor(op, x, opts.baseline);

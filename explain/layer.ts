@@ -4,7 +4,7 @@
 import * as bl from '../engine/index.ts';
 import type { Tensor } from '../engine/index.ts';
 import { fmtShape } from '../engine/shape.ts';
-import { type Model, type Target, type TargetOptions, baselineFor, checkInput, forwardOf, positiveInt, resolveTarget, scores } from './common.ts';
+import { type Model, type RulesOption, type Target, type TargetOptions, baselineFor, checkInput, forwardOf, positiveInt, resolveTarget, scores } from './common.ts';
 import { activationAndGradient, checkLayer } from './cam.ts';
 import type { IntegrationMethod } from './quadrature.ts';
 import { pathGradientSum, pathSetup } from './integrated-gradients.ts';
@@ -35,7 +35,7 @@ export async function layerGradientXActivation(model: Model, input: Tensor, opts
   const op = 'layerGradientXActivation';
   const layer = checkLayer(op, opts);
   const x = checkInput(op, input);
-  const f = forwardOf(model);
+  const f = forwardOf(model, opts.rules);
   const r = bl.tidy(() => {
     const g = bl.valueAndGradAt(() => bl.sum(scores(op, f(x), opts.target, x.shape[0])), [layer]);
     return bl.mul(g.activations[layer], g.grads[layer]);
@@ -62,7 +62,7 @@ export async function layerIntegratedGradients(model: Model, input: Tensor, opts
   const x = checkInput(op, input);
   const n = x.shape[0];
   const { alphas, weights, chunk } = pathSetup(op, n, opts);
-  const f = forwardOf(model);
+  const f = forwardOf(model, opts.rules);
   const r = bl.tidy(() => {
     const target: Target | undefined = resolveTarget(op, f, x, opts.target);
     const ax = activationOf(f, x, layer);
@@ -82,6 +82,8 @@ export async function layerIntegratedGradients(model: Model, input: Tensor, opts
 
 export interface NeuronOptions {
   layer: string;
+  /** Backward rules for the graph (see TargetOptions.rules). */
+  rules?: RulesOption;
   /** The neuron: a flat index into one item's activation, or its coordinates (without the batch axis). */
   neuron: number | readonly number[];
 }
@@ -91,7 +93,7 @@ export async function neuronGradient(model: Model, input: Tensor, opts: NeuronOp
   const op = 'neuronGradient';
   const layer = checkLayer(op, opts);
   const x = checkInput(op, input);
-  const f = forwardOf(model);
+  const f = forwardOf(model, opts.rules);
   const r = bl.tidy(() =>
     bl.grad((xx: Tensor) => {
       let picked: Tensor | null = null;

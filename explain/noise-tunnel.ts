@@ -30,7 +30,7 @@ export function noiseTunnel<O extends TargetOptions>(attributor: Attributor<O>):
     if (!(stdev >= 0)) throw new Error(`${op}: stdev must be >= 0, got ${stdev}`);
     const type = opts.type ?? 'smoothgrad';
     if (!['smoothgrad', 'smoothgrad_sq', 'vargrad'].includes(type)) throw new Error(`${op}: unknown type '${type}' (smoothgrad, smoothgrad_sq, vargrad)`);
-    const target = bl.tidy(() => resolveTarget(op, forwardOf(model), x, opts.target));
+    const target = bl.tidy(() => resolveTarget(op, forwardOf(model, opts.rules), x, opts.target));
     let sum: Tensor | null = null, sumSq: Tensor | null = null;
     const seed = opts.seed ?? 0;
     for (let s = 0; s < samples; s += per) {

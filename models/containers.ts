@@ -25,20 +25,36 @@ export class Sequential extends Module {
   }
 }
 
-/** y = block(x) + shortcut(x) (identity when no shortcut). */
+/**
+ * The sum of a residual connection's branches, as a layer of its own, so that a rule can be
+ * attached to residual additions (LRP splits relevance between the branches in proportion to
+ * their contributions) without touching a bias add or BatchNorm's add.
+ */
+export class ResidualSum extends Module {
+  get kind() {
+    return 'ResidualSum';
+  }
+  forward(a: Tensor, ...more: Tensor[]): Tensor {
+    return bl.tidy(() => more.reduce((s, b) => bl.add(s, b), a));
+  }
+}
+
+/** y = block(x) + shortcut(x) (identity when no shortcut); the sum is the child 'sum' (a ResidualSum). */
 export class Residual extends Module {
   get kind() {
     return 'Residual';
   }
   readonly block: Module;
   readonly shortcut: Module | null;
+  readonly sum: ResidualSum;
   constructor(block: Module, shortcut?: Module) {
     super();
     this.block = this.addChild('block', block);
     this.shortcut = shortcut ? this.addChild('shortcut', shortcut) : null;
+    this.sum = this.addChild('sum', new ResidualSum());
   }
   forward(x: Tensor): Tensor {
-    return bl.tidy(() => bl.add(this.block.call(x), this.shortcut ? this.shortcut.call(x) : x));
+    return bl.tidy(() => this.sum.call(this.block.call(x), this.shortcut ? this.shortcut.call(x) : x));
   }
 }
 

@@ -56,7 +56,7 @@ export class Conv2d extends Module {
   }
   forward(x: Tensor): Tensor {
     checkInput(this, x, 4, this.inChannels);
-    return bl.conv2d(x, this.param('weight'), { ...this.opts, bias: this.params.bias });
+    return bl.conv2d(x, this.param('weight'), { ...this.opts, bias: this.optParam('bias') });
   }
 }
 
@@ -78,7 +78,7 @@ export class Linear extends Module {
     if (x.rank < 1 || x.shape[x.rank - 1] !== this.inFeatures) {
       throw new Error(`Linear '${this.path}': expected ${this.inFeatures} input features on the last axis, got ${fmtShape(x.shape)}`);
     }
-    return bl.linear(x, this.param('weight'), this.params.bias);
+    return bl.linear(x, this.param('weight'), this.optParam('bias'));
   }
 }
 
@@ -143,10 +143,10 @@ export class BatchNorm2d extends Module {
     this.addParam('bias', bl.zeros([numFeatures]));
     this.addBuffer('running_mean', bl.zeros([numFeatures]));
     this.addBuffer('running_var', bl.ones([numFeatures]));
+    this.eps = opts.eps ?? 1e-5;
   }
-  get eps() {
-    return this.opts.eps ?? 1e-5;
-  }
+  /** The variance stabiliser (mutable: a canonizer that folds this layer sets it to 0 meanwhile). */
+  eps: number;
   forward(x: Tensor): Tensor {
     checkInput(this, x, 4, this.numFeatures);
     if (!this.training) {

@@ -2,6 +2,7 @@
 // named children, and knows its path in the model ('features.3'), under which its output is tapped
 // so explainers can ask for gradients at any layer by name (engine tap / valueAndGradAt).
 import { type Tensor, keep, tap } from '../engine/index.ts';
+import { layerComposite } from '../engine/autodiff/composite.ts';
 import { fmtShape } from '../engine/shape.ts';
 
 export abstract class Module {
@@ -11,17 +12,63 @@ export abstract class Module {
   protected readonly params: Record<string, Tensor> = {};
   protected readonly buffers: Record<string, Tensor> = {};
   protected readonly children: [string, Module][] = [];
+  /** Parameters/buffers substituted by name during a rule's re-run of the layer (withTensors). */
+  private substituted: Record<string, Tensor> | null = null;
 
   /** A short type name, as in PyTorch ('Conv2d'). */
   abstract get kind(): string;
 
-  /** The computation, on one input tensor. Call `call` instead to get the output tapped. */
-  abstract forward(x: Tensor): Tensor;
+  /**
+   * The computation (one input tensor for most layers; ResidualSum takes several). Call `call`
+   * instead: it records the layer for rules keyed by kind or path, and taps the output.
+   */
+  abstract forward(x: Tensor, ...more: Tensor[]): Tensor;
 
-  /** forward, with the output tapped under this module's path. */
-  call(x: Tensor): Tensor {
-    const y = this.forward(x);
+  /**
+   * forward, as a layer composite (so withRules({ Conv2d: rule }) or { 'features.3': rule } can
+   * replace this layer's backward rule), with the output tapped under this module's path.
+   */
+  call(...xs: Tensor[]): Tensor {
+    const y = layerComposite({
+      kind: this.kind,
+      path: this.path,
+      module: this,
+      inputs: xs,
+      params: () => this.ownTensors(),
+      forward: (ins, ps) => this.withTensors(ps, () => this.forward(...(ins as [Tensor, ...Tensor[]]))),
+      run: () => this.forward(...(xs as [Tensor, ...Tensor[]])),
+    });
     return this.path ? tap(this.path, y) : y;
+  }
+
+  /** Parameters then buffers of this module and its descendants, by name relative to it ('weight', 'block.0.weight'). */
+  ownTensors(): [string, Tensor][] {
+    const cut = this.path ? this.path.length + 1 : 0;
+    return [...this.namedParameters(), ...this.namedBuffers()].map(([n, t]) => [n.slice(cut), t]);
+  }
+
+  /**
+   * Run fn with some parameters/buffers (names relative to this module, as ownTensors gives them)
+   * replaced, then restore them. What rules use to re-run a layer with modified weights.
+   */
+  withTensors<T>(tensors: Readonly<Record<string, Tensor>>, fn: () => T): T {
+    const byOwner = new Map<Module, Record<string, Tensor>>();
+    for (const [name, t] of Object.entries(tensors)) {
+      const dot = name.lastIndexOf('.');
+      const owner = dot < 0 ? this : this.module(this.path ? `${this.path}.${name.slice(0, dot)}` : name.slice(0, dot));
+      const local = name.slice(dot + 1);
+      if (!(local in owner.params) && !(local in owner.buffers)) throw new Error(`${this.kind} '${this.path}': withTensors: no parameter or buffer '${name}'`);
+      const rec = byOwner.get(owner) ?? {};
+      rec[local] = t;
+      byOwner.set(owner, rec);
+    }
+    const saved = [...byOwner.keys()].map((m) => [m, m.substituted] as const);
+    for (const [m, rec] of byOwner) m.substituted = { ...(m.substituted ?? {}), ...rec };
+    try {
+      return fn();
+    } finally {
+      for (const [m, prev] of saved) m.substituted = prev;
+    }
   }
 
   protected addParam(name: string, t: Tensor): Tensor {
@@ -47,13 +94,18 @@ export abstract class Module {
   }
 
   param(name: string): Tensor {
-    const t = this.params[name];
+    const t = this.substituted?.[name] ?? this.params[name];
     if (!t) throw new Error(`${this.kind} '${this.path}': no parameter '${name}' (has ${Object.keys(this.params).join(', ') || 'none'})`);
     return t;
   }
 
+  /** A parameter the layer may lack (a conv's bias), or undefined. */
+  optParam(name: string): Tensor | undefined {
+    return this.params[name] ? this.param(name) : undefined;
+  }
+
   buffer(name: string): Tensor {
-    const t = this.buffers[name];
+    const t = this.substituted?.[name] ?? this.buffers[name];
     if (!t) throw new Error(`${this.kind} '${this.path}': no buffer '${name}'`);
     return t;
   }
@@ -111,6 +163,27 @@ export abstract class Module {
     if (old.shape.join() !== t.shape.join()) throw new Error(`setTensor: '${fullName}' has shape ${fmtShape(old.shape)}, got ${fmtShape(t.shape)}`);
     table[local] = keep(t);
     if (disposeOld && old !== t) old.dispose();
+  }
+
+  /**
+   * Put `t` in as this module's own parameter (or buffer) `name`, created if absent, keeping the
+   * old tensor undisposed; the returned function restores exactly what was there (the same tensor
+   * object, or no such entry) and disposes `t`. What canonizers use for reversible rewrites.
+   */
+  swapTensor(name: string, t: Tensor, as: 'param' | 'buffer' = 'param'): () => void {
+    const table = as === 'param' ? this.params : this.buffers;
+    const had = Object.prototype.hasOwnProperty.call(table, name);
+    const old = table[name];
+    if (had && old.shape.join() !== t.shape.join()) throw new Error(`${this.kind} '${this.path}': swapTensor '${name}' has shape ${fmtShape(old.shape)}, got ${fmtShape(t.shape)}`);
+    table[name] = keep(t);
+    let undone = false;
+    return () => {
+      if (undone) return;
+      undone = true;
+      if (had) table[name] = old;
+      else delete table[name];
+      if (t !== old) t.dispose();
+    };
   }
 
   /** Load tensors by name; strict: every entry must match a parameter/buffer and vice versa. */

@@ -216,7 +216,7 @@ export interface GradAtResult {
  * Evaluate a scalar f and its gradients with respect to the activations tapped under `names`
  * (and optionally to tensors `wrt`). What Grad-CAM needs: no hooks, and it composes with grad.
  */
-export function valueAndGradAt(f: () => Tensor, names: readonly string[], wrt: readonly Tensor[] = []): GradAtResult {
+export function valueAndGradAt(f: () => Tensor, names: readonly string[], wrt: readonly Tensor[] = [], opts: { missing?: 'error' | 'skip' } = {}): GradAtResult {
   if (!Array.isArray(names)) throw new Error('valueAndGradAt: names must be an array of activation names');
   checkTensors('valueAndGradAt', wrt);
   const depth = scopeDepth();
@@ -235,7 +235,8 @@ export function valueAndGradAt(f: () => Tensor, names: readonly string[], wrt: r
     }
     try {
       const missing = names.filter((n) => !w.found.has(n));
-      if (missing.length) {
+      if (opts.missing === 'skip') names = names.filter((n) => w.found.has(n));
+      else if (missing.length) {
         const avail = [...new Set(w.seen)];
         throw new Error(
           `no layer/activation named ${missing.map((m) => `'${m}'`).join(', ')} was produced by the model; available: ${avail.length ? avail.slice(0, 60).join(', ') + (avail.length > 60 ? ', ...' : '') : '(none: the model taps no activations)'}`,

@@ -8,8 +8,8 @@ import type { Primitive } from '../primitives.ts';
 import { sameShape, fmtShape } from '../shape.ts';
 import type { Tensor } from '../tensor.ts';
 import { VJP } from './rules.ts';
-import { lookupRule } from './scope.ts';
-import type { Rule } from './types.ts';
+import { lookupRule, tapeCount } from './scope.ts';
+import type { LayerInfo, Rule, RuleContext } from './types.ts';
 import { add } from '../ops/elementwise.ts';
 
 export interface TapeEntry {
@@ -18,6 +18,10 @@ export interface TapeEntry {
   params: unknown;
   inputs: readonly Tensor[];
   output: Tensor;
+  /** The op's default rule, which an override may defer to (ctx.base). */
+  base?: Rule<any>;
+  /** For a layer composite: what its rule may ask of the layer. */
+  layer?: LayerInfo;
 }
 
 export class Tape {
@@ -59,6 +63,7 @@ export class Tape {
 
 const active: Tape[] = [];
 let paused = 0;
+tapeCount.get = () => active.length;
 
 export function activeTapes(): readonly Tape[] {
   return active;
@@ -89,17 +94,22 @@ export function unrecorded<T>(fn: () => T): T {
   }
 }
 
-/** Record one op on every tape that tracks one of its inputs. */
-export function recordOp(name: string, rule: Rule<any>, params: unknown, inputs: readonly Tensor[], output: Tensor): void {
+/**
+ * Record one op on every tape that tracks one of its inputs, with the rule in force for that tape
+ * (`ruleFor(i)` for the tape at depth i: rule scopes apply from the tape open when they began).
+ */
+export function recordOp(name: string, ruleFor: (tape: number) => Rule<any>, params: unknown, inputs: readonly Tensor[], output: Tensor, base?: Rule<any>, layer?: LayerInfo): void {
   if (paused || active.length === 0) return;
-  for (const tape of active) {
-    if (inputs.some((t) => tape.tracks(t))) tape.record({ name, rule, params, inputs, output });
+  for (let i = 0; i < active.length; i++) {
+    const tape = active[i];
+    if (inputs.some((t) => tape.tracks(t))) tape.record({ name, rule: ruleFor(i), params, inputs, output, base, layer });
   }
 }
 
 recordHooks.record = (prim: Primitive, params, inputs, output) => {
   if (paused || active.length === 0) return;
-  recordOp(prim, lookupRule(prim) ?? (VJP[prim] as Rule<any>), params, inputs, output);
+  const base = VJP[prim] as Rule<any>;
+  recordOp(prim, (i) => lookupRule(prim, i) ?? base, params, inputs, output, base);
 };
 
 /**
@@ -145,7 +155,12 @@ export function backward(tape: Tape, output: Tensor, seed: Tensor, sources: read
     }
     const needs = e.inputs.map((t) => tape.tracks(t));
     // The rule's temporaries are freed at once; only its results survive.
-    const grads = tidy(() => e.rule(ct, { inputs: e.inputs, output: e.output, params: e.params, needs, name: e.name }));
+    const grads = tidy(() => {
+      const ctx: RuleContext<unknown> = { inputs: e.inputs, output: e.output, params: e.params, needs, name: e.name, layer: e.layer };
+      const base = e.base;
+      if (base) ctx.base = (c: Tensor) => base(c, ctx);
+      return e.rule(ct, ctx);
+    });
     if (!Array.isArray(grads) || grads.length > e.inputs.length) {
       throw new Error(`backward: the rule for ${e.name} returned ${Array.isArray(grads) ? grads.length : typeof grads} cotangents for ${e.inputs.length} inputs`);
     }

@@ -11,8 +11,34 @@ export interface RuleContext<P = unknown> {
   params: P;
   /** needs[i]: whether input i wants a cotangent (a rule may skip the others). */
   needs: readonly boolean[];
-  /** The primitive or composite this rule is attached to (e.g. 'relu'). */
+  /** The primitive, composite or layer kind this rule is attached to (e.g. 'relu', 'Conv2d'). */
   name: string;
+  /** The default rule of this op or layer (its exact derivative), to defer to. */
+  base?: (ct: Tensor) => readonly (Tensor | null | undefined)[];
+  /** Present when the rule is attached to a layer (by kind or path). */
+  layer?: LayerInfo;
+}
+
+/** What a rule attached to a layer knows about it. */
+export interface LayerInfo {
+  /** The layer's kind ('Conv2d', 'ResidualSum'; for ONNX nodes the layer kind the op maps to). */
+  kind: string;
+  /** Other names of the kind (an ONNX node's op type, 'Conv'). */
+  aliases: readonly string[];
+  /** Dotted path in the model ('features.3'), or the ONNX node name. */
+  path: string;
+  /** The layer object itself (a Module, or a graph node). */
+  module: unknown;
+  /** The layer's data inputs: the first `inputs.length - paramNames.length` of ctx.inputs. */
+  inputs: readonly Tensor[];
+  /** Its parameters and buffers by name ('weight', 'bias', 'running_mean'); also in ctx.inputs. */
+  params: Readonly<Record<string, Tensor>>;
+  /**
+   * Run the layer's forward again (recorded, so differentiable) with some inputs and parameters
+   * replaced: params not given keep their values; a parameter set to null is zeroed.
+   * No rule overrides are in force inside (the layer computes its plain function).
+   */
+  forward(inputs?: readonly Tensor[], params?: Readonly<Record<string, Tensor | null>>): Tensor;
 }
 
 /** One cotangent per input, shaped like that input; null means zero (or not needed). */
@@ -21,7 +47,12 @@ export type Rule<P = unknown> = (ct: Tensor, ctx: RuleContext<P>) => readonly (T
 /** Every primitive has a rule: a missing entry is a compile error. */
 export type VjpTable = { [P in Primitive]: Rule<PrimParams[P]> };
 
-/** Names rules can be attached to: primitives and named composites (relu, softmax, ...). */
+/** Names rules can be attached to: primitives, named composites (relu, softmax, ...), layer kinds and paths. */
 export type RuleName = Primitive | (string & {});
 
 export type RuleSet = { readonly [name: string]: Rule<any> | undefined };
+
+/** A rule set as a function of the layer: asked at every layer call (path, kind, the layer). */
+export type RuleSetFn = (path: string, kind: string, layer: unknown, kinds: readonly string[]) => Rule<any> | undefined;
+
+export type RuleSetLike = RuleSet | RuleSetFn;

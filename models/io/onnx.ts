@@ -775,7 +775,7 @@ const batchNormalization: Handler = (n) => {
       module: layer,
       run: ([x]) => {
         if (x!.rank === 4) return [layer.forward(x!)];
-        return [bl.batchNorm(x!, { mean: layer.buffer('running_mean'), variance: layer.buffer('running_var'), gamma: layer.param('weight'), beta: layer.param('bias'), eps })];
+        return [bl.batchNorm(x!, { mean: layer.buffer('running_mean'), variance: layer.buffer('running_var'), gamma: layer.param('weight'), beta: layer.param('bias'), eps: layer.eps })];
       },
     });
     return;

@@ -1,0 +1,112 @@
+// lrp(): Layer-wise Relevance Propagation of a target output down to the input (and, on request,
+// to every layer: Captum's LayerLRP). It is the gradient of the seeded target score with a
+// composite's rules attached to the layers, after canonizers brought the model into a form the
+// rules apply to; the canonizers are undone before it returns, also when it throws.
+import * as bl from '../../engine/index.ts';
+import type { RuleSetLike, Tensor } from '../../engine/index.ts';
+import { Module } from '../../models/module.ts';
+import { GraphModel } from '../../models/containers.ts';
+import { type Model, type RulesOption, type TargetOptions, checkInput, forwardOf, resolveTarget, scores } from '../common.ts';
+import { type CompositeFactory, isCompositeFactory, rulesFactory } from '../rules-option.ts';
+import { COMPOSITES, type CompositeParams, type CompositeSpec, makeComposite } from './composites.ts';
+import { CANONIZERS, type Canonizer, applyCanonizers } from './canonizers.ts';
+
+export interface LrpOptions extends TargetOptions, CompositeParams {
+  /**
+   * The rules: a composite's name (default 'epsilon-plus-flat'), a spec { layers, first }, a rule
+   * set or a rule function. Named composites take epsilon, gamma, alpha, beta, low, high.
+   * `rules` (if given too) overrides single layers on top of the composite.
+   */
+  composite?: string | CompositeSpec | RuleSetLike | CompositeFactory;
+  /** Model rewrites for the explanation: 'auto' (default: fold BatchNorm), 'none', names or canonizers. */
+  canonizers?: 'auto' | 'none' | readonly (Canonizer | string)[];
+  /** Also return the relevance at every layer's output, by layer path (ONNX: node name). */
+  returnLayers?: boolean;
+  /**
+   * The output relevance: 'logit' (default; Captum's: the target's score, so relevances sum to
+   * the output) or 'one-hot' (Zennit's: 1 at the target).
+   */
+  seedOutput?: 'logit' | 'one-hot';
+}
+
+export interface LrpResult {
+  /** Relevance at the input, shaped like it. */
+  attribution: Tensor;
+  /** Relevance at each layer's output, by path, in the order the layers ran. */
+  layers: Record<string, Tensor>;
+}
+
+const PARAM_KEYS = ['epsilon', 'gamma', 'alpha', 'beta', 'low', 'high'] as const;
+
+function compositeOf(op: string, opts: LrpOptions): CompositeFactory {
+  const c = opts.composite ?? 'epsilon-plus-flat';
+  const params: CompositeParams = Object.fromEntries(PARAM_KEYS.filter((k) => opts[k] !== undefined).map((k) => [k, opts[k]]));
+  if (typeof c === 'string') {
+    const make = COMPOSITES[c];
+    if (make) return make(params);
+    return rulesFactory(c); // a user-registered composite (parameters do not apply)
+  }
+  if (isCompositeFactory(c)) return c;
+  if (c !== null && typeof c === 'object' && 'layers' in c && typeof (c as CompositeSpec).layers === 'object') return makeComposite(c as CompositeSpec);
+  if (typeof c === 'function' || (c !== null && typeof c === 'object')) return () => c as RuleSetLike;
+  throw new Error(`${op}: composite must be a name, a { layers, first } spec, a rule set or a rule function, got ${String(c)}`);
+}
+
+function canonizersOf(op: string, v: LrpOptions['canonizers']): Canonizer[] {
+  if (v === undefined || v === 'auto') return [CANONIZERS['merge-batchnorm']];
+  if (v === 'none') return [];
+  if (!Array.isArray(v)) throw new Error(`${op}: canonizers must be 'auto', 'none' or a list of canonizers or names, got ${String(v)}`);
+  return v.map((c) => {
+    if (typeof c === 'string') {
+      const k = CANONIZERS[c];
+      if (!k) throw new Error(`${op}: unknown canonizer '${c}'; known: ${Object.keys(CANONIZERS).join(', ')}`);
+      return k;
+    }
+    if (!c || typeof c.apply !== 'function') throw new Error(`${op}: a canonizer must have apply(model) returning an undo function`);
+    return c;
+  });
+}
+
+/** Leaf layer paths of a model (graph node names for GraphModels), where relevance is reported. */
+function layerNames(model: Model): string[] {
+  if (model instanceof GraphModel) return model.nodes.map((n) => n.name);
+  if (!(model instanceof Module)) return [];
+  return model.namedModules().filter(([p, m]) => p && m.namedChildren().length === 0).map(([p]) => p);
+}
+
+/** LRP relevance at the input (the attribution), shaped like the input. */
+export async function lrp(model: Model, input: Tensor, opts?: LrpOptions & { returnLayers?: false }): Promise<Tensor>;
+/** LRP relevance at the input and at every layer's output. */
+export async function lrp(model: Model, input: Tensor, opts: LrpOptions & { returnLayers: true }): Promise<LrpResult>;
+export async function lrp(model: Model, input: Tensor, opts: LrpOptions = {}): Promise<Tensor | LrpResult> {
+  const op = 'lrp';
+  const x = checkInput(op, input);
+  if (opts.seedOutput !== undefined && opts.seedOutput !== 'logit' && opts.seedOutput !== 'one-hot') {
+    throw new Error(`${op}: seedOutput must be 'logit' or 'one-hot', got ${String(opts.seedOutput)}`);
+  }
+  const composite = compositeOf(op, opts);
+  const canonizers = canonizersOf(op, opts.canonizers);
+  const user = opts.rules === undefined ? null : rulesFactory(opts.rules);
+  const undo = applyCanonizers(model, canonizers);
+  try {
+    const plain = forwardOf(model);
+    const f = (t: Tensor) => bl.withRules(composite(), () => (user ? bl.withRules(user(), () => plain(t)) : plain(t)));
+    const n = x.shape[0];
+    const res = bl.tidy(() => {
+      const target = resolveTarget(op, plain, x, opts.target);
+      const objective = (t: Tensor) => {
+        const s = scores(op, f(t), target, n);
+        return bl.sum(opts.seedOutput === 'one-hot' ? s : bl.mul(s, bl.stopGradient(s)));
+      };
+      if (!opts.returnLayers) return { attribution: bl.grad(objective)(x), layers: {} };
+      const r = bl.valueAndGradAt(() => objective(x), layerNames(model), [x], { missing: 'skip' });
+      return { attribution: r.inputGrads[0], layers: r.grads };
+    });
+    await res.attribution.backend.sync();
+    return opts.returnLayers ? res : res.attribution;
+  } finally {
+    undo();
+  }
+}
+
+export type { RulesOption };
