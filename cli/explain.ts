@@ -9,6 +9,7 @@ import { serializeNpy } from '../models/io/npy.ts';
 import { UsageError, suggest } from './args.ts';
 import { loadInputs, readInputFile } from './input.ts';
 import { resolveModel } from './model.ts';
+import { PERTURBATION_METHODS, parseFeatures, parseShard, readBackground, shardRange, streamToNpy, type PerturbationCtx } from './perturbation.ts';
 import type { Command } from './main.ts';
 
 interface Ctx {
@@ -20,6 +21,10 @@ interface Ctx {
   samples: number;
   stdev: number;
   seed: number;
+  /** Whether --steps was given (methods with their own default otherwise). */
+  stepsGiven: boolean;
+  /** Options of the perturbation methods (cli/perturbation.ts). */
+  p: PerturbationCtx;
 }
 
 interface MethodSpec {
@@ -63,6 +68,9 @@ export const METHODS: Record<string, MethodSpec> = {
   'layer-gradient-x-activation': { kind: 'layer', run: (m, x, c) => ex.layerGradientXActivation(m, x, { target: c.target, layer: needLayer(c, 'layer-gradient-x-activation') }) },
   'layer-integrated-gradients': { kind: 'layer', run: (m, x, c) => ex.layerIntegratedGradients(m, x, { target: c.target, layer: needLayer(c, 'layer-integrated-gradients'), baseline: c.baseline, steps: c.steps }) },
 };
+
+// The perturbation (model-agnostic) methods and DeepLIFT SHAP, from cli/perturbation.ts.
+for (const [name, run] of Object.entries(PERTURBATION_METHODS)) METHODS[name] = { kind: 'input', run: (m, x, c) => run(m, x, c) };
 
 function parseTarget(v: string | undefined, n: number): ex.Target {
   if (v === undefined || v === 'predicted') return 'predicted';
@@ -161,9 +169,11 @@ export const explainCommand: Command = {
     seed: { type: 'string', valueName: 'S', description: 'random seed (default 0)' },
     invert: { type: 'boolean', description: 'feed 1 - value (dark-on-light images for the digits models)' },
     rules: { type: 'string', valueName: 'R', description: 'LRP rule composite (LRP is not available yet)' },
-    features: { type: 'string', valueName: 'F', description: 'feature groups for perturbation methods (not available yet)' },
-    window: { type: 'string', valueName: 'N', description: 'occlusion window (not available yet)' },
-    stride: { type: 'string', valueName: 'N', description: 'occlusion stride (not available yet)' },
+    features: { type: 'string', valueName: 'F', description: 'features of perturbation methods: grid:N (N x N cells), slic:N (superpixels), columns, or MASK.npy (default: every element)' },
+    window: { type: 'string', valueName: 'N', description: 'occlusion / prediction-difference window, N x N over all channels (default 4)' },
+    stride: { type: 'string', valueName: 'N', description: 'occlusion / prediction-difference stride (default 1)' },
+    background: { type: 'string', valueName: 'B.npy', description: 'background rows [B, ...] for kernel-shap, shapley-*, lime, feature-ablation, prediction-difference, deeplift-shap' },
+    shard: { type: 'string', valueName: 'K/N', description: 'explain only shard K of N of the inputs (a contiguous block); with .npy output, rows stream to the file and a rerun resumes' },
   },
   async run(args, ctx) {
     const o = args.options;
@@ -171,11 +181,13 @@ export const explainCommand: Command = {
     for (const n of names) {
       if (!METHODS[n]) {
         const hint = suggest(n, Object.keys(METHODS));
-        const later = /lrp|occlusion|lime|shap|ablation/.test(n) ? ' (perturbation methods and LRP are not available in this version)' : '';
+        const later = /lrp/.test(n) ? ' (LRP is not available in this version)' : '';
         throw new UsageError(`unknown method '${n}'${hint ? ` (did you mean '${hint}'?)` : ''}${later}; methods: ${Object.keys(METHODS).join(', ')}`);
       }
     }
-    for (const k of ['rules', 'features', 'window', 'stride']) if (o[k] !== undefined) throw new UsageError(`option '--${k}' belongs to methods not available in this version (LRP, perturbation)`);
+    for (const k of ['rules']) if (o[k] !== undefined) throw new UsageError(`option '--${k}' belongs to methods not available in this version (LRP)`);
+    const features = parseFeatures(o.features as string | undefined);
+    const shard = parseShard(o.shard as string | undefined);
     const out = String(o.out);
     const kind = /\.npy$/i.test(out) ? 'npy' : /\.png$/i.test(out) ? 'png' : /\.html?$/i.test(out) ? 'html' : null;
     if (!kind) throw new UsageError(`option '--out' must end in .npy, .png or .html, got '${out}'`);
@@ -186,16 +198,45 @@ export const explainCommand: Command = {
       return v;
     };
     const steps = int('steps', 50), samples = int('samples', 10), seed = int('seed', 0);
+    const window = o.window === undefined ? undefined : int('window', 1), stride = o.stride === undefined ? undefined : int('stride', 1);
     const stdev = o.stdev === undefined ? 0.1 : Number(o.stdev);
     if (!(stdev >= 0)) throw new UsageError(`option '--stdev' expects a non-negative number, got '${o.stdev}'`);
     await ctx.backend();
     const m = await resolveModel(String(o.model));
     try {
-      const batch = loadInputs(String(o.input), m.inputShape);
-      if (o.invert) for (let i = 0; i < batch.data.length; i++) batch.data[i] = 1 - batch.data[i];
+      const all = loadInputs(String(o.input), m.inputShape);
+      if (o.invert) for (let i = 0; i < all.data.length; i++) all.data[i] = 1 - all.data[i];
+      const [lo, hi] = shardRange(all.shape[0], shard);
+      if (hi <= lo) throw new UsageError(`--shard ${o.shard}: no inputs in this shard (${all.shape[0]} inputs)`);
+      const per = all.data.length / all.shape[0];
+      const batch = { ...all, data: all.data.subarray(lo * per, hi * per), shape: [hi - lo, ...all.shape.slice(1)], labels: all.labels.slice(lo, hi) };
+      if (shard) ctx.stderr(`shard ${shard.k}/${shard.n}: inputs ${lo}..${hi - 1} of ${all.shape[0]}\n`);
       const x = bl.tensor(batch.data, batch.shape);
+      const pctx: PerturbationCtx = { features, window, stride, background: readBackground(o.background as string | undefined, batch.shape.slice(1)), samples: o.samples === undefined ? undefined : samples };
       const layer = (o.layer as string | undefined) ?? (m.kind !== 'onnx' && m.model.namedModules().some(([p]) => p === 'features') ? 'features' : undefined);
-      const c: Ctx = { layer, upsample: !o['no-upsample'], target: parseTarget(o.target as string | undefined, batch.shape[0]), baseline: baselineOf(o.baseline as string | undefined, x), steps, samples, stdev, seed };
+      const c: Ctx = { layer, upsample: !o['no-upsample'], target: parseTarget(o.target as string | undefined, batch.shape[0]), baseline: baselineOf(o.baseline as string | undefined, x), steps, samples, stdev, seed, stepsGiven: o.steps !== undefined, p: pctx };
+      if (kind === 'npy' && names.every((n) => n in PERTURBATION_METHODS)) {
+        // Whole data sets: stream rows into the .npy a block at a time, resumable (cli/perturbation.ts).
+        const block = Math.max(1, Math.min(16, x.shape[0]));
+        const targetOf = (a: number, b: number): ex.Target => (Array.isArray(c.target) ? c.target.slice(a, b) : c.target);
+        const baselineOf2 = (xb: Tensor, a: number, b: number): number | Tensor | undefined => {
+          const base = c.baseline;
+          if (!(base instanceof bl.Tensor)) return base;
+          if (o.baseline === 'blur') return baselineOf('blur', xb);
+          return base.shape[0] === x.shape[0] && base.rank === x.rank && x.shape[0] > 1 ? bl.slice(base, [a], [b - a]) : base;
+        };
+        for (const n of names) {
+          const file = names.length === 1 ? out : out.replace(/\.npy$/i, `.${n}.npy`);
+          const t0 = performance.now();
+          const key = JSON.stringify({ model: String(o.model), input: String(o.input), target: o.target ?? 'predicted', baseline: o.baseline ?? null, features: o.features ?? null, background: o.background ?? null, window, stride, samples: o.samples ?? null, steps: o.steps ?? null, seed, invert: !!o.invert, shard: o.shard ?? null });
+          const skipped = await streamToNpy({
+            file, method: n, key, data: batch.data, shape: batch.shape, lo: 0, hi: x.shape[0], block, stderr: (s) => ctx.stderr(s),
+            explain: (xb, a, b, onProgress) => METHODS[n].run(m.model, xb, { ...c, target: targetOf(a, b), baseline: baselineOf2(xb, a, b), p: { ...pctx, onProgress } }),
+          });
+          ctx.stderr(`${n}: [${batch.shape.join(', ')}] in ${((performance.now() - t0) / 1000).toFixed(2)} s${skipped ? ` (${skipped} items already done)` : ''}\nwrote ${file}\n`);
+        }
+        return;
+      }
       const results: [string, Tensor][] = [];
       for (const n of names) {
         const t0 = performance.now();
