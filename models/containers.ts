@@ -3,6 +3,7 @@
 import * as bl from '../engine/index.ts';
 import type { Tensor } from '../engine/index.ts';
 import { tap } from '../engine/index.ts';
+import { layerComposite } from '../engine/autodiff/composite.ts';
 import { Module } from './module.ts';
 
 export class Sequential extends Module {
@@ -67,7 +68,25 @@ export interface GraphNode {
   outputs: string[];
   /** A layer whose parameters belong to the model, if the node has one. */
   module?: Module;
+  /** The layer kind rules address the node by ('Conv2d'); default: the module's kind, or one mapped from `op`. */
+  kind?: string;
   run(inputs: Tensor[]): Tensor[];
+}
+
+/** The layer kinds of ONNX-style op types, so that rule sets written for layers apply to graphs. */
+const OP_KINDS: Record<string, string> = {
+  Conv: 'Conv2d', Gemm: 'Linear', MatMul: 'Linear', BatchNormalization: 'BatchNorm2d',
+  Relu: 'ReLU', LeakyRelu: 'LeakyReLU', Sigmoid: 'Sigmoid', Tanh: 'Tanh', Softplus: 'Softplus',
+  MaxPool: 'MaxPool2d', AveragePool: 'AvgPool2d', GlobalAveragePool: 'GlobalAvgPool',
+  Flatten: 'Flatten', Reshape: 'Flatten', Dropout: 'Dropout', Identity: 'Identity', Pad: 'Pad',
+};
+
+/** Which constant inputs of a node are which parameter (so LRP's weight modifiers find them). */
+function constantName(op: string, i: number): string {
+  if ((op === 'Conv' || op === 'Gemm' || op === 'MatMul') && i === 1) return 'weight';
+  if ((op === 'Conv' || op === 'Gemm') && i === 2) return 'bias';
+  if (op === 'Add' || op === 'Sub') return 'bias';
+  return `input${i}`;
 }
 
 /**
@@ -109,7 +128,7 @@ export class GraphModel extends Module {
         const args = node.inputs.map((i) => (i === '' ? (undefined as unknown as Tensor) : env.get(i)!));
         let outs: Tensor[];
         try {
-          outs = node.run(args);
+          outs = node.outputs.length === 1 ? [this.runLayer(node, args)] : node.run(args);
         } catch (e) {
           throw new Error(`node '${node.name}' (${node.op}): ${(e as Error).message}`);
         }
@@ -123,6 +142,44 @@ export class GraphModel extends Module {
       return this.outputNames.map((o) => env.get(o)!);
     });
   }
+  /** The node's layer kind: its own, its module's, or its op's (an Add of two activations is a ResidualSum). */
+  kindOf(node: GraphNode): string {
+    if (node.kind) return node.kind;
+    if (node.module) return node.module.kind;
+    if (node.op === 'Add' && node.inputs.length === 2 && node.inputs.every((i) => !this.constants.has(i))) return 'ResidualSum';
+    return OP_KINDS[node.op] ?? node.op;
+  }
+
+  /**
+   * One single-output node as a layer composite (path = node name, kind = kindOf, aliases = the
+   * op type), its graph constants and its module's tensors as its parameters.
+   */
+  private runLayer(node: GraphNode, args: Tensor[]): Tensor {
+    const data: number[] = [];
+    const consts: number[] = [];
+    node.inputs.forEach((name, i) => (name !== '' && this.constants.has(name) ? consts : data).push(i));
+    const constNames = consts.map((i) => constantName(node.op, i));
+    const m = node.module;
+    return layerComposite({
+      kind: this.kindOf(node),
+      aliases: [node.op],
+      path: node.name,
+      module: node,
+      inputs: data.map((i) => args[i]),
+      params: () => [...(m ? m.ownTensors() : []), ...consts.map((i, k) => [constNames[k], args[i]] as [string, Tensor])],
+      forward: (ins, ps) => {
+        const a = [...args];
+        data.forEach((i, k) => (a[i] = ins[k]));
+        consts.forEach((i, k) => (a[i] = ps[constNames[k]]));
+        const run = () => node.run(a)[0];
+        if (!m) return run();
+        const own = Object.fromEntries(m.ownTensors().map(([n]) => [n, ps[n]]));
+        return m.withTensors(own, run);
+      },
+      run: () => node.run(args)[0],
+    });
+  }
+
   /** Node names and their output tensor names, for `--layer` listings. */
   layerNames(): { node: string; op: string; outputs: string[] }[] {
     return this.nodes.map((n) => ({ node: n.name, op: n.op, outputs: n.outputs }));

@@ -1123,7 +1123,34 @@ function reduce(kind: 'ReduceMean' | 'ReduceSum' | 'ReduceMax'): Handler {
   };
 }
 
+/**
+ * Pad, constant mode (what torch.onnx writes before an AveragePool with padding, and for
+ * F.pad): pads [x1_begin, x2_begin, ..., x1_end, ...] from input 1 (opset >= 11) or the `pads`
+ * attribute, the value from input 2 or `value` (default 0). Negative pads (cropping) and the
+ * reflect/edge modes are not supported.
+ */
+const padOp: Handler = (n) => {
+  n.singleOutput();
+  const mode = n.str('mode', 'constant');
+  if (mode !== 'constant') n.fail(`mode '${mode}' is not supported (only 'constant')`);
+  if (n.opset >= 18 && n.has(3)) n.fail('the axes input is not supported');
+  const pads = n.opset >= 11 ? Array.from(n.host(1, 'pads').data) : n.ints('pads');
+  if (!pads) n.fail('pads is required');
+  const value = n.opset >= 11 ? (n.has(2) ? n.host(2, 'constant_value').data[0] ?? 0 : 0) : n.float('value', 0);
+  if (pads!.length % 2 !== 0) n.fail(`pads must have 2 entries per axis, got [${pads!.join(', ')}]`);
+  if (pads!.some((p) => !Number.isInteger(p) || p < 0)) n.fail(`pads must be non-negative integers (cropping is not supported), got [${pads!.join(', ')}]`);
+  const r = pads!.length / 2;
+  n.emit({
+    tensors: [0],
+    run: ([x]) => {
+      if (x!.rank !== r) throw new Error(`pads has ${r} axes, the input [${x!.shape.join(', ')}] has ${x!.rank}`);
+      return [bl.pad(x!, Array.from({ length: r }, (_, i) => [pads![i], pads![r + i]] as [number, number]), value)];
+    },
+  });
+};
+
 const OPS: Record<string, Handler> = {
+  Pad: padOp,
   Conv: conv,
   BatchNormalization: batchNormalization,
   Gemm: gemm,
