@@ -25,6 +25,8 @@ interface Ctx {
   stepsGiven: boolean;
   /** Options of the perturbation methods (cli/perturbation.ts). */
   p: PerturbationCtx;
+  /** LRP: the composite and its parameters, the canonizers and the output seed. */
+  lrp: ex.LrpOptions;
 }
 
 interface MethodSpec {
@@ -40,6 +42,7 @@ const needLayer = (c: Ctx, m: string) => {
 
 /** The methods by their command-line names. */
 export const METHODS: Record<string, MethodSpec> = {
+  lrp: { kind: 'input', run: (m, x, c) => ex.lrp(m, x, { ...c.lrp, returnLayers: false, target: c.target }) },
   saliency: { kind: 'input', run: (m, x, c) => ex.saliency(m, x, { target: c.target }) },
   'input-x-gradient': { kind: 'input', run: (m, x, c) => ex.inputXGradient(m, x, { target: c.target }) },
   'integrated-gradients': { kind: 'input', run: (m, x, c) => ex.integratedGradients(m, x, { target: c.target, baseline: c.baseline, steps: c.steps }) },
@@ -71,6 +74,46 @@ export const METHODS: Record<string, MethodSpec> = {
 
 // The perturbation (model-agnostic) methods and DeepLIFT SHAP, from cli/perturbation.ts.
 for (const [name, run] of Object.entries(PERTURBATION_METHODS)) METHODS[name] = { kind: 'input', run: (m, x, c) => run(m, x, c) };
+
+const LRP_NUMBERS = ['epsilon', 'gamma', 'alpha', 'beta', 'low', 'high'] as const;
+
+/** --rules and the LRP parameters, checked before any work starts (they belong to --method lrp). */
+function parseLrpOptions(o: Record<string, unknown>, wanted: boolean): ex.LrpOptions {
+  const given = ['rules', ...LRP_NUMBERS, 'seed-output', 'canonizers'].filter((k) => o[k] !== undefined);
+  if (!wanted) {
+    if (given.length) throw new UsageError(`option${given.length > 1 ? 's' : ''} ${given.map((k) => `'--${k}'`).join(', ')} belong${given.length > 1 ? '' : 's'} to --method lrp`);
+    return {};
+  }
+  const r: ex.LrpOptions = {};
+  if (o.rules !== undefined) {
+    const name = String(o.rules);
+    if (!ex.COMPOSITES[name] && !ex.compositeNames().includes(name)) {
+      const hint = suggest(name, ex.compositeNames());
+      throw new UsageError(`option '--rules': unknown composite '${name}'${hint ? ` (did you mean '${hint}'?)` : ''}; composites: ${ex.compositeNames().join(', ')}`);
+    }
+    r.composite = name;
+  }
+  for (const k of LRP_NUMBERS) {
+    if (o[k] === undefined) continue;
+    const v = Number(o[k]);
+    if (!Number.isFinite(v)) throw new UsageError(`option '--${k}' expects a number, got '${o[k]}'`);
+    r[k] = v;
+  }
+  if ((r.alpha !== undefined || r.beta !== undefined) && Math.abs((r.alpha ?? 2) - (r.beta ?? 1) - 1) > 1e-12) {
+    throw new UsageError(`options '--alpha' and '--beta' must satisfy alpha - beta = 1 (got alpha ${r.alpha ?? 2}, beta ${r.beta ?? 1})`);
+  }
+  if (o['seed-output'] !== undefined) {
+    const v = String(o['seed-output']);
+    if (v !== 'logit' && v !== 'one-hot') throw new UsageError(`option '--seed-output' expects logit or one-hot, got '${v}'`);
+    r.seedOutput = v;
+  }
+  if (o.canonizers !== undefined) {
+    const v = String(o.canonizers);
+    if (v !== 'auto' && v !== 'none') throw new UsageError(`option '--canonizers' expects auto or none, got '${v}'`);
+    r.canonizers = v;
+  }
+  return r;
+}
 
 function parseTarget(v: string | undefined, n: number): ex.Target {
   if (v === undefined || v === 'predicted') return 'predicted';
@@ -168,7 +211,15 @@ export const explainCommand: Command = {
     stdev: { type: 'string', valueName: 'S', description: 'noise standard deviation (default 0.1 for [0,1] images)' },
     seed: { type: 'string', valueName: 'S', description: 'random seed (default 0)' },
     invert: { type: 'boolean', description: 'feed 1 - value (dark-on-light images for the digits models)' },
-    rules: { type: 'string', valueName: 'R', description: 'LRP rule composite (LRP is not available yet)' },
+    rules: { type: 'string', valueName: 'R', description: `LRP composite: ${Object.keys(ex.COMPOSITES).join(', ')} (default epsilon-plus-flat)` },
+    epsilon: { type: 'string', valueName: 'E', description: 'LRP epsilon-rule stabiliser (default 1e-6)' },
+    gamma: { type: 'string', valueName: 'G', description: 'LRP gamma (epsilon-gamma-box; default 0.25)' },
+    alpha: { type: 'string', valueName: 'A', description: 'LRP alpha (alpha-beta composites; alpha - beta = 1; default 2)' },
+    beta: { type: 'string', valueName: 'B', description: 'LRP beta (default 1)' },
+    low: { type: 'string', valueName: 'L', description: 'LRP z-box lower input bound (epsilon-gamma-box; default 0)' },
+    high: { type: 'string', valueName: 'H', description: 'LRP z-box upper input bound (default 1)' },
+    'seed-output': { type: 'string', valueName: 'S', description: "LRP output relevance: logit (default; Captum's: relevances sum to the output) or one-hot (Zennit's)" },
+    canonizers: { type: 'string', valueName: 'C', description: "LRP model rewrites: auto (default: fold BatchNorm into convs), none" },
     features: { type: 'string', valueName: 'F', description: 'features of perturbation methods: grid:N (N x N cells), slic:N (superpixels), columns, or MASK.npy (default: every element)' },
     window: { type: 'string', valueName: 'N', description: 'occlusion / prediction-difference window, N x N over all channels (default 4)' },
     stride: { type: 'string', valueName: 'N', description: 'occlusion / prediction-difference stride (default 1)' },
@@ -181,11 +232,10 @@ export const explainCommand: Command = {
     for (const n of names) {
       if (!METHODS[n]) {
         const hint = suggest(n, Object.keys(METHODS));
-        const later = /lrp/.test(n) ? ' (LRP is not available in this version)' : '';
-        throw new UsageError(`unknown method '${n}'${hint ? ` (did you mean '${hint}'?)` : ''}${later}; methods: ${Object.keys(METHODS).join(', ')}`);
+        throw new UsageError(`unknown method '${n}'${hint ? ` (did you mean '${hint}'?)` : ''}; methods: ${Object.keys(METHODS).join(', ')}`);
       }
     }
-    for (const k of ['rules']) if (o[k] !== undefined) throw new UsageError(`option '--${k}' belongs to methods not available in this version (LRP)`);
+    const lrpOpts = parseLrpOptions(o, names.includes('lrp'));
     const features = parseFeatures(o.features as string | undefined);
     const shard = parseShard(o.shard as string | undefined);
     const out = String(o.out);
@@ -214,7 +264,7 @@ export const explainCommand: Command = {
       const x = bl.tensor(batch.data, batch.shape);
       const pctx: PerturbationCtx = { features, window, stride, background: readBackground(o.background as string | undefined, batch.shape.slice(1)), samples: o.samples === undefined ? undefined : samples };
       const layer = (o.layer as string | undefined) ?? (m.kind !== 'onnx' && m.model.namedModules().some(([p]) => p === 'features') ? 'features' : undefined);
-      const c: Ctx = { layer, upsample: !o['no-upsample'], target: parseTarget(o.target as string | undefined, batch.shape[0]), baseline: baselineOf(o.baseline as string | undefined, x), steps, samples, stdev, seed, stepsGiven: o.steps !== undefined, p: pctx };
+      const c: Ctx = { layer, upsample: !o['no-upsample'], target: parseTarget(o.target as string | undefined, batch.shape[0]), baseline: baselineOf(o.baseline as string | undefined, x), steps, samples, stdev, seed, stepsGiven: o.steps !== undefined, p: pctx, lrp: lrpOpts };
       if (kind === 'npy' && names.every((n) => n in PERTURBATION_METHODS)) {
         // Whole data sets: stream rows into the .npy a block at a time, resumable (cli/perturbation.ts).
         const block = Math.max(1, Math.min(16, x.shape[0]));

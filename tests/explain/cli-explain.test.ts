@@ -82,12 +82,27 @@ describe('backlight explain', () => {
     expect(cli('--model', onnx, '--input', inp, '--method', 'grad-cam', '--out', out).stderr).toMatch(/needs --layer/);
   });
 
+  it('lrp with a composite and its parameters equals the in-process explainer', async () => {
+    const out = join(dir, 'lrp.npy');
+    const r = cli('--model', 'resnet-bn', '--input', input, '--method', 'lrp', '--rules', 'epsilon-gamma-box', '--gamma', '0.5', '--low', '0', '--high', '1', '--seed-output', 'one-hot', '--target', '3', '--out', out);
+    expect(r.code, r.stderr).toBe(0);
+    const a = parseNpy(new Uint8Array(readFileSync(out)));
+    const m = await loadBundled('resnet-bn');
+    const xin = parseNpy(new Uint8Array(readFileSync(input)));
+    const want = await ex.lrp(m, bl.tensor(xin.data, xin.shape), { target: 3, composite: 'epsilon-gamma-box', gamma: 0.5, low: 0, high: 1, seedOutput: 'one-hot' });
+    expect(a.shape).toEqual(want.shape);
+    expectClose(a.data, await want.data(), 1e-5);
+  });
+
   it('bad options name the problem', () => {
     const bad = [
       [['--method', 'grad-cm'], /unknown method 'grad-cm' \(did you mean 'grad-cam'\?\)/],
       [['--method', 'saliency', '--target', '1,2'], /'--target' gives 2 classes for 3 inputs/],
       [['--method', 'saliency', '--steps', '0'], /'--steps' expects a positive integer/],
-      [['--method', 'lrp'], /not available in this version/],
+      [['--method', 'lrp', '--rules', 'epsilon-plus-flatt'], /unknown composite 'epsilon-plus-flatt' \(did you mean 'epsilon-plus-flat'\?\)/],
+      [['--method', 'lrp', '--alpha', '3'], /alpha - beta = 1 \(got alpha 3, beta 1\)/],
+      [['--method', 'lrp', '--seed-output', 'ones'], /'--seed-output' expects logit or one-hot/],
+      [['--method', 'saliency', '--rules', 'epsilon'], /'--rules' belongs to --method lrp/],
       [['--method', 'grad-cam', '--layer', 'features.9'], /no layer\/activation named 'features\.9'.*available: .*features\.0/],
       [['--method', 'saliency', '--baseline', 'nope'], /'--baseline' expects zeros, blur/],
     ] as const;
