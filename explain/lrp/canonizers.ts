@@ -74,13 +74,14 @@ function fold(conv: Conv2d, bn: BatchNorm2d): () => void {
     return [wNew, bl.add(bl.mul(centred, s), bn.param('bias'))] as [Tensor, Tensor];
   });
   const c = bn.numFeatures;
+  const on = bn.param('weight').backend; // the model's backend, not the default one
   const undos = [
     conv.swapTensor('weight', w),
     conv.swapTensor('bias', b),
-    bn.swapTensor('weight', bl.ones([c])),
-    bn.swapTensor('bias', bl.zeros([c])),
-    bn.swapTensor('running_mean', bl.zeros([c]), 'buffer'),
-    bn.swapTensor('running_var', bl.ones([c]), 'buffer'),
+    bn.swapTensor('weight', bl.ones([c], on)),
+    bn.swapTensor('bias', bl.zeros([c], on)),
+    bn.swapTensor('running_mean', bl.zeros([c], on), 'buffer'),
+    bn.swapTensor('running_var', bl.ones([c], on), 'buffer'),
   ];
   const eps = bn.eps;
   bn.eps = 0;

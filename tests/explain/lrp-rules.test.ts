@@ -7,7 +7,9 @@ import * as bl from '../../engine/index.ts';
 import type { Backend, Rule, Tensor } from '../../engine/index.ts';
 import type { WebGpuBackend } from '../../engine/webgpu/backend.ts';
 import { lrpRules as R } from '../../explain/index.ts';
+import * as ex from '../../explain/index.ts';
 import { AvgPool2d, Conv2d, Linear, ResidualSum } from '../../models/index.ts';
+import { loadBundled } from '../../models/zoo/index.ts';
 import type { Module } from '../../models/module.ts';
 import { expectClose } from '../helpers.ts';
 import { randArray } from '../engine/grad-cases.ts';
@@ -209,3 +211,13 @@ for (const [bname, tol] of [['cpu', 1e-10], ['webgpu', 3e-4]] as const) {
     });
   });
 }
+
+describe('lrp on a model that lives on another backend than the default', () => {
+  it('the BatchNorm canonizer and the rules make their tensors on the model\'s backend', async () => {
+    const m = await bl.withBackend(cpu, () => loadBundled('resnet-bn'));
+    const x = bl.tensor(f32(randArray(64, 14, 0, 1)), [1, 1, 8, 8], cpu);
+    const want = await bl.withBackend(cpu, async () => Array.from(await (await ex.lrp(m, x, { target: 1, composite: 'epsilon-gamma-box' })).data()));
+    const got = await bl.withBackend(gpu, async () => Array.from(await (await ex.lrp(m, x, { target: 1, composite: 'epsilon-gamma-box' })).data()));
+    expectClose(got, want, 0, 0, 'same values whichever backend is the default');
+  });
+});
