@@ -169,24 +169,19 @@ export async function streamToNpy(opts: {
       save(0);
     } else ftruncateSync(fd, header.length + done * per * 4);
     bar.update(done);
-    while (done < total) {
-      const k = Math.min(opts.block, total - done);
-      const a = lo + done;
-      const x = bl.tensor(data.subarray(a * per, (a + k) * per), [k, ...item]);
-      const base = done;
-      const r = await opts.explain(x, a, a + k, (p) => bar.update(base + (k * p.done) / Math.max(1, p.total)));
-      x.dispose();
-      if (r.size !== k * per) throw new Error(`${method}: result [${r.shape.join(', ')}] is not shaped like its ${k} inputs [${k}, ${item.join(', ')}]; stream only input-shaped methods`);
-      const vals = await r.data();
-      r.dispose();
-      const bytes = new Uint8Array(k * per * 4);
-      const dv = new DataView(bytes.buffer);
-      for (let i = 0; i < k * per; i++) dv.setFloat32(i * 4, vals[i], true);
-      writeSync(fd, bytes, 0, bytes.length, header.length + done * per * 4);
-      done += k;
-      save(done);
-      bar.update(done);
-    }
+    await ex.explainDataset((x, a, b, onProgress) => opts.explain(x, lo + a, lo + b, onProgress), data.subarray(lo * per, hi * per), outShape, {
+      block: opts.block,
+      start: done,
+      onProgress: (v) => bar.update(v),
+      onBlock: (vals, a, b) => {
+        const k = b - a;
+        const bytes = new Uint8Array(k * per * 4);
+        const dv = new DataView(bytes.buffer);
+        for (let i = 0; i < k * per; i++) dv.setFloat32(i * 4, vals[i], true);
+        writeSync(fd, bytes, 0, bytes.length, header.length + a * per * 4);
+        save(b);
+      },
+    });
   } finally {
     bar.stop();
     closeSync(fd);

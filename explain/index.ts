@@ -23,3 +23,4 @@ export { lrp, COMPOSITES, makeComposite, CANONIZERS, applyCanonizers, mergeBatch
 export { registerComposite, compositeNames, type RulesOption } from './rules-option.ts';
 export { slic, type SlicOptions } from './perturbation/slic.ts';
 export { meaningfulPerturbation, gaussianBlur, type MeaningfulPerturbationOptions } from './perturbation/meaningful.ts';
+export { explainDataset, type DatasetOptions } from './perturbation/dataset.ts';

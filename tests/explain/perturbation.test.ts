@@ -434,3 +434,21 @@ describe('SLIC superpixels and meaningful perturbation', () => {
     expect(minIn).toBeGreaterThan(maxFar);
   });
 });
+
+describe('explainDataset', () => {
+  it('streams blocks of a range of items; values equal one call on the whole range', async () => {
+    const m = mlp(5, 4);
+    const data = Float32Array.from(randArray(rng(19), 5 * 5, -1, 1));
+    const got: [number, number, number[]][] = [];
+    const progress: number[] = [];
+    await ex.explainDataset((x, a, b, onProgress) => ex.kernelShap(m, x, { target: [0, 1, 2, 0, 1].slice(a, b), onProgress }), data, [5, 5], {
+      block: 2, start: 1, onBlock: (v, a, b) => void got.push([a, b, Array.from(v)]), onProgress: (d) => progress.push(d),
+    });
+    expect(got.map(([a, b]) => [a, b])).toEqual([[1, 3], [3, 5]]);
+    const whole = await ex.kernelShap(m, bl.tensor(data.subarray(5), [4, 5]), { target: [1, 2, 0, 1] });
+    expectClose(got.flatMap(([, , v]) => v), await whole.data(), 1e-12);
+    expect(progress.at(-1)).toBe(4);
+    expect(progress.every((p, i) => i === 0 || p >= progress[i - 1])).toBe(true);
+    await expect(ex.explainDataset(async (x) => bl.sum(x, 1), data, [5, 5], { onBlock: () => {} })).rejects.toThrow(/explainDataset: the explainer returned \[5\] for a block of 5 items \[5, 5\]/);
+  });
+});
