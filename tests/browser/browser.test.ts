@@ -103,6 +103,8 @@ describe.skipIf(process.env.BACKLIGHT_SKIP_BROWSER === '1')('browser (headless C
   it(`matches the float64 CPU backend within ${TOLERANCE} (relative above 1, absolute below)`, () => {
     expect(report.error).toBeUndefined();
     expect(report.results.length).toBeGreaterThanOrEqual(10);
+    // LRP (explain/lrp with its composites and the BatchNorm canonizer) ran in the page too
+    expect(report.results.filter((r) => r.name.startsWith('lrp ')).map((r) => r.shape)).toEqual([[2, 2, 7, 7], [2, 2, 7, 7]]);
     const bad = report.results.filter((r) => !r.finite || !(r.maxRel <= TOLERANCE));
     const table = report.results.map((r) => `  ${r.name} [${r.shape}]: max abs ${r.maxAbs.toExponential(2)}, max rel ${r.maxRel.toExponential(2)}${r.finite ? '' : ' NON-FINITE'}`);
     expect(bad, `ops over tolerance:\n${table.join('\n')}`).toEqual([]);

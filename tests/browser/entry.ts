@@ -19,7 +19,12 @@ import {
   type AdapterInfo,
   type Backend,
   type Tensor,
+  withBackend,
 } from '../../engine/index.ts';
+// LRP runs in the page from the same code as in Node (explain/lrp has no Node built-ins).
+import { lrp } from '../../explain/lrp/index.ts';
+import { BatchNorm2d, Conv2d, GlobalAvgPool, Linear, MaxPool2d, ReLU, setInitSeed } from '../../models/layers.ts';
+import { Residual, Sequential } from '../../models/containers.ts';
 
 export interface CaseResult {
   name: string;
@@ -141,6 +146,26 @@ async function runOn(b: Backend, c: Case): Promise<{ data: Float32Array | Float6
   return { data, shape };
 }
 
+/**
+ * LRP of a small conv net with BatchNorm (folded by the canonizer) and a residual block, built
+ * with the same seeded (Philox) weights on backend b.
+ */
+async function lrpOn(b: Backend, composite: string, x: { data: Float32Array; shape: number[] }) {
+  return withBackend(b, async () => {
+    setInitSeed(5);
+    const m = new Sequential(
+      new Conv2d(2, 4, 3, { padding: 1, bias: false }), new BatchNorm2d(4), new ReLU(), new MaxPool2d({ kernel: 2 }),
+      new Residual(new Sequential(new Conv2d(4, 4, 3, { padding: 1 }), new ReLU())), new GlobalAvgPool(), new Linear(4, 3),
+    );
+    const r = await lrp(m, tensor(x.data, x.shape, b), { target: [0, 2], composite });
+    const data = await r.data();
+    const shape = [...r.shape];
+    r.dispose();
+    m.dispose();
+    return { data, shape };
+  });
+}
+
 async function main(): Promise<BrowserReport> {
   const results: CaseResult[] = [];
   const report: BrowserReport = { done: true, userAgent: navigator.userAgent, results };
@@ -166,6 +191,16 @@ async function main(): Promise<BrowserReport> {
         maxRel = Math.max(maxRel, d / Math.max(1, Math.abs(r.data[i])));
       }
       results.push({ name: c.name, shape: g.shape, maxAbs, maxRel, finite });
+    }
+    for (const composite of ['epsilon-plus-flat', 'epsilon-gamma-box']) {
+      const x = input(2, 2, 7, 7);
+      const g = await lrpOn(gpu, composite, x);
+      const r = await lrpOn(cpu, composite, x);
+      // relevances are small: errors relative to the map's largest magnitude
+      const scale = Math.max(...Array.from(r.data, Math.abs));
+      let maxAbs = 0;
+      for (let i = 0; i < r.data.length; i++) maxAbs = Math.max(maxAbs, Math.abs(g.data[i] - r.data[i]));
+      results.push({ name: `lrp ${composite}: conv-bn-relu-pool-residual-gap-linear`, shape: g.shape, maxAbs, maxRel: scale > 0 ? maxAbs / scale : Infinity, finite: Array.from(g.data).every(Number.isFinite) });
     }
     gpu.destroy();
   } catch (e) {
