@@ -23,6 +23,8 @@ interface Term {
   input: (x: Tensor) => Tensor;
   /** The parameter modifier ('weight' and 'bias' only); absent: unchanged. */
   params?: ParamMod;
+  /** The layer's own output is all this term needs (no re-run, no pull-back): gamma's sign test. */
+  outputOnly?: boolean;
 }
 
 interface BasicRuleSpec {
@@ -64,15 +66,15 @@ function modifiedParams(params: Readonly<Record<string, Tensor>>, mod: ParamMod 
 export function basicRule(name: string, spec: BasicRuleSpec): Rule {
   return (R, ctx) => {
     const L = layerOf(name, ctx);
-    const xs = spec.terms.map((t) => L.inputs.map((x) => t.input(x)));
-    const pulls = spec.terms.map((t, k) => bl.vjp((...ins: Tensor[]) => L.forward(ins, modifiedParams(L.params, t.params)), ...xs[k]));
+    const xs = spec.terms.map((t) => (t.outputOnly ? L.inputs : L.inputs.map((x) => t.input(x))));
+    const pulls = spec.terms.map((t, k) => (t.outputOnly ? null : bl.vjp((...ins: Tensor[]) => L.forward(ins, modifiedParams(L.params, t.params)), ...xs[k])));
     try {
-      const cts = spec.cotangents(R, pulls.map((p) => p.value));
-      const gs = pulls.map((p, k) => (cts[k] ? p.vjp(cts[k]!) : null));
+      const cts = spec.cotangents(R, pulls.map((p) => (p ? p.value : ctx.output)));
+      const gs = pulls.map((p, k) => (p && cts[k] ? p.vjp(cts[k]!) : null));
       const rel = L.inputs.map((_, i) => spec.combine(xs.map((xk) => xk[i]), gs.map((g) => (g ? g[i] : null))));
       return [...rel, ...Object.keys(L.params).map(() => null)];
     } finally {
-      for (const p of pulls) p.dispose();
+      for (const p of pulls) p?.dispose();
     }
   };
 }
@@ -119,7 +121,7 @@ export function gamma(g = 0.25, stabilizer = 1e-6): Rule {
       { input: neg, params: noBias(boostNeg) },
       { input: pos, params: withBias(boostNeg) },
       { input: neg, params: noBias(boostPos) },
-      { input: same },
+      { input: same, outputOnly: true },
     ],
     cotangents: (R, [z0, z1, z2, z3, y]) => {
       const up = bl.mul(bl.greater(y, 0), bl.div(R, stabilize(bl.add(z0, z1), stabilizer)));
@@ -139,6 +141,20 @@ export function alphaBeta(alpha = 2, beta = 1, stabilizer = 1e-6): Rule {
   if (!(alpha >= 0 && beta >= 0) || Math.abs(alpha - beta - 1) > 1e-12) {
     throw new Error(`alpha-beta rule: alpha and beta must be >= 0 with alpha - beta = 1, got alpha ${alpha}, beta ${beta}`);
   }
+  if (beta === 0) {
+    // z+ (alpha 1): only the positive contributions
+    return basicRule('alpha-beta', {
+      terms: [
+        { input: pos, params: withBias(pos) },
+        { input: neg, params: noBias(neg) },
+      ],
+      cotangents: (R, [z0, z1]) => {
+        const p = bl.div(R, stabilize(bl.add(z0, z1), stabilizer));
+        return [p, p];
+      },
+      combine: (x, g) => bl.mul(bl.add(term(x[0], g[0]), term(x[1], g[1])), alpha),
+    });
+  }
   return basicRule('alpha-beta', {
     terms: [
       { input: pos, params: withBias(pos) },
@@ -149,13 +165,9 @@ export function alphaBeta(alpha = 2, beta = 1, stabilizer = 1e-6): Rule {
     cotangents: (R, [z0, z1, z2, z3]) => {
       const p = bl.div(R, stabilize(bl.add(z0, z1), stabilizer));
       const n = bl.div(R, stabilize(bl.add(z2, z3), stabilizer));
-      return [p, p, beta === 0 ? null : n, beta === 0 ? null : n];
+      return [p, p, n, n];
     },
-    combine: (x, g) => {
-      const a = bl.mul(bl.add(term(x[0], g[0]), term(x[1], g[1])), alpha);
-      if (beta === 0) return a;
-      return bl.sub(a, bl.mul(bl.add(term(x[2], g[2]), term(x[3], g[3])), beta));
-    },
+    combine: (x, g) => bl.sub(bl.mul(bl.add(term(x[0], g[0]), term(x[1], g[1])), alpha), bl.mul(bl.add(term(x[2], g[2]), term(x[3], g[3])), beta)),
   });
 }
 
