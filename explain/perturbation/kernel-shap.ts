@@ -202,21 +202,25 @@ export async function kernelShap(model: PerturbationModel, input: Tensor, opts: 
       let red: Float64Array;
       try {
         const center = await runner.scoresAt(i0, k);
+        // R = [W X' placed in its part's block | full | empty], built on the device from the
+        // coalition rows (what the host uploads per chunk: z, w and part ids, not K columns).
+        const part = Float64Array.from({ length: d.count }, (_, c) => partOf(c));
+        const ind = new Float64Array(d.count * 2);
+        ind[0 * 2 + 0] = 1;
+        ind[1 * 2 + 1] = 1;
+        const be = x.backend;
         const t0 = await runner.evaluate(i0, k, pert, {
           columns: K,
-          rows: (s0, nr) => {
-            const r = new Float64Array(nr * K);
-            for (let i = 0; i < nr; i++) {
-              const c = s0 + i;
-              if (c === 0) r[i * K + K - 2] = 1;
-              else if (c === 1) r[i * K + K - 1] = 1;
-              else {
-                const w = d.w[c], zm = d.z[c * m + q], off = partOf(c) * q;
-                for (let j = 0; j < q; j++) r[i * K + off + j] = w * (d.z[c * m + j] - zm);
-              }
-            }
-            return r;
-          },
+          rows: (s0, nr) =>
+            bl.tidy(() => {
+              const flags = bl.tensor(ind.subarray(s0 * 2, (s0 + nr) * 2), [nr, 2], be);
+              if (q === 0) return flags;
+              const zc = bl.tensor(d.z.subarray(s0 * m, (s0 + nr) * m), [nr, m], be);
+              const xr = bl.sub(bl.slice(zc, [0, 0], [nr, q]), bl.slice(zc, [0, q], [nr, 1]));
+              const wx = bl.mul(xr, bl.tensor(d.w.subarray(s0, s0 + nr), [nr, 1], be));
+              const blocks = parts === 1 ? wx : bl.reshape(bl.mul(bl.reshape(bl.oneHot(bl.tensor(part.subarray(s0, s0 + nr), [nr], be), parts), [nr, parts, 1]), bl.reshape(wx, [nr, 1, q])), [nr, parts * q]);
+              return bl.concat([blocks, flags], 1);
+            }),
         }, center);
         // The scores were centred on f(x): add it back to the f(x) and f(empty) columns (the
         // regression's right-hand side does not change with a constant shift).

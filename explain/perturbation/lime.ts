@@ -105,15 +105,12 @@ export async function lime(model: PerturbationModel, input: Tensor, opts: LimeOp
         const center = await runner.scoresAt(i0, k);
         const t0 = await runner.evaluate(i0, k, pert, {
           columns: K,
-          rows: (s0, nr) => {
-            const r = new Float64Array(nr * K);
-            for (let u = 0; u < nr; u++) {
-              const c = s0 + u;
-              for (let j = 0; j < m; j++) r[u * K + j] = w[c] * z[c * m + j];
-              r[u * K + m] = w[c];
-            }
-            return r;
-          },
+          // R = [w z | w], built on the device from the coalition rows.
+          rows: (s0, nr) =>
+            bl.tidy(() => {
+              const wc = bl.tensor(w.subarray(s0, s0 + nr), [nr, 1], x.backend);
+              return bl.concat([bl.mul(bl.tensor(z.subarray(s0 * m, (s0 + nr) * m), [nr, m], x.backend), wc), wc], 1);
+            }),
           squaredColumns: 1,
           squaredRows: (s0, nr) => w.subarray(s0, s0 + nr),
         }, center);
