@@ -64,6 +64,25 @@ type Run = (m: ex.Model, x: Tensor, c: { target: ex.Target; baseline?: number | 
 
 const bgOrBaseline = (c: Parameters<Run>[2]) => (c.p.background ? { background: c.p.background } : { baseline: c.baseline });
 
+/** A terminal progress bar of model evaluations for one call when nobody else reports progress. */
+const withBar = (name: string, run: Run): Run => async (m, x, c) => {
+  if (c.p.onProgress || !process.stderr.isTTY) return run(m, x, c);
+  let bar: cliProgress.SingleBar | undefined;
+  const onProgress = (p: ex.Progress) => {
+    if (!bar) {
+      bar = new cliProgress.SingleBar({ format: `${name} [{bar}] {percentage}% | {value}/{total} model evaluations | ETA {eta_formatted}`, stream: process.stderr, hideCursor: true }, cliProgress.Presets.shades_classic);
+      bar.start(p.total, 0);
+    }
+    bar.setTotal(p.total);
+    bar.update(p.done);
+  };
+  try {
+    return await run(m, x, { ...c, p: { ...c.p, onProgress } });
+  } finally {
+    bar?.stop();
+  }
+};
+
 /** The perturbation methods by their command-line names (all return input-shaped tensors). */
 export const PERTURBATION_METHODS: Record<string, Run> = {
   occlusion: (m, x, c) => ex.occlusion(m, x, { target: c.target, baseline: c.baseline, window: c.p.window, stride: c.p.stride, onProgress: c.p.onProgress }),
@@ -85,6 +104,7 @@ export const PERTURBATION_METHODS: Record<string, Run> = {
     return ex.deepLiftShap(m, x, { target: c.target, baselines: rows });
   },
 };
+for (const [name, run] of Object.entries(PERTURBATION_METHODS)) PERTURBATION_METHODS[name] = withBar(name, run);
 
 /** A terminal progress bar on stderr (nothing when stderr is not a terminal). */
 export function progressBar(label: string, total: number): { update(v: number): void; stop(): void } {

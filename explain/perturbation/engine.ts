@@ -115,6 +115,7 @@ export class PerturbationRunner {
   readonly perItemBase: boolean;
   readonly backgroundRows: number;
   readonly rowsPerCall: number;
+  readonly budgetBytes: number;
   readonly totalRowsHint: { total: number; done: number } = { total: 0, done: 0 };
   private readonly f?: (x: Tensor) => Tensor;
   private readonly box?: BlackBoxFn;
@@ -144,6 +145,7 @@ export class PerturbationRunner {
       throw new Error(`${op}: option 'batchSize' must be a positive integer, got ${String(opts.batchSize)}`);
     }
     const budget = opts.memoryBudget ?? DEFAULT_BUDGET;
+    this.budgetBytes = budget;
     if (!(typeof budget === 'number' && budget > 0)) throw new Error(`${op}: option 'memoryBudget' must be a positive number of bytes, got ${String(opts.memoryBudget)}`);
     this.rowsPerCall = opts.batchSize ?? Math.max(1, Math.min(MAX_BATCH, Math.floor(budget / (4 * ACTIVATION_FACTOR * Math.max(1, this.p)))));
   }
@@ -275,7 +277,9 @@ export class PerturbationRunner {
     const B = this.backgroundRows, C = pert.count, P = this.p;
     if (C < 1) throw new Error(`${this.op}: no perturbations to evaluate`);
     const itemsPer = Math.max(1, Math.min(k, Math.floor(this.rowsPerCall / B)));
-    const coalPer = Math.max(1, Math.min(C, Math.floor(this.rowsPerCall / (itemsPer * B))));
+    let coalPer = Math.max(1, Math.min(C, Math.floor(this.rowsPerCall / (itemsPer * B))));
+    // A wide reduction matrix (chunk rows x K) also counts against the budget.
+    if (red) coalPer = Math.max(1, Math.min(coalPer, Math.floor(this.budgetBytes / (16 * (red.columns + (red.squaredColumns ?? 0))))));
     const backend = this.x.backend;
     const parts: Tensor[] = [];
     let pending: { p: Promise<void>; rows: number } | null = null;

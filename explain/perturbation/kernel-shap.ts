@@ -35,6 +35,11 @@ export interface KernelShapOptions extends EngineOptions {
   seed?: number;
   /** Return per-feature values, standard errors, f(x) and the base value with the attributions. */
   returnDetails?: boolean;
+  /**
+   * Refuse more features than this (default 1024): the fit solves (M - 1) x (M - 1) systems on
+   * the host. Group elements instead (features: grid(N), slic(N), a mask).
+   */
+  maxFeatures?: number;
 }
 
 /** What `returnDetails` adds; host arrays, one entry per item. */
@@ -173,6 +178,10 @@ export async function kernelShap(model: PerturbationModel, input: Tensor, opts: 
   if (!Number.isInteger(seed) || seed < 0) throw new Error(`${op}: option 'seed' must be a non-negative integer, got ${String(opts.seed)}`);
   if (opts.samples !== undefined && (!Number.isInteger(opts.samples) || opts.samples < 2)) throw new Error(`${op}: option 'samples' must be an integer >= 2, got ${String(opts.samples)}`);
   const groups = await featureGroupsFor(op, opts.features, x);
+  const maxFeatures = opts.maxFeatures ?? 1024;
+  for (const g of groups) {
+    if (g.m > maxFeatures) throw new Error(`${op}: ${g.m} features (every element of an item, unless grouped) exceed maxFeatures ${maxFeatures}: group them (features: grid(N), slic(N), columns(), a mask) or raise maxFeatures`);
+  }
   const runner = await PerturbationRunner.create(op, model, x, { baseline: opts.baseline, background: opts.background }, opts);
   const p = runner.p;
   const designs = groups.map((g) => kernelShapCoalitions(g.m, opts.samples ?? 2 * g.m + 2048, seed));

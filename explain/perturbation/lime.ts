@@ -31,6 +31,8 @@ export interface LimeOptions extends EngineOptions {
   /** Kernel width (default 0.25 for cosine, 0.75 sqrt(M) for euclidean). */
   kernelWidth?: number;
   regression?: 'ridge' | 'lasso';
+  /** Refuse more features than this (default 1024: the fit is an M x M system on the host). */
+  maxFeatures?: number;
   /** Penalty (default 1 for ridge, 0.01 for lasso). */
   alpha?: number;
   returnDetails?: boolean;
@@ -62,6 +64,10 @@ export async function lime(model: PerturbationModel, input: Tensor, opts: LimeOp
   const alpha = opts.alpha ?? (regression === 'ridge' ? 1 : 0.01);
   if (!(alpha >= 0)) throw new Error(`${op}: option 'alpha' must be a non-negative number, got ${String(opts.alpha)}`);
   const groups = await featureGroupsFor(op, opts.features, x);
+  const maxFeatures = opts.maxFeatures ?? 1024;
+  for (const g of groups) {
+    if (g.m > maxFeatures) throw new Error(`${op}: ${g.m} features (every element of an item, unless grouped) exceed maxFeatures ${maxFeatures}: group them (features: grid(N), slic(N), columns(), a mask) or raise maxFeatures`);
+  }
   const runner = await PerturbationRunner.create(op, model, x, { baseline: opts.baseline, background: opts.background }, opts);
   const p = runner.p;
   for (const _ of groups) runner.plan(groups.length === 1 ? n : 1, samples);

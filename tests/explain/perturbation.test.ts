@@ -354,6 +354,8 @@ describe('engine: chunks, progress, seeds, black boxes, bad input', () => {
     await expect(ex.featureAblation(m, x, { features: { data: [0, 1], shape: [2] }, target: 0 })).rejects.toThrow(/featureAblation: feature mask shape \[2\] does not broadcast to the item shape \[8\]/);
     await expect(ex.featurePermutation(m, bl.slice(x, [0, 0], [1, 8]), { target: 0 })).rejects.toThrow(/featurePermutation: needs a batch of at least 2 items/);
     await expect(ex.lime(m, x, { target: 0, samples: 1 })).rejects.toThrow(/lime: option 'samples' must be an integer >= 2, got 1/);
+    await expect(ex.kernelShap(m, x, { target: 0, maxFeatures: 5 })).rejects.toThrow(/kernelShap: 8 features \(every element of an item, unless grouped\) exceed maxFeatures 5: group them/);
+    await expect(ex.lime(m, x, { target: 0, maxFeatures: 5 })).rejects.toThrow(/lime: 8 features .* exceed maxFeatures 5/);
     await expect(ex.kernelShap(m, x)).rejects.toThrow(/kernelShap: the model has 3 outputs per item: give a target/);
     await expect(ex.kernelShap(ex.blackBox(async () => new Float32Array(5)), x, { target: 0 })).rejects.toThrow(/kernelShap: the black-box model returned 5 values for a batch of 3 rows/);
     await expect(ex.kernelShap((async () => 1) as unknown as ex.Model, x, { target: 0 })).rejects.toThrow(/kernelShap: the model returned a Promise: wrap a host-array model as blackBox\(fn\)/);
