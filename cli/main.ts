@@ -5,6 +5,7 @@ import { writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import * as bl from '../engine/index.ts';
 import type { Backend } from '../engine/index.ts';
+import { fmtShape } from '../engine/shape.ts';
 import { serializeNpy } from '../models/io/npy.ts';
 import { evaluate } from '../models/train.ts';
 import { DATASETS, datasetSplits } from '../models/data/index.ts';
@@ -53,7 +54,6 @@ export function registerCommand(c: Command): void {
   commands.set(c.name, c);
 }
 
-const fmtShape = (s: readonly (number | string)[]) => `[${s.join(', ')}]`;
 
 // ---- models ----
 

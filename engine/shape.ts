@@ -3,7 +3,19 @@
 import type { Shape } from './primitives.ts';
 import { MAX_RANK } from '../shaders/params.ts';
 
-export const fmtShape = (s: Shape) => `[${s.join(', ')}]`;
+/** A shape for messages: '[2, 3, 8, 8]' (symbolic ONNX dims print as their names). */
+export const fmtShape = (s: readonly (number | string | null)[]) => `[${s.join(', ')}]`;
+
+/** Row-major (C order) strides of a shape, in elements. */
+export function stridesOf(shape: readonly number[]): number[] {
+  const s = new Array<number>(shape.length);
+  let acc = 1;
+  for (let i = shape.length - 1; i >= 0; i--) {
+    s[i] = acc;
+    acc *= shape[i];
+  }
+  return s;
+}
 
 export function checkShape(op: string, shape: readonly number[], what = 'shape'): void {
   if (!Array.isArray(shape)) throw new Error(`${op}: ${what} must be an array of sizes, got ${String(shape)}`);

@@ -20,16 +20,8 @@ export function sizeOf(shape: Shape): number {
   return n;
 }
 
-/** Dense row-major strides of a shape (in elements). */
-export function stridesOf(shape: Shape): number[] {
-  const strides = new Array<number>(shape.length);
-  let s = 1;
-  for (let k = shape.length - 1; k >= 0; k--) {
-    strides[k] = s;
-    s *= shape[k];
-  }
-  return strides;
-}
+export { stridesOf } from '../shape.ts';
+import { stridesOf } from '../shape.ts';
 
 /**
  * numpy broadcast of several shapes (right-aligned; each axis must be equal or 1).
@@ -108,11 +100,8 @@ export function broadcastOffsets(inShape: Shape, outShape: Shape): Int32Array | 
   return viewOffsets(outShape, broadcastStrides(inShape, outShape));
 }
 
-export function sameShape(a: Shape, b: Shape): boolean {
-  if (a.length !== b.length) return false;
-  for (let k = 0; k < a.length; k++) if (a[k] !== b[k]) return false;
-  return true;
-}
+export { sameShape } from '../shape.ts';
+import { sameShape } from '../shape.ts';
 
 /** Product of shape[from..to). */
 export function prod(shape: Shape, from = 0, to = shape.length): number {
