@@ -206,3 +206,32 @@ describe('rules keyed by layer kind and path', () => {
     await expect(ex.guidedBackprop(m, bl.tensor([[1, 2, 3]]), { target: 0 })).rejects.toThrow(/guidedBackprop: the model has no relu/);
   });
 });
+
+describe("the README's custom rule, end to end", () => {
+  it('a half-epsilon rule on every Linear through saliency equals its formula computed by hand', async () => {
+    setInitSeed(12);
+    const model = new Sequential(new Linear(3, 4), new ReLU(), new Linear(4, 2));
+    const xs = [0.3, -0.8, 0.5];
+    const x = bl.tensor([xs]);
+    // the rule as the README writes it
+    const half: Rule = (Rel, ctx) => {
+      const L = ctx.layer!;
+      const z = L.forward();
+      const v = bl.vjp((t) => L.forward([t], { bias: null }), L.inputs[0]);
+      const [g] = v.vjp(bl.div(Rel, bl.add(z, 0.5)));
+      v.dispose();
+      return [bl.mul(L.inputs[0], g), ...Object.keys(L.params).map(() => null)];
+    };
+    const a = await read(await ex.saliency(model, x, { target: 1, abs: false, rules: { Linear: half, ReLU: R.pass } }));
+    // by hand: R_out = one-hot(1); R_h = h * W2^T (R_out / (y + 0.5)); R_x = x * W1^T (R_h / (z1 + 0.5))
+    const W1 = Array.from(await read(model.module('0').param('weight'))), b1 = Array.from(await read(model.module('0').param('bias')));
+    const W2 = Array.from(await read(model.module('2').param('weight'))), b2 = Array.from(await read(model.module('2').param('bias')));
+    const z1 = [0, 1, 2, 3].map((j) => xs.reduce((s, xi, i) => s + W1[j * 3 + i] * xi, b1[j]));
+    const h = z1.map((v) => Math.max(v, 0));
+    const y = [0, 1].map((k) => h.reduce((s, hj, j) => s + W2[k * 4 + j] * hj, b2[k]));
+    const Ro = [0, 1];
+    const Rh = h.map((hj, j) => hj * [0, 1].reduce((s, k) => s + (W2[k * 4 + j] * Ro[k]) / (y[k] + 0.5), 0));
+    const Rx = xs.map((xi, i) => xi * [0, 1, 2, 3].reduce((s, j) => s + (W1[j * 3 + i] * Rh[j]) / (z1[j] + 0.5), 0));
+    expectClose(a, Rx, 1e-12, 1e-14);
+  });
+});
