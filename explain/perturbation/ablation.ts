@@ -40,14 +40,19 @@ async function ablate(runner: PerturbationRunner, groups: FeatureGroups[], x: Te
     const pert = coalitionPerturbations(g, leaveOneOut(g.m), g.m, x.backend);
     try {
       const v = await runner.evaluate(i0, k, pert); // [k, m]
-      const fx = await runner.scoresAt(i0, k);
-      const r = bl.tidy(() => {
-        const d = bl.sub(bl.reshape(fx, [k, 1]), v);
-        return bl.gather(d, bl.tensor(g.labels, [p], x.backend), 1); // [k, P]
-      });
-      v.dispose();
-      fx.dispose();
-      return r;
+      try {
+        const fx = await runner.scoresAt(i0, k);
+        try {
+          return bl.tidy(() => {
+            const d = bl.sub(bl.reshape(fx, [k, 1]), v);
+            return bl.gather(d, bl.tensor(g.labels, [p], x.backend), 1); // [k, P]
+          });
+        } finally {
+          fx.dispose();
+        }
+      } finally {
+        v.dispose();
+      }
     } finally {
       pert.dispose();
     }

@@ -197,13 +197,18 @@ export class PerturbationRunner {
     const r = new PerturbationRunner(op, model, x, base, perItem, opts);
     // 'predicted' means the class predicted for x itself, fixed before perturbing (every perturbed
     // input keeps explaining that class).
-    if (r.target === 'predicted') {
-      const out = await r.forwardRaw(x);
-      r.target = bl.keep(bl.tidy(() => bl.argmax(bl.reshape(out, [out.shape[0], -1]), 1)));
-      out.dispose();
-      r.owned.push(r.target as Tensor);
-    } else if (r.f) {
-      r.target = resolveTarget(op, r.f, x, r.target);
+    try {
+      if (r.target === 'predicted') {
+        const out = await r.forwardRaw(x);
+        r.target = bl.keep(bl.tidy(() => bl.argmax(bl.reshape(out, [out.shape[0], -1]), 1)));
+        out.dispose();
+        r.owned.push(r.target as Tensor);
+      } else if (r.f) {
+        r.target = resolveTarget(op, r.f, x, r.target);
+      }
+    } catch (e) {
+      r.dispose();
+      throw e;
     }
     return r;
   }
@@ -255,11 +260,16 @@ export class PerturbationRunner {
   /** Scores of the unperturbed items [i0, i0+k) (one model call): [k]. */
   async scoresAt(i0: number, k: number, input?: Tensor): Promise<Tensor> {
     const xs = input ?? bl.slice(this.x, [i0], [k]);
-    const out = await this.forwardRaw(xs);
-    const s = bl.tidy(() => this.scoresOf(out, i0, k, 1));
-    out.dispose();
-    if (!input) xs.dispose();
-    return s;
+    try {
+      const out = await this.forwardRaw(xs);
+      try {
+        return bl.tidy(() => this.scoresOf(out, i0, k, 1));
+      } finally {
+        out.dispose();
+      }
+    } finally {
+      if (!input) xs.dispose();
+    }
   }
 
   /** Count the model evaluations of one evaluate() call, for progress totals. */
@@ -282,6 +292,8 @@ export class PerturbationRunner {
     if (red) coalPer = Math.max(1, Math.min(coalPer, Math.floor(this.budgetBytes / (16 * (red.columns + (red.squaredColumns ?? 0))))));
     const backend = this.x.backend;
     const parts: Tensor[] = [];
+    // Live partial results, disposed if anything throws (a model error, a bad target).
+    const live = new Set<Tensor>();
     let pending: { p: Promise<void>; rows: number } | null = null;
     const report = (rows: number) => {
       this.totalRowsHint.done += rows;
@@ -292,6 +304,7 @@ export class PerturbationRunner {
         const ni = Math.min(itemsPer, i0 + k - a);
         let acc: Tensor | null = null;
         const raw: Tensor[] = [];
+        live.clear();
         for (let c0 = 0; c0 < C; c0 += coalPer) {
           const nc = Math.min(coalPer, C - c0);
           const batch = bl.tidy(() => {
@@ -305,27 +318,37 @@ export class PerturbationRunner {
             const b = bl.add(base, bl.mul(m, bl.sub(xs, base)));
             return bl.reshape(b, [ni * nc * B, ...this.itemShape]);
           });
-          const out = await this.forwardRaw(batch);
-          batch.dispose();
-          const next = bl.tidy(() => {
-            const s = this.scoresOf(out, a, ni, nc * B);
-            let v = B === 1 ? bl.reshape(s, [ni, nc]) : bl.mean(bl.reshape(s, [ni, nc, B]), 2);
-            if (offset) v = bl.sub(v, bl.reshape(bl.slice(offset, [a - i0], [ni]), [ni, 1]));
-            if (!red) return v;
-            const rr = red.rows(c0, nc);
-            const R = rr instanceof bl.Tensor ? rr : bl.tensor(rr, [nc, red.columns], backend);
-            let r = bl.matmul(v, R);
-            if (red.squaredColumns) {
-              const R2 = bl.tensor(red.squaredRows!(c0, nc), [nc, red.squaredColumns], backend);
-              r = bl.concat([r, bl.matmul(bl.mul(v, v), R2)], 1);
-            }
-            return acc ? bl.add(acc, r) : r;
-          });
-          out.dispose();
+          let out: Tensor;
+          try {
+            out = await this.forwardRaw(batch);
+          } finally {
+            batch.dispose();
+          }
+          let next: Tensor;
+          try {
+            next = bl.tidy(() => {
+              const s = this.scoresOf(out, a, ni, nc * B);
+              let v = B === 1 ? bl.reshape(s, [ni, nc]) : bl.mean(bl.reshape(s, [ni, nc, B]), 2);
+              if (offset) v = bl.sub(v, bl.reshape(bl.slice(offset, [a - i0], [ni]), [ni, 1]));
+              if (!red) return v;
+              const rr = red.rows(c0, nc);
+              const R = rr instanceof bl.Tensor ? rr : bl.tensor(rr, [nc, red.columns], backend);
+              let r = bl.matmul(v, R);
+              if (red.squaredColumns) {
+                const R2 = bl.tensor(red.squaredRows!(c0, nc), [nc, red.squaredColumns], backend);
+                r = bl.concat([r, bl.matmul(bl.mul(v, v), R2)], 1);
+              }
+              return acc ? bl.add(acc, r) : r;
+            });
+          } finally {
+            out.dispose();
+          }
           if (red) {
+            if (acc) live.delete(acc);
             acc?.dispose();
             acc = next;
           } else raw.push(next);
+          live.add(next);
           // One submit per chunk; keep one chunk in flight while the next is recorded, and report
           // progress when a chunk has really finished on the device.
           backend.flush();
@@ -352,6 +375,8 @@ export class PerturbationRunner {
       return r;
     } catch (e) {
       for (const t of parts) t.dispose();
+      for (const t of live) t.dispose();
+      if (pending) await pending.p.catch(() => {});
       throw e;
     }
   }

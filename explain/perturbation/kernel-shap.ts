@@ -209,8 +209,9 @@ export async function kernelShap(model: PerturbationModel, input: Tensor, opts: 
       }
       const pert = coalitionPerturbations(g, d.z, d.count, x.backend);
       let red: Float64Array;
+      let center: Tensor | undefined;
       try {
-        const center = await runner.scoresAt(i0, k);
+        center = await runner.scoresAt(i0, k);
         // R = [W X' placed in its part's block | full | empty], built on the device from the
         // coalition rows (what the host uploads per chunk: z, w and part ids, not K columns).
         const part = Float64Array.from({ length: d.count }, (_, c) => partOf(c));
@@ -233,13 +234,14 @@ export async function kernelShap(model: PerturbationModel, input: Tensor, opts: 
         }, center);
         // The scores were centred on f(x): add it back to the f(x) and f(empty) columns (the
         // regression's right-hand side does not change with a constant shift).
-        const t = bl.tidy(() => bl.concat([t0, bl.reshape(center, [k, 1])], 1));
+        const t = bl.tidy(() => bl.concat([t0, bl.reshape(center!, [k, 1])], 1));
         t0.dispose();
         center.dispose();
         red = await readF64(t);
         t.dispose();
       } finally {
         pert.dispose();
+        center?.dispose();
       }
       for (let i = 0; i < k; i++) {
         const row = red.subarray(i * (K + 1), (i + 1) * (K + 1));

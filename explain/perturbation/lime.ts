@@ -106,9 +106,10 @@ export async function lime(model: PerturbationModel, input: Tensor, opts: LimeOp
       const K = m + 1;
       const pert = coalitionPerturbations(g, z, samples, x.backend);
       let host: Float64Array;
+      let center: Tensor | undefined;
       try {
         // Scores centred on f(x) (float32 sums; the fit is shift-invariant but for the intercept).
-        const center = await runner.scoresAt(i0, k);
+        center = await runner.scoresAt(i0, k);
         const t0 = await runner.evaluate(i0, k, pert, {
           columns: K,
           // R = [w z | w], built on the device from the coalition rows.
@@ -120,13 +121,14 @@ export async function lime(model: PerturbationModel, input: Tensor, opts: LimeOp
           squaredColumns: 1,
           squaredRows: (s0, nr) => w.subarray(s0, s0 + nr),
         }, center);
-        const t = bl.tidy(() => bl.concat([t0, bl.reshape(center, [k, 1])], 1));
+        const t = bl.tidy(() => bl.concat([t0, bl.reshape(center!, [k, 1])], 1));
         t0.dispose();
         center.dispose();
         host = await readF64(t);
         t.dispose();
       } finally {
         pert.dispose();
+        center?.dispose();
       }
       for (let i = 0; i < k; i++) {
         const row = host.subarray(i * (K + 2), (i + 1) * (K + 2));

@@ -123,8 +123,14 @@ export async function occlusion(model: PerturbationModel, input: Tensor, opts: O
   try {
     runner.plan(n, starts.length);
     // acc[n, p] = sum over windows covering p of f(occluded): v @ indicator, on the device.
-    const acc = await runner.evaluate(0, n, pert, { columns: runner.p, rows: (s, k) => pert.indicator(s, k) });
     const fx = await runner.scoresAt(0, n);
+    let acc: Tensor;
+    try {
+      acc = await runner.evaluate(0, n, pert, { columns: runner.p, rows: (s, k) => pert.indicator(s, k) });
+    } catch (e) {
+      fx.dispose();
+      throw e;
+    }
     const cnt = coverCounts(item, win, str);
     const inv = Float64Array.from(cnt, (c) => (c > 0 ? 1 / c : 0));
     const has = Float64Array.from(cnt, (c) => (c > 0 ? 1 : 0));
@@ -189,7 +195,13 @@ export async function predictionDifference(model: PerturbationModel, input: Tens
   const pick = bl.tidy(() => bl.gather(bg, bl.tensor(rows.slice(0, samples).sort((a, b) => a - b), [samples], x.backend), 0));
   const { win, str } = windowSpec(op, item, opts.window, opts.stride);
   const starts = windowStarts(item, win, str);
-  const runner = await PerturbationRunner.create(op, model, x, { background: pick }, opts);
+  let runner: PerturbationRunner;
+  try {
+    runner = await PerturbationRunner.create(op, model, x, { background: pick }, opts);
+  } catch (e) {
+    pick.dispose();
+    throw e;
+  }
   const probs = (opts.outputs ?? 'logits') === 'logits';
   runner.outputTransform = (out) => (probs ? bl.softmax(bl.reshape(out, [out.shape[0], -1]), 1) : out);
   const pert = windowPerturbations(item, win, starts, x.backend);

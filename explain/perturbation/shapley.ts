@@ -81,11 +81,12 @@ export async function shapleySampling(model: PerturbationModel, input: Tensor, o
       for (let q = 0; q < perms; q++) for (let t = 0; t < m; t++) idx[q * m + ord[q][t]] = q * m + t;
       const pert = coalitionPerturbations(g, z, count, x.backend);
       let host: Float64Array;
+      let center: Tensor | undefined;
       try {
-        const center = await runner.scoresAt(i0, k);
+        center = await runner.scoresAt(i0, k);
         const v = await runner.evaluate(i0, k, pert, undefined, center); // [k, count], centred on f(x)
         const r = bl.tidy(() => {
-          const c = bl.reshape(center, [k, 1]);
+          const c = bl.reshape(center!, [k, 1]);
           const fxc = bl.slice(v, [0, 0], [k, 1]);
           const f0c = bl.slice(v, [0, 1], [k, 1]);
           const fx = bl.add(fxc, c);
@@ -108,6 +109,7 @@ export async function shapleySampling(model: PerturbationModel, input: Tensor, o
         r.dispose();
       } finally {
         pert.dispose();
+        center?.dispose();
       }
       const w = 2 * m + 2;
       for (let i = 0; i < k; i++) {
@@ -171,8 +173,9 @@ export async function shapleyExact(model: PerturbationModel, input: Tensor, opts
       const K = m + 2;
       const pert = coalitionPerturbations(g, z, count, x.backend);
       let host: Float64Array;
+      let center: Tensor | undefined;
       try {
-        const center = await runner.scoresAt(i0, k);
+        center = await runner.scoresAt(i0, k);
         const t0 = await runner.evaluate(i0, k, pert, {
           columns: K,
           rows: (s0, nr) => {
@@ -190,13 +193,14 @@ export async function shapleyExact(model: PerturbationModel, input: Tensor, opts
           },
         }, center);
         // Centred on f(x): each phi_i's weights sum to 0, so only f(x) and f(empty) need it back.
-        const t = bl.tidy(() => bl.concat([t0, bl.reshape(center, [k, 1])], 1));
+        const t = bl.tidy(() => bl.concat([t0, bl.reshape(center!, [k, 1])], 1));
         t0.dispose();
         center.dispose();
         host = await readF64(t);
         t.dispose();
       } finally {
         pert.dispose();
+        center?.dispose();
       }
       const W = K + 1;
       for (let i = 0; i < k; i++) {

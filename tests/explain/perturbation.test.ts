@@ -360,6 +360,17 @@ describe('engine: chunks, progress, seeds, black boxes, bad input', () => {
     await expect(ex.kernelShap(ex.blackBox(async () => new Float32Array(5)), x, { target: 0 })).rejects.toThrow(/kernelShap: the black-box model returned 5 values for a batch of 3 rows/);
     await expect(ex.kernelShap((async () => 1) as unknown as ex.Model, x, { target: 0 })).rejects.toThrow(/kernelShap: the model returned a Promise: wrap a host-array model as blackBox\(fn\)/);
     expect(x.disposed).toBe(false);
+    // Failures leave nothing behind: a model error mid-stream, a bad target, a bad baseline.
+    const before = bl.memory().liveBuffers;
+    let calls = 0;
+    const failing = ex.blackBox(async (b, s) => {
+      if (++calls === 3) throw new Error('the server went away');
+      return new Float32Array(s[0] * 3);
+    });
+    await expect(ex.kernelShap(failing, x, { target: 0, samples: 40, batchSize: 8 })).rejects.toThrow(/the server went away/);
+    await expect(ex.lime(m, x, { target: 7, samples: 10 })).rejects.toThrow(/lime: target 7 is out of range for 3 outputs/);
+    await expect(ex.occlusion(m, x, { target: 0, baseline: Number.NaN })).rejects.toThrow(/occlusion: option 'baseline' must be finite, got NaN/);
+    expect(bl.memory().liveBuffers).toBe(before);
   });
 });
 
