@@ -7,7 +7,8 @@ import type { Rule, Tensor } from '../../engine/index.ts';
 import * as ex from '../../explain/index.ts';
 import { lrpRules as R } from '../../explain/index.ts';
 import { Conv2d, GlobalAvgPool, Linear, MaxPool2d, ReLU, Sequential, Tanh, setInitSeed } from '../../models/index.ts';
-import { loadBundled } from '../../models/zoo/index.ts';
+import { loadBundled, listModels } from '../../models/zoo/index.ts';
+import { datasetSplits } from '../../models/data/index.ts';
 import { expectClose } from '../helpers.ts';
 import { randArray } from '../engine/grad-cases.ts';
 
@@ -233,5 +234,44 @@ describe("the README's custom rule, end to end", () => {
     const Rh = h.map((hj, j) => hj * [0, 1].reduce((s, k) => s + (W2[k * 4 + j] * Ro[k]) / (y[k] + 0.5), 0));
     const Rx = xs.map((xi, i) => xi * [0, 1, 2, 3].reduce((s, j) => s + (W1[j * 3 + i] * Rh[j]) / (z1[j] + 0.5), 0));
     expectClose(a, Rx, 1e-12, 1e-14);
+  });
+});
+
+describe('every bundled model', () => {
+  it('gives finite, non-trivial relevance of the input shape with each composite', async () => {
+    const names = listModels().map((m) => m.name);
+    expect(names).toEqual(expect.arrayContaining(['digits-cnn', 'shapes-cnn', 'spurious-cnn', 'breast-cancer-mlp', 'resnet-bn']));
+    for (const name of names) {
+      const m = await loadBundled(name);
+      const spec = listModels().find((s) => s.name === name)!;
+      const d = datasetSplits(spec.dataset).test;
+      const per = spec.inputShape.reduce((a: number, b: number) => a * b, 1);
+      const x = bl.tensor(d.x.slice(0, 2 * per), [2, ...spec.inputShape]);
+      for (const composite of Object.keys(ex.COMPOSITES)) {
+        const r = await read(await ex.lrp(m, x, { target: 'predicted', composite }));
+        expect(r.length, `${name} ${composite}`).toBe(2 * per);
+        expect(r.every(Number.isFinite), `${name} ${composite}: finite`).toBe(true);
+        for (const s of itemSums(r.map(Math.abs), 2)) expect(s, `${name} ${composite}: non-zero`).toBeGreaterThan(1e-6);
+      }
+    }
+  });
+
+  it('shapes-cnn: the positive relevance sits on the shape (mass in the mask > twice its area), for every composite', async () => {
+    const m = await loadBundled('shapes-cnn');
+    const d = datasetSplits('shapes').test as unknown as { x: Float32Array; y: Int32Array | number[]; masks: Float32Array };
+    const n = 8, per = 32 * 32;
+    const x = bl.tensor(d.x.slice(0, n * per), [n, 1, 32, 32]);
+    for (const composite of Object.keys(ex.COMPOSITES)) {
+      const r = await read(await ex.lrp(m, x, { target: Array.from(d.y.slice(0, n), Number), composite }));
+      for (let i = 0; i < n; i++) {
+        let inside = 0, total = 0, area = 0;
+        for (let j = i * per; j < (i + 1) * per; j++) {
+          const v = Math.max(r[j], 0);
+          total += v;
+          if (d.masks[j]) (inside += v), area++;
+        }
+        expect(inside / total, `${composite} image ${i}: mask area ${area / per}`).toBeGreaterThan((2 * area) / per);
+      }
+    }
   });
 });

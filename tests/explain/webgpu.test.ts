@@ -5,7 +5,7 @@ import * as bl from '../../engine/index.ts';
 import type { Backend, Tensor } from '../../engine/index.ts';
 import type { WebGpuBackend } from '../../engine/webgpu/backend.ts';
 import * as ex from '../../explain/index.ts';
-import { Conv2d, GlobalAvgPool, Linear, MaxPool2d, ReLU, Sequential, Softplus, setInitSeed } from '../../models/index.ts';
+import { BatchNorm2d, Conv2d, GlobalAvgPool, Linear, MaxPool2d, ReLU, Residual, Sequential, Softplus, setInitSeed } from '../../models/index.ts';
 import { expectClose } from '../helpers.ts';
 import { randArray } from '../engine/grad-cases.ts';
 
@@ -40,6 +40,9 @@ const runs: [string, Run][] = [
   ['gradCamPlusPlus exact', (m, x) => ex.gradCamPlusPlus(m, x, { layer: 'features', target: [3, 2, 1], probeBatch: 64 })],
   ['scoreCam', (m, x) => ex.scoreCam(m, x, { layer: 'features', target: [0, 1, 2] })],
   ['layerIntegratedGradients', (m, x) => ex.layerIntegratedGradients(m, x, { layer: 'features.2', target: 1, steps: 6 })],
+  ['lrp epsilon-plus-flat', (m, x) => ex.lrp(m, x, { target: [1, 3, 0] })],
+  ['lrp epsilon-gamma-box', (m, x) => ex.lrp(m, x, { target: 'predicted', composite: 'epsilon-gamma-box', low: -1, high: 1 })],
+  ['lrp epsilon-alpha2-beta1, relevance at a layer', async (m, x) => (await ex.lrp(m, x, { target: 2, composite: 'epsilon-alpha2-beta1', returnLayers: true })).layers['features.1']],
 ];
 
 describe('explainers on WebGPU match the CPU reference', () => {
@@ -71,6 +74,28 @@ describe('memory', () => {
     for (let i = 0; i < 1000; i++) {
       const r = i % 3 === 0 ? await ex.saliency(m, x, { target: 1 }) : i % 3 === 1 ? await ex.gradCam(m, x, { layer: 'features', target: 'predicted' }) : await ex.integratedGradients(m, x, { target: 0, steps: 2 });
       r.dispose();
+    }
+    await gpu.sync();
+    const after = bl.memory(gpu);
+    expect(after.liveBuffers).toBe(before.liveBuffers);
+    expect(after.liveBytes).toBe(before.liveBytes);
+  });
+
+  it('hundreds of LRP explanations (BatchNorm folded and restored each time, per-layer relevance) leave no live buffers', async () => {
+    const m = bl.withBackend(gpu, () => {
+      setInitSeed(6);
+      return new Sequential(new Conv2d(3, 2, 1, { bias: false }), new BatchNorm2d(2), new ReLU(), new Residual(new Sequential(new Conv2d(2, 2, 1), new ReLU())), new GlobalAvgPool(), new Linear(2, 2));
+    });
+    const x = bl.tensor(randArray(2 * 3 * 4 * 4, 9), [2, 3, 4, 4], gpu);
+    await gpu.sync();
+    const before = bl.memory(gpu);
+    for (let i = 0; i < 120; i++) {
+      if (i % 2 === 0) (await ex.lrp(m, x, { target: 1, composite: i % 4 === 0 ? 'epsilon-gamma-box' : 'epsilon-plus-flat' })).dispose();
+      else {
+        const r = await ex.lrp(m, x, { target: 'predicted', returnLayers: true });
+        r.attribution.dispose();
+        for (const t of Object.values(r.layers)) t.dispose();
+      }
     }
     await gpu.sync();
     const after = bl.memory(gpu);
