@@ -50,7 +50,7 @@ export const BINARY_EXPR: Record<string, string> = {
 // (ECMAScript Number::exponentiate): x^0 = 1 even for NaN x, otherwise NaN in gives NaN;
 // |a| = 1 with b = +-inf is NaN; signed zeros and infinities keep the odd-integer sign rule;
 // a negative finite base with a non-integer exponent is NaN.
-const powJs = /* wgsl */ `
+export const powJs = /* wgsl */ `
 fn pow_js(a: f32, b: f32) -> f32 {
   if (is_nan(b)) { return f_nan(); }
   if (b == 0.0) { return 1.0; }

@@ -16,13 +16,33 @@ import { gatherShader, scatterAddShader } from '../../shaders/gather.ts';
 import { randomShader } from '../../shaders/random.ts';
 import { type GpuBuf, Runtime } from './runtime.ts';
 import type { AcquiredDevice } from './device.ts';
+import { type ElementwiseOp, Fusion, type GpuStorage } from './fusion.ts';
 
-export type GpuStorage = GpuBuf;
-type Op = Operand<GpuStorage>;
+export type { GpuStorage } from './fusion.ts';
+/** What the kernels below read: realised buffers (run() emits pending chains first). */
+type Op = Operand<GpuBuf>;
 
 export interface WebGpuOptions {
   /** Kernel variant for matmul; default: registerTiled on software adapters, workgroupTiled on GPUs. */
   matmul?: 'registerTiled' | 'workgroupTiled';
+  /**
+   * Record elementwise primitives (and expand) lazily and run each chain as one generated kernel
+   * (engine/webgpu/fusion.ts). Default true; false, or BACKLIGHT_FUSION=0, runs one kernel per
+   * primitive as it is called.
+   */
+  fusion?: boolean;
+}
+
+const FUSIBLE: Partial<Record<Primitive, ElementwiseOp>> = {
+  ...Object.fromEntries(UNARY_PRIMS.map((p) => [p, { op: 'unary', prim: p }])),
+  ...Object.fromEntries(BINARY_PRIMS.map((p) => [p, { op: 'binary', prim: p }])),
+  select: { op: 'select' },
+  expand: { op: 'expand' },
+};
+
+function fusionDefault(): boolean {
+  const v = typeof process !== 'undefined' ? process.env?.BACKLIGHT_FUSION : undefined;
+  return !(v === '0' || v === 'false' || v === 'off');
 }
 
 const WG = 64;
@@ -72,12 +92,17 @@ export class WebGpuBackend implements Backend<GpuStorage> {
   matmulVariant: 'registerTiled' | 'workgroupTiled';
   /** Convolution kernels: register-tiled blocks (default) or one output per invocation. */
   convVariant: 'tiled' | 'direct' = 'tiled';
+  /** Lazy elementwise chains; null when fusion is off. */
+  readonly fusion: Fusion | null;
 
   constructor(acquired: AcquiredDevice, opts: WebGpuOptions = {}) {
     this.acquired = acquired;
     this.info = acquired.info;
     this.rt = new Runtime(acquired.device);
     this.matmulVariant = opts.matmul ?? (acquired.info.software ? 'registerTiled' : 'workgroupTiled');
+    this.fusion = (opts.fusion ?? fusionDefault()) ? new Fusion(this.rt, (n) => this.out(n), acquired.info.software ? 16 : 4) : null;
+    // An explicit flush or sync submits pending chains that tensors still refer to.
+    if (this.fusion) this.rt.beforeFlush = () => this.fusion!.emitLive();
   }
 
   /** Fill every kernel output with NaN first, so a kernel that skips an element is caught. */
@@ -89,15 +114,22 @@ export class WebGpuBackend implements Backend<GpuStorage> {
     const f = data instanceof Float32Array ? data : Float32Array.from(data);
     const buf = this.rt.acquire(f.byteLength);
     this.rt.writeBuffer(buf, f);
+    if (f.length === 1) buf.hostScalar = f[0];
     return buf;
   }
 
   read(storage: GpuStorage, size: number): Promise<Float32Array> {
-    return this.rt.readback(storage, size * 4);
+    return this.rt.readback(this.realise(storage), size * 4);
   }
 
   release(storage: GpuStorage): void {
-    this.rt.release(storage);
+    if (this.fusion) this.fusion.release(storage);
+    else this.rt.release(storage as GpuBuf);
+  }
+
+  /** The buffer behind a storage: a pending elementwise chain is emitted first. */
+  realise(storage: GpuStorage): GpuBuf {
+    return this.fusion ? this.fusion.realise(storage) : (storage as GpuBuf);
   }
 
   memory(): MemoryInfo {
@@ -116,8 +148,11 @@ export class WebGpuBackend implements Backend<GpuStorage> {
     this.rt.destroy();
   }
 
-  run<P extends Primitive>(prim: P, params: PrimParams[P], inputs: Op[], outShape: Shape): GpuStorage {
-    return (this.impls[prim] as (p: PrimParams[P], i: Op[], o: Shape) => GpuStorage)(params, inputs, outShape);
+  run<P extends Primitive>(prim: P, params: PrimParams[P], inputs: Operand<GpuStorage>[], outShape: Shape): GpuStorage {
+    const fusible = this.fusion && FUSIBLE[prim];
+    if (fusible) return this.fusion!.record(fusible, inputs, outShape);
+    const real = inputs.map((x) => ({ storage: this.realise(x.storage), shape: x.shape }));
+    return (this.impls[prim] as (p: PrimParams[P], i: Op[], o: Shape) => GpuBuf)(params, real, outShape);
   }
 
   // ---- helpers ----
@@ -230,9 +265,9 @@ export class WebGpuBackend implements Backend<GpuStorage> {
     };
   }
 
-  private readonly impls: BackendImpls<GpuStorage> = {
-    ...(Object.fromEntries(UNARY_PRIMS.map((p) => [p, this.unary(p)])) as Pick<BackendImpls<GpuStorage>, UnaryPrim>),
-    ...(Object.fromEntries(BINARY_PRIMS.map((p) => [p, this.binary(p)])) as Pick<BackendImpls<GpuStorage>, BinaryPrim>),
+  private readonly impls: BackendImpls<GpuBuf> = {
+    ...(Object.fromEntries(UNARY_PRIMS.map((p) => [p, this.unary(p)])) as Pick<BackendImpls<GpuBuf>, UnaryPrim>),
+    ...(Object.fromEntries(BINARY_PRIMS.map((p) => [p, this.binary(p)])) as Pick<BackendImpls<GpuBuf>, BinaryPrim>),
 
     select: (_p, [c, a, b], out) => {
       const n = sizeOf(out);

@@ -13,6 +13,13 @@ export interface GpuBuf {
   id: number;
   /** The flush that last wrote this buffer (see `failedFlushes`). */
   writtenIn?: number;
+  /** Pending fused chains that will read it (engine/webgpu/fusion.ts): not reusable until 0. */
+  pins?: number;
+  /** Released by its tensor while pinned: goes back to the pool when the pins reach 0. */
+  releasePending?: boolean;
+  /** The value of a one-element buffer uploaded from the host (fused kernels read it as a
+   * uniform). Cleared when the buffer is handed out again. */
+  hostScalar?: number;
 }
 
 export interface Dispatch {
@@ -88,6 +95,10 @@ export class Runtime {
   /** Fill every new kernel output with NaN before the kernel writes it (tests). */
   poisonOutputs = false;
   dispatchCount = 0;
+  /** Called by an explicit flush() or sync() before submitting: the backend records its pending
+   * (lazy) work here. Not called by the flushes the runtime makes itself when an arena fills up,
+   * which can happen in the middle of recording that work. */
+  beforeFlush: (() => void) | null = null;
   pipelineCount = 0;
   lost: string | null = null;
 
@@ -117,6 +128,7 @@ export class Runtime {
     if (buf) {
       this.pooledBytes -= cls;
       this.pooledCount--;
+      buf.hostScalar = undefined;
     } else {
       this.device.pushErrorScope('out-of-memory');
       const buffer = this.device.createBuffer({
@@ -193,7 +205,7 @@ export class Runtime {
     }
     const aligned = (this.uploadUsed + 255) & ~255;
     if (aligned + bytes > UPLOAD_ARENA_BYTES) {
-      this.flush();
+      this.submit();
       return this.writeBuffer(dst, data);
     }
     this.uploadHost.set(src, aligned);
@@ -271,7 +283,7 @@ export class Runtime {
     if (x > 65535 || y > 65535 || z > 65535) {
       throw new Error(`backlight: ${d.label} needs ${x}x${y}x${z} workgroups, over the 65535 limit per dimension`);
     }
-    if (this.arenaUsed >= ARENA_SLOTS) this.flush();
+    if (this.arenaUsed >= ARENA_SLOTS) this.submit();
     const slot = this.arenaUsed++;
     this.arenaHost.fill(0, slot * 64, slot * 64 + 64);
     this.arenaHost.set(d.params, slot * 64);
@@ -293,7 +305,7 @@ export class Runtime {
     const staging = this.device.createBuffer({ size, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
     this.endPass();
     this.ensureEncoder().copyBufferToBuffer(src.buffer, 0, staging, 0, size);
-    this.flush();
+    this.submit();
     try {
       await staging.mapAsync(GPUMapMode.READ);
     } catch (e) {
@@ -311,7 +323,14 @@ export class Runtime {
     return out;
   }
 
+  /** Submit what is recorded, after the backend has recorded its pending work (beforeFlush). */
   flush(): void {
+    this.beforeFlush?.();
+    this.submit();
+  }
+
+  /** Submit what is recorded in the encoder now. */
+  submit(): void {
     if (!this.encoder) return;
     this.endPass();
     if (this.arenaUsed) this.device.queue.writeBuffer(this.arena, 0, this.arenaHost, 0, this.arenaUsed * 64);
@@ -367,7 +386,7 @@ export class Runtime {
   }
 
   destroy(): void {
-    this.flush();
+    this.submit();
     for (const list of this.free.values()) for (const b of list) b.buffer.destroy();
     this.free.clear();
     this.arena.destroy();

@@ -1,0 +1,416 @@
+// Lazy elementwise chains: the WebGPU backend records unary, binary, select and expand
+// primitives as `LazyValue`s instead of dispatching them, and emits a whole chain as one
+// generated kernel (shaders/fused.ts) when its result is needed:
+//   - a non-elementwise primitive reads it (the backend calls `realise`),
+//   - it is read back, or the backend flushes/syncs (every live pending value is emitted),
+//   - a second pending consumer wants it (computed once, then read by both),
+//   - or the chain would outgrow one kernel (leaves, steps): its operands are emitted first.
+// A value that is released before anyone needs it is never computed.
+//
+// This is an optimisation below the Backend interface: the tape, the vjp rules and the public
+// API see ordinary storages. The pipeline cache stays keyed by the WGSL text; the text holds only
+// the chain's structure (shapes and strides are uniforms), so new shapes compile nothing new.
+//
+// Lifetime rule (what keeps the buffer pool safe). The runtime recycles a released buffer for
+// the next op in the same encoder, which is safe because every reader of it was recorded earlier.
+// A pending chain has not been recorded yet, so whatever it will read is *pinned*: a pending
+// value pins its direct operands (leaf buffers, or other values). Releasing a pinned buffer only
+// marks it; it returns to the pool when the last pending reader is emitted or dies. A released
+// value that is still pinned keeps its own operands pinned in turn, so the whole chain stays
+// readable until its consumer is emitted.
+import type { Shape } from '../primitives.ts';
+import { sizeOf } from '../backend.ts';
+import { FUSED_MAX_LEAVES, FUSED_MAX_SCALARS, type FusedProgram, type FusedStep, fusedShader, fusedStrideBase } from '../../shaders/fused.ts';
+import type { GpuBuf, Runtime } from './runtime.ts';
+import { PARAM_WORDS } from '../../shaders/params.ts';
+
+/** The primitives a chain may hold. `expand` is a broadcast read, folded into its consumer. */
+export type ElementwiseOp =
+  | { op: 'unary'; prim: string }
+  | { op: 'binary'; prim: string }
+  | { op: 'select' }
+  | { op: 'expand' };
+
+/** Steps one kernel may hold; a longer chain is cut (its operands emitted first). Bounds the WGSL
+ * size and compile time; chains in practice (IG's interpolation, SHAP's masking, a backward
+ * pass's ReLU mask times cotangent, bias + activation) are well under it. */
+const MAX_STEPS = 24;
+
+/** An operand of a pending value: a buffer, or another value, read as `shape`. */
+interface Arg {
+  buf?: GpuBuf;
+  value?: LazyValue;
+  shape: Shape;
+  /** `value` was unmaterialised when recorded and is computed inside this kernel (unless it has
+   * been materialised by the time this kernel is emitted: then its buffer is read). */
+  inlined: boolean;
+}
+
+export class LazyValue {
+  readonly size: number;
+  /** Set once emitted; owned by this value, released when it dies. */
+  buf: GpuBuf | null = null;
+  /** Pending values holding this one as an operand. */
+  pins = 0;
+  /** Pending values that will compute this one inline. A second one materialises it instead. */
+  inlinedBy = 0;
+  /** No tensor refers to it any more (Backend.release). */
+  released = false;
+  /** Cleared once emitted or dead. */
+  args: Arg[];
+  /** What its kernel would read and do, for the limits: buffer leaves ("id|shape"), scalar
+   * leaves (buffer ids), steps. Upper bounds: an operand materialised later is read instead. */
+  readonly foot: Footprint;
+  readonly label: string;
+
+  constructor(
+    readonly op: ElementwiseOp,
+    readonly shape: Shape,
+    args: Arg[],
+  ) {
+    this.size = sizeOf(shape);
+    this.args = args;
+    this.foot = footprint(op, args);
+    const names = args.filter((a) => a.inlined).map((a) => a.value!.label);
+    const own = op.op === 'unary' || op.op === 'binary' ? op.prim : op.op;
+    this.label = [...names.filter(Boolean), own].join('+');
+  }
+}
+
+interface Footprint {
+  bufs: string[];
+  scalars: number[];
+  steps: number;
+}
+
+/** A rank-0 tensor uploaded from the host (a constant such as the 2 in mul(x, 2)) is read from
+ * the uniform block, not bound: constants would otherwise use up a kernel's bindings. Rank 0
+ * only, so that whether an operand is a constant never depends on its shape's sizes (a [1]
+ * operand is bound like a [5] one: new shapes compile no new pipelines). */
+function isScalarLeaf(buf: GpuBuf, shape: Shape): boolean {
+  return buf.hostScalar !== undefined && shape.length === 0;
+}
+
+function footprint(op: ElementwiseOp, args: readonly Arg[]): Footprint {
+  const f: Footprint = { bufs: [], scalars: [], steps: op.op === 'expand' ? 0 : 1 };
+  const addBuf = (buf: GpuBuf, shape: Shape) => {
+    if (isScalarLeaf(buf, shape)) {
+      if (!f.scalars.includes(buf.id)) f.scalars.push(buf.id);
+    } else {
+      const k = `${buf.id}|${shape.join(',')}`;
+      if (!f.bufs.includes(k)) f.bufs.push(k);
+    }
+  };
+  for (const a of args) {
+    const v = a.value;
+    if (a.buf) addBuf(a.buf, a.shape);
+    else if (v!.buf) addBuf(v!.buf, a.shape);
+    else if (a.inlined) {
+      for (const k of v!.foot.bufs) if (!f.bufs.includes(k)) f.bufs.push(k);
+      for (const k of v!.foot.scalars) if (!f.scalars.includes(k)) f.scalars.push(k);
+      f.steps += v!.foot.steps;
+    }
+    // else: a repeat of an inlined operand (x * x), counted with its first occurrence.
+  }
+  return f;
+}
+
+export type GpuStorage = GpuBuf | LazyValue;
+
+function isLazy(s: GpuStorage): s is LazyValue {
+  return s instanceof LazyValue;
+}
+
+function stridesOf(shape: Shape): number[] {
+  const s = new Array<number>(shape.length);
+  let acc = 1;
+  for (let i = shape.length - 1; i >= 0; i--) {
+    s[i] = acc;
+    acc *= shape[i];
+  }
+  return s;
+}
+
+function sameShape(a: Shape, b: Shape): boolean {
+  return a.length === b.length && a.every((d, i) => d === b[i]);
+}
+
+const WG = 64;
+
+const f32bits = (v: number) => new Uint32Array(new Float32Array([v]).buffer)[0];
+
+export class Fusion {
+  /** Values recorded but neither emitted nor dead, in recording order (operands first). */
+  private pending = new Set<LazyValue>();
+  /** Structure key -> WGSL text, so the pipeline cache sees the same string object each time. */
+  private shaders = new Map<string, string>();
+  /** Kernels emitted and the elementwise primitives they covered (for tests and benchmarks). */
+  kernels = 0;
+  fusedOps = 0;
+
+  constructor(
+    private readonly rt: Runtime,
+    /** A fresh (poisoned when testing) output buffer of `size` elements. */
+    private readonly out: (size: number) => GpuBuf,
+    /** Elements per invocation (shaders/fused.ts): 16 on CPU adapters, 4 on GPUs. */
+    private readonly perThread: number,
+  ) {}
+
+  /** Record one elementwise primitive; nothing runs yet. */
+  record(op: ElementwiseOp, inputs: { storage: GpuStorage; shape: Shape }[], outShape: Shape): LazyValue {
+    const unmaterialised = (s: GpuStorage): s is LazyValue => isLazy(s) && !s.buf;
+    // Operands that cannot be computed inside this kernel are emitted now: one read through a
+    // different shape (a reshaped view: its index map is not the chain's), or one that another
+    // pending chain already computes inline (a second consumer: computed once, read by both).
+    for (const x of inputs) {
+      const s = x.storage;
+      if (unmaterialised(s) && (!sameShape(x.shape, s.shape) || s.inlinedBy > 0)) this.materialise(s);
+    }
+    // The same value twice in one op (x * x) is one computation and one leaf.
+    const distinct = inputs.map((x, i) => inputs.findIndex((y) => y.storage === x.storage) === i);
+    const argsOf = (): Arg[] =>
+      inputs.map((x, i) => {
+        const s = x.storage;
+        return isLazy(s) ? { value: s, shape: x.shape, inlined: !s.buf && distinct[i] } : { buf: s, shape: x.shape, inlined: false };
+      });
+    let args = argsOf();
+    // Too big for one kernel: emit the operands' chains first; each becomes one leaf.
+    const f = footprint(op, args);
+    if (f.bufs.length > FUSED_MAX_LEAVES || f.scalars.length > FUSED_MAX_SCALARS || f.steps > MAX_STEPS) {
+      for (const x of inputs) if (unmaterialised(x.storage)) this.materialise(x.storage);
+      args = argsOf();
+    }
+    for (const a of args) {
+      if (a.value) {
+        a.value.pins++;
+        if (a.inlined) a.value.inlinedBy++;
+      } else {
+        a.buf!.pins = (a.buf!.pins ?? 0) + 1;
+      }
+    }
+    const v = new LazyValue(op, outShape, args);
+    this.pending.add(v);
+    return v;
+  }
+
+  /** The buffer behind a storage, emitting its chain if it is pending. */
+  realise(s: GpuStorage): GpuBuf {
+    return isLazy(s) ? this.materialise(s) : s;
+  }
+
+  /** A tensor no longer refers to this storage. */
+  release(s: GpuStorage): void {
+    if (isLazy(s)) {
+      s.released = true;
+      if (s.pins === 0) this.kill(s);
+    } else if ((s.pins ?? 0) > 0) {
+      s.releasePending = true;
+    } else {
+      this.rt.release(s);
+    }
+  }
+
+  /** Emit every pending value a tensor still refers to (before a flush: "submit what's recorded"). */
+  emitLive(): void {
+    for (const v of [...this.pending]) if (!v.released && !v.buf) this.materialise(v);
+  }
+
+  /** Unmaterialised values (tests: a chain left pending where it should not be). */
+  get pendingCount(): number {
+    return this.pending.size;
+  }
+
+  materialise(v: LazyValue): GpuBuf {
+    if (v.buf) return v.buf;
+    let compiled = this.compile(v);
+    // The limits checked when recording are upper bounds of what is known then; an operand
+    // materialised since adds a leaf of its own. Over a limit, emit the biggest pending operand
+    // first and try again: with every operand materialised, a kernel reads at most 3 buffers.
+    while (!compiled) {
+      const pendingArgs = v.args.filter((a) => a.value && !a.value.buf).map((a) => a.value!);
+      if (pendingArgs.length === 0) throw new Error(`backlight internal: fused ${v.label} does not fit one kernel`);
+      this.materialise(pendingArgs.sort((a, b) => b.foot.steps - a.foot.steps)[0]);
+      compiled = this.compile(v);
+    }
+    const { program, leaves, params, label } = compiled;
+    const key = `${program.perThread}|${program.rank}|${program.leafFlat.map((f) => (f ? 'f' : 's')).join('')}|${program.scalars}|${program.steps.map(stepKey).join(';')}|${program.result}`;
+    let wgsl = this.shaders.get(key);
+    if (wgsl === undefined) this.shaders.set(key, (wgsl = fusedShader(program)));
+    const output = this.out(v.size);
+    const threads = Math.ceil(v.size / this.perThread);
+    params[1] = threads;
+    this.rt.dispatch({ label, wgsl, params, output, inputs: leaves, workgroups: Math.ceil(threads / WG) });
+    this.kernels++;
+    this.fusedOps += program.steps.length;
+    v.buf = output;
+    this.pending.delete(v);
+    this.dropArgs(v);
+    return output;
+  }
+
+  /** The straight-line program for `root`, its leaf buffers and uniform words. */
+  private compile(root: LazyValue): { program: FusedProgram; leaves: GpuBuf[]; params: Uint32Array; label: string } | null {
+    const out = root.shape;
+    const rank = out.length;
+    const n = root.size;
+    const leaves: GpuBuf[] = [];
+    const leafShapes: Shape[] = [];
+    const leafFlat: boolean[] = [];
+    const leafKey = new Map<string, string>();
+    const steps: FusedStep[] = [];
+    const done = new Map<LazyValue, string>();
+
+    const scalars: number[] = []; // f32 bits
+    const scalarIds = new Map<number, string>();
+    const leaf = (buf: GpuBuf, shape: Shape): string => {
+      if (isScalarLeaf(buf, shape)) {
+        let name = scalarIds.get(buf.id);
+        if (name === undefined) {
+          name = `c${scalars.length}`;
+          scalarIds.set(buf.id, name);
+          scalars.push(f32bits(buf.hostScalar!));
+        }
+        return name;
+      }
+      // Its size equals the output's: no broadcast on the way, read at the flat index.
+      const flat = sizeOf(shape) === n;
+      const key = `${buf.id}|${flat ? 'f' : shape.join(',')}`;
+      let name = leafKey.get(key);
+      if (name === undefined) {
+        name = `l${leaves.length}`;
+        leafKey.set(key, name);
+        leaves.push(buf);
+        leafShapes.push(shape);
+        leafFlat.push(flat);
+      }
+      return name;
+    };
+    const visitArg = (a: Arg): string => {
+      if (a.buf) return leaf(a.buf, a.shape);
+      const val = a.value!;
+      if (val.buf) return leaf(val.buf, a.shape);
+      return visit(val);
+    };
+    // An unmaterialised value is only ever inlined at its own shape, so its operands' shapes
+    // broadcast straight to the output (right-aligned broadcasting composes).
+    const visit = (val: LazyValue): string => {
+      const known = done.get(val);
+      if (known) return known;
+      const xs = val.args.map(visitArg);
+      let name: string;
+      switch (val.op.op) {
+        case 'expand':
+          name = xs[0];
+          break;
+        case 'unary':
+          steps.push({ op: 'unary', prim: val.op.prim, x: xs[0] });
+          name = `v${steps.length - 1}`;
+          break;
+        case 'binary':
+          steps.push({ op: 'binary', prim: val.op.prim, a: xs[0], b: xs[1] });
+          name = `v${steps.length - 1}`;
+          break;
+        case 'select':
+          steps.push({ op: 'select', c: xs[0], a: xs[1], b: xs[2] });
+          name = `v${steps.length - 1}`;
+          break;
+      }
+      done.set(val, name);
+      return name;
+    };
+    const result = visit(root);
+    const strided = leafShapes.filter((_, j) => !leafFlat[j]);
+    const scalarBase = fusedStrideBase(rank, strided.length);
+    if (leaves.length > FUSED_MAX_LEAVES || scalars.length > FUSED_MAX_SCALARS || scalarBase + scalars.length > PARAM_WORDS) return null;
+    const params = new Uint32Array(scalarBase + scalars.length);
+    params[0] = n;
+    params.set(scalars, scalarBase);
+    if (strided.length) {
+      // Strides of each strided leaf read as if broadcast to `out` (right-aligned, 0 along
+      // broadcast axes), then axes merged where every leaf walks them contiguously.
+      const st = strided.map((shape) => {
+        const c = stridesOf(shape);
+        const off = rank - shape.length;
+        return out.map((d, k) => (k < off || (shape[k - off] === 1 && d !== 1) ? 0 : c[k - off]));
+      });
+      const m = mergeAxes(out, st);
+      m.shape.forEach((d, k) => (params[2 + k] = d));
+      m.strides.forEach((ss, j) => ss.forEach((v, k) => (params[fusedStrideBase(rank, j) + k] = v)));
+    }
+    const label = `${steps.length > 1 ? 'fused ' : ''}${root.label || 'copy'} [${out.join(',')}]`;
+    return { program: { rank, leafFlat, scalars: scalars.length, perThread: this.perThread, steps, result }, leaves, params, label };
+  }
+
+  /** A value that no tensor and no pending chain refers to. */
+  private kill(v: LazyValue): void {
+    this.pending.delete(v);
+    if (v.buf) {
+      const b = v.buf;
+      v.buf = null;
+      this.release(b);
+    } else {
+      this.dropArgs(v);
+    }
+  }
+
+  /** `v` is emitted or dead: it no longer needs its operands. */
+  private dropArgs(v: LazyValue): void {
+    const args = v.args;
+    v.args = [];
+    for (const a of args) {
+      if (a.value) {
+        const u = a.value;
+        u.pins--;
+        if (a.inlined) u.inlinedBy--;
+        if (u.released && u.pins === 0) this.kill(u);
+      } else {
+        const b = a.buf!;
+        b.pins!--;
+        if (b.pins === 0 && b.releasePending) {
+          b.releasePending = false;
+          this.rt.release(b);
+        }
+      }
+    }
+  }
+}
+
+/**
+ * The walk over the output's coordinates divides by every axis size (integer division is slow on
+ * CPU adapters: lavapipe scalarises it per SIMD lane). Merge neighbouring axes that every leaf
+ * walks contiguously (stride[k] == stride[k+1] * size[k+1], which holds for broadcast axes with
+ * stride 0 on both sides) and drop size-1 axes, then pad with leading size-1 axes back to the
+ * same rank: the kernel keeps one rank (one pipeline) and skips size-1 axes at run time.
+ * [N,C,H,W] + [1,C,1,1] walks [1,N,C,H*W]: two divisions per element instead of eight.
+ */
+export function mergeAxes(shape: Shape, strides: number[][]): { shape: number[]; strides: number[][] } {
+  const dims: number[] = [];
+  const sts: number[][] = strides.map(() => []);
+  for (let k = shape.length - 1; k >= 0; k--) {
+    const d = shape[k];
+    if (d === 1) continue;
+    const last = dims.length - 1;
+    if (last >= 0 && strides.every((s, j) => s[k] === sts[j][last] * dims[last])) {
+      dims[last] *= d;
+      continue;
+    }
+    dims.push(d);
+    strides.forEach((s, j) => sts[j].push(s[k]));
+  }
+  while (dims.length < shape.length) {
+    dims.push(1);
+    sts.forEach((s) => s.push(0));
+  }
+  return { shape: dims.reverse(), strides: sts.map((s) => s.reverse()) };
+}
+
+function stepKey(s: FusedStep): string {
+  switch (s.op) {
+    case 'unary':
+      return `${s.prim}(${s.x})`;
+    case 'binary':
+      return `${s.prim}(${s.a},${s.b})`;
+    case 'select':
+      return `sel(${s.c},${s.a},${s.b})`;
+  }
+}
