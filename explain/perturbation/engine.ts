@@ -254,7 +254,41 @@ export class PerturbationRunner {
   /** Scores [k] for raw outputs of k rows whose items are each repeated `repeat` times. */
   private scoresOf(out: Tensor, i0: number, items: number, repeat: number): Tensor {
     const o = this.outputTransform ? this.outputTransform(out) : out;
+    const t = this.target;
+    const rows = items * repeat;
+    // Class targets: the one-hot selector of a chunk's rows is the same for every chunk of an
+    // item group, so it is made once and kept (common.ts's scores() would rebuild it per chunk:
+    // a handful of small kernels per chunk that dominate small chunks on software adapters).
+    if ((typeof t === 'number' || Array.isArray(t) || t instanceof bl.Tensor) && o.rank >= 1 && o.shape[0] === rows) {
+      const flat = o.rank === 2 ? o : bl.reshape(o, [rows, -1]);
+      const classes = flat.shape[1];
+      const key = `${i0}/${items}/${repeat}/${classes}`;
+      let sel = this.selectors.get(key);
+      if (!sel) {
+        if (this.selectors.size >= 4) this.clearSelectors();
+        sel = bl.keep(bl.tidy(() => {
+          let idx: Tensor;
+          if (t instanceof bl.Tensor) idx = bl.slice(t, [i0], [items]);
+          else {
+            const list = typeof t === 'number' ? Array<number>(items).fill(t) : (t as readonly number[]).slice(i0, i0 + items);
+            if (Array.isArray(t) && t.length !== this.n) throw new Error(`${this.op}: ${t.length} targets for a batch of ${this.n}`);
+            for (const c of list) if (!Number.isInteger(c) || c < 0 || c >= classes) throw new Error(`${this.op}: target ${c} is out of range for ${classes} outputs`);
+            idx = bl.tensor(list, [items], o.backend);
+          }
+          const rep = repeat === 1 ? idx : bl.reshape(bl.broadcastTo(bl.reshape(idx, [items, 1]), [items, repeat]), [rows]);
+          return bl.oneHot(rep, classes);
+        }));
+        this.selectors.set(key, sel);
+      }
+      return bl.sum(bl.mul(flat, sel), 1);
+    }
     return scores(this.op, o, this.targetFor(i0, items), items, repeat);
+  }
+
+  private selectors = new Map<string, Tensor>();
+  private clearSelectors(): void {
+    for (const t of this.selectors.values()) t.dispose();
+    this.selectors.clear();
   }
 
   /** Scores of the unperturbed items [i0, i0+k) (one model call): [k]. */
@@ -382,6 +416,7 @@ export class PerturbationRunner {
   }
 
   dispose(): void {
+    this.clearSelectors();
     for (const t of this.owned) if (!t.disposed) t.dispose();
     this.owned = [];
   }
