@@ -465,3 +465,35 @@ describe('explainDataset', () => {
     await expect(ex.explainDataset(async (x) => bl.sum(x, 1), data, [5, 5], { onBlock: () => {} })).rejects.toThrow(/explainDataset: the explainer returned \[5\] for a block of 5 items \[5, 5\]/);
   });
 });
+
+describe('odd shapes', () => {
+  it('occlusion on tabular rows [N, F] (window 3, stride 2) against a loop', async () => {
+    const w = randArray(rng(20), 7 * 2, -1, 1);
+    const f = (x: Tensor) => bl.tanh(bl.matmul(x, bl.tensor(w, [7, 2])));
+    const xd = Float64Array.from(randArray(rng(21), 3 * 7, -1, 1));
+    const a = await read(await ex.occlusion(f, bl.tensor(xd, [3, 7]), { window: 3, stride: 2, baseline: 0.25, target: [1, 0, 1] }));
+    for (let n = 0; n < 3; n++) {
+      const xi = xd.slice(n * 7, (n + 1) * 7);
+      const starts = [0, 2, 4];
+      const out = await evalRows(f, [xi, ...starts.map((s) => xi.map((v, p) => (p >= s && p < s + 3 ? 0.25 : v)))], [7]);
+      const t = [1, 0, 1][n];
+      const want = Array.from({ length: 7 }, (_, p) => {
+        const cover = starts.map((s, k) => (p >= s && p < s + 3 ? k : -1)).filter((k) => k >= 0);
+        return cover.reduce((acc, k) => acc + out[t] - out[(k + 1) * 2 + t], 0) / cover.length;
+      });
+      expectClose(a.slice(n * 7, (n + 1) * 7), want, 1e-10, 1e-12);
+    }
+  });
+
+  it('items [H, W] without a channel axis: grid features, KernelSHAP (exact) = shapleyExact; odd sizes', async () => {
+    const w = randArray(rng(22), 5 * 7 * 3, -1, 1);
+    const f = (x: Tensor) => bl.softplus(bl.matmul(bl.reshape(x, [x.shape[0], 35]), bl.tensor(w, [35, 3])));
+    const x = bl.tensor(randArray(rng(23), 2 * 35, 0, 1), [2, 5, 7]);
+    const ks = await ex.kernelShap(f, x, { features: ex.grid([3, 4]), target: 'predicted', returnDetails: true });
+    const se = await ex.shapleyExact(f, x, { features: ex.grid([3, 4]), target: 'predicted', returnDetails: true });
+    expect(ks.features[0].m).toBe(4); // rows 0-2 / 3-4, columns 0-3 / 4-6
+    expect(ks.exact).toBe(true);
+    for (let i = 0; i < 2; i++) expectClose(ks.values[i], se.values[i], 1e-9, 1e-11);
+    expect(ks.attributions.shape).toEqual([2, 5, 7]);
+  });
+});
