@@ -411,6 +411,9 @@ describe('conv2d and its adjoints', () => {
     [[3, 2, 5, 5], [1, 2, 5, 5], {}, 'kernel = input: 1x1 output'],
     [[1, 1, 1, 1], [1, 1, 1, 1], {}, 'one element'],
     [[1, 2, 9, 8], [3, 2, 2, 3], { stride: 3, padding: [0, 1, 2, 0] }, 'stride leaves unused input rows'],
+    // Stride 1: the tiled backprop-input runs as a forward conv with swapped, flipped weights.
+    [[2, 6, 7, 5], [10, 3, 3, 2], { groups: 2, padding: [2, 0, 1, 0], dilation: [1, 2] }, 'stride 1, groups, asymmetric padding, dilation'],
+    [[1, 3, 5, 6], [2, 3, 1, 1], { padding: 1 }, 'padding beyond the kernel (backprop-input kernel)'],
   ];
   // Both kernel variants: register-tiled blocks (default) and one output per invocation.
   for (const variant of ['tiled', 'direct'] as const) {
