@@ -90,7 +90,12 @@ export async function mcDropout(model: Module, x: Tensor, opts: McDropoutOptions
         for (const kb of sampleBlocks) {
           const block = bl.tidy(() => {
             const xs = bl.slice(x, [start, ...x.shape.slice(1).map(() => 0)], [count, ...x.shape.slice(1)]);
-            const out = model.call(repeatEach(bl.stopGradient(xs), kb));
+            let out: Tensor;
+            try {
+              out = model.call(repeatEach(bl.stopGradient(xs), kb));
+            } catch (e) {
+              throw new Error(`${op}: the model failed on a batch of ${count} item(s) x ${kb} samples (${count * kb} rows): ${(e as Error).message}`, { cause: e });
+            }
             call++;
             const p = probabilitiesOf(op, out, count * kb, outputs);
             return bl.reshape(p, [count, kb, p.shape[1]]);

@@ -4,7 +4,7 @@
 // ECE of a bundled model on a held-out half of its test split. Float64 CPU backend.
 import { beforeAll, describe, expect, it } from 'vitest';
 import * as bl from '../../engine/index.ts';
-import * as ex from '../../explain/index.ts';
+import * as ex from '../../explain/uncertainty/index.ts';
 import { loadBundled } from '../../models/zoo/index.ts';
 import { datasetSplits, subset } from '../../models/data/index.ts';
 import { expectClose, rng } from '../helpers.ts';
