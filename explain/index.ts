@@ -24,4 +24,6 @@ export { registerComposite, compositeNames, type RulesOption } from './rules-opt
 export { slic, type SlicOptions } from './perturbation/slic.ts';
 export { meaningfulPerturbation, gaussianBlur, type MeaningfulPerturbationOptions } from './perturbation/meaningful.ts';
 export { explainDataset, type DatasetOptions } from './perturbation/dataset.ts';
+export * from './sanity/index.ts';
+export { spearman, pearson, ssim, type SsimOptions } from './metrics/similarity.ts';
 export * from './uncertainty/index.ts';
