@@ -7,13 +7,14 @@
 //
 //   npx tsx bench/ops.ts [--rows matmul,conv,convBackpropInput,convBackpropFilter,chain]
 //       [--reps N] [--warmup N] [--inner N] [--engines backlight,backlight-before,tfjs]
-//       [--no-check] [--seed S] [--out DIR]
+//       [--no-check] [--readback] [--seed S] [--out DIR]
 //
 // Every row is checked first: both engines' outputs against the float64 CPU backend (max |diff|
 // relative to the largest |value|, 1e-3). Then `warmup` untimed reps, `reps` timed ones, engines
 // interleaved rep by rep (so a load spike on the shared machine hits all of them); a rep runs
-// the op `inner` times and reads the last result back (earlier results are submitted first), and
-// the table shows the median per op. Writes bench/results/ops.json (or DIR/ops.json).
+// the op `inner` times, submits and waits for the GPU (with --readback: also reads the last
+// result back, which on a CPU adapter can cost as much as the op), and the table shows the
+// median per op. Writes bench/results/ops.json (or DIR/ops.json).
 import { availableParallelism, loadavg } from 'node:os';
 import * as bl from '../engine/index.ts';
 import type { WebGpuBackend } from '../engine/webgpu/backend.ts';
@@ -29,7 +30,7 @@ type Engine = 'backlight' | 'backlight-before' | 'tfjs';
 type RowKind = 'matmul' | 'conv' | 'convBackpropInput' | 'convBackpropFilter' | 'chain';
 
 const args = new Args();
-args.checkKnown(['rows', 'reps', 'warmup', 'inner', 'engines', 'no-check', 'seed', 'out']);
+args.checkKnown(['rows', 'reps', 'warmup', 'inner', 'engines', 'no-check', 'readback', 'seed', 'out']);
 const kinds = (args.list('rows') ?? ['matmul', 'conv', 'convBackpropInput', 'convBackpropFilter', 'chain']) as RowKind[];
 const engines = (args.list('engines') ?? ['backlight', 'backlight-before', 'tfjs']) as Engine[];
 const reps = args.int('reps') ?? 5;
@@ -37,6 +38,7 @@ const warmup = args.int('warmup') ?? 2;
 const inner = Math.max(1, args.int('inner') ?? 3);
 const seed = args.int('seed') ?? 7;
 const check = !args.flag('no-check');
+const readback = args.flag('readback');
 const log = (s = '') => console.log(s);
 const load = () => loadavg().map((v) => v.toFixed(2)).join(' ');
 const loadBefore = load();
@@ -197,8 +199,9 @@ function blContender(engine: Engine, b: WebGpuBackend, row: Row, host: Host[]): 
     rep: async () => {
       const ys: bl.Tensor[] = [];
       for (let k = 0; k < inner; k++) ys.push(bl.withBackend(b, () => bl.tidy(() => row.bl(xs))));
-      b.flush(); // submits every result (pending fused chains included), not only the one read
-      await ys[ys.length - 1].data();
+      // sync() submits every result (pending fused chains included) and waits for the GPU.
+      if (readback) await ys[ys.length - 1].data();
+      await b.sync();
       ys.forEach((y) => y.dispose());
     },
     output: async () => {
@@ -211,6 +214,18 @@ function blContender(engine: Engine, b: WebGpuBackend, row: Row, host: Host[]): 
   };
 }
 
+/** Submit TF.js's recorded work and wait for the GPU, without a read-back (its WebGPU backend's
+ * own methods: TF.js has no public "sync"). */
+async function tfSync(t: Tf): Promise<void> {
+  const be = t.backend() as unknown as {
+    ensureCommandEncoderReady(): void; endComputePassEncoder(): void; submitQueue(): void; device: GPUDevice;
+  };
+  be.ensureCommandEncoderReady();
+  be.endComputePassEncoder();
+  be.submitQueue();
+  await be.device.queue.onSubmittedWorkDone();
+}
+
 function tfContender(row: Row, host: Host[]): Contender {
   const t = tf!;
   const xs = row.tf!.layout(host).map((l) => t.tensor(l.data, l.shape));
@@ -220,7 +235,8 @@ function tfContender(row: Row, host: Host[]): Contender {
     rep: async () => {
       const ys: T[] = [];
       for (let k = 0; k < inner; k++) ys.push(t.tidy(() => row.tf!.run(t, xs) as never) as T);
-      await ys[ys.length - 1].data();
+      if (readback) await ys[ys.length - 1].data();
+      await tfSync(t);
       ys.forEach((y) => y.dispose());
     },
     output: async () => {
@@ -296,14 +312,14 @@ const body = rows.map((row) => {
     b0 && t0 ? `${fmt(t0.msPerOp / b0.msPerOp)}x` : '-'];
 });
 log('');
-log(`adapter: ${info.adapter} (${info.description}); medians of ${reps} reps x ${inner} ops after ${warmup} warm-up reps; load ${loadBefore} -> ${load()}`);
+log(`adapter: ${info.adapter} (${info.description}); medians of ${reps} reps x ${inner} ops after ${warmup} warm-up reps, ${readback ? 'with' : 'without'} read-back; load ${loadBefore} -> ${load()}`);
 log(table(header, body));
 log('"vs tfjs": TF.js time / backlight time (above 1: backlight is faster). "before": backlight without fused chains and');
 log('without backprop-input-as-conv (the rows they change), same adapter. GFLOP/s counts 2 per multiply-add, 1 per elementwise step.');
 const path = writeResults(NAME, {
   bench: NAME, date: new Date().toISOString(), node: process.version, cores: availableParallelism(), load: { before: loadBefore, after: load() },
   adapter: info, tfjs: peer ? { version: peer.version, backend: peer.backend, adapter: peer.adapter, fallbackReason: peer.fallbackReason } : null,
-  reps, warmup, inner, tolerance: TOL, results, failures,
+  reps, warmup, inner, readback, tolerance: TOL, results, failures,
 }, args.string('out'));
 log(`wrote ${path}`);
 if (failures.length) {
