@@ -10,3 +10,4 @@ export { crossEntropy, mse, type Reduction } from './losses.ts';
 export { SGD, Adam, type Optimizer } from './optim.ts';
 export { fit, evaluate, batchOf, shuffled, type Dataset, type FitOptions, type EpochLog } from './train.ts';
 export { loadOnnx, parseOnnx, OnnxModel, SUPPORTED_ONNX_OPS, type LoadOnnxOptions, type OnnxInfo, type OnnxValueInfo } from './io/onnx.ts';
+export { BayesLinear, BayesConv2d, bayesLayers, klDivergence, elboLoss, type BayesOptions, type ElboOptions } from './bayes.ts';

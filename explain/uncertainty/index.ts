@@ -12,3 +12,5 @@ export {
   calibrationReport, uncertaintyReport, predictLogits,
   type LabelledData, type CalibrationReport, type CalibrationReportOptions, type UncertaintyReport, type UncertaintyReportOptions, type McDropoutSummary,
 } from './report.ts';
+export { ensemble, trainEnsemble, recipeLearningRate, type EnsembleOptions, type EnsembleSpec, type TrainEnsembleOptions } from './ensemble.ts';
+export { bayesPredictive, type BayesPredictiveOptions } from './bayesian.ts';
