@@ -147,6 +147,9 @@ export class GraphModel extends Module {
     if (node.kind) return node.kind;
     if (node.module) return node.module.kind;
     if (node.op === 'Add' && node.inputs.length === 2 && node.inputs.every((i) => !this.constants.has(i))) return 'ResidualSum';
+    // A MatMul/Gemm/Conv is a linear layer only with a constant weight: a product of two
+    // activations is not one (LRP's linear rules would double its relevance).
+    if ((node.op === 'MatMul' || node.op === 'Gemm' || node.op === 'Conv') && !(node.inputs.length > 1 && this.constants.has(node.inputs[1]))) return node.op;
     return OP_KINDS[node.op] ?? node.op;
   }
 

@@ -180,6 +180,7 @@ export abstract class Module {
     return () => {
       if (undone) return;
       undone = true;
+      if (table[name] !== t) throw new Error(`${this.kind} '${this.path}': swapTensor undo of '${name}': the entry was replaced since (undo rewrites in reverse order)`);
       if (had) table[name] = old;
       else delete table[name];
       if (t !== old) t.dispose();

@@ -1,7 +1,7 @@
 // The user-facing transformations: grad, valueAndGrad, vjp, jvp, hvp, stopGradient, and
 // gradients with respect to named intermediate activations (tap / valueAndGradAt).
 // All of them are synchronous: they queue GPU work and never wait for it.
-import { moveToScope, scopeDepth, tidy } from '../context.ts';
+import { apply, moveToScope, scopeDepth, tidy } from '../context.ts';
 import { fmtShape } from '../shape.ts';
 import { Tensor } from '../tensor.ts';
 import { onesLike, zerosLike } from '../ops/creation.ts';
@@ -29,9 +29,32 @@ function traced<T>(xs: readonly Tensor[], f: (tape: Tape) => T): { tape: Tape; o
   pushTape(tape);
   try {
     return { tape, out: f(tape) };
+  } catch (e) {
+    // The tape holds what f recorded: release it, or those tensors' disposal waits forever.
+    tape.release();
+    throw e;
   } finally {
     removeTape(tape);
   }
+}
+
+/**
+ * The same tensors, with a repeated one replaced by a recorded alias (an identity reshape), so
+ * that f(x, x) gets a separate cotangent for each argument (the tape keys sources by tensor).
+ */
+function distinct(xs: readonly Tensor[]): { xs: Tensor[]; aliases: Tensor[] } {
+  const seen = new Set<number>();
+  const aliases: Tensor[] = [];
+  const out = xs.map((x) => {
+    if (!seen.has(x.id)) {
+      seen.add(x.id);
+      return x;
+    }
+    const a = apply('reshape', { shape: x.shape }, [x], x.shape);
+    aliases.push(a);
+    return a;
+  });
+  return { xs: out, aliases };
 }
 
 /** Zeros for sources no cotangent reached. */
@@ -44,9 +67,10 @@ function fill(grads: (Tensor | null)[], xs: readonly Tensor[]): Tensor[] {
  * Intermediates are freed at the end (those an enclosing tape still needs survive until it is done).
  */
 export function valueAndGrad<A extends Tensor[]>(f: (...xs: A) => Tensor): (...xs: A) => [Tensor, Tensor[]] {
-  return (...xs: A) => {
-    checkTensors('valueAndGrad', xs);
+  return (...args: A) => {
+    checkTensors('valueAndGrad', args);
     return tidy(() => {
+      const xs = distinct(args).xs as A; // aliases are temporaries of this scope
       const { tape, out: y } = traced(xs, () => checkScalar('valueAndGrad', f(...xs)));
       try {
         const seed = onesLike(y);
@@ -77,9 +101,16 @@ export interface VjpResult {
 }
 
 /** Forward f(...xs) once and return a function that pulls cotangents back through it. */
-export function vjp(f: (...xs: Tensor[]) => Tensor, ...xs: Tensor[]): VjpResult {
-  checkTensors('vjp', xs);
-  const { tape, out: value } = traced(xs, () => f(...xs));
+export function vjp(f: (...xs: Tensor[]) => Tensor, ...args: Tensor[]): VjpResult {
+  checkTensors('vjp', args);
+  const { xs, aliases } = distinct(args);
+  let tape: Tape, value: Tensor;
+  try {
+    ({ tape, out: value } = traced(xs, () => f(...xs)));
+  } catch (e) {
+    for (const a of aliases) a.dispose();
+    throw e;
+  }
   if (!(value instanceof Tensor)) throw new Error(`vjp: the function must return a Tensor, got ${typeof value}`);
   return {
     value,
@@ -91,6 +122,7 @@ export function vjp(f: (...xs: Tensor[]) => Tensor, ...xs: Tensor[]): VjpResult 
     },
     dispose() {
       tape.release();
+      for (const a of aliases) a.dispose();
     },
   };
 }
@@ -229,6 +261,9 @@ export function valueAndGradAt(f: () => Tensor, names: readonly string[], wrt: r
     let y: Tensor;
     try {
       y = checkScalar('valueAndGradAt', f());
+    } catch (e) {
+      tape.release();
+      throw e;
     } finally {
       removeTape(tape);
       watchers.splice(watchers.indexOf(w), 1);

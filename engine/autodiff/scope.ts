@@ -44,7 +44,7 @@ export function lookupRule(name: string, tape = Infinity): Rule<any> | undefined
     const s = stack[i];
     const applies = s.fromTape <= tape;
     if (s.seenOps.size < 500) s.seenOps.add(name);
-    const r = s.rules?.[name];
+    const r = s.rules && Object.hasOwn(s.rules, name) ? s.rules[name] : undefined;
     if (r) {
       s.hits.add(name);
       if (applies) found ??= r;
@@ -66,7 +66,7 @@ export function lookupLayerRule(path: string, kinds: readonly string[], layer: u
     for (const k of kinds) s.seenKinds.add(k);
     if (s.rules) {
       for (const key of [path, ...kinds]) {
-        const r = key ? s.rules[key] : undefined;
+        const r = key && Object.hasOwn(s.rules, key) ? s.rules[key] : undefined;
         if (r) {
           s.hits.add(key);
           if (applies) found ??= r;
@@ -74,7 +74,9 @@ export function lookupLayerRule(path: string, kinds: readonly string[], layer: u
         }
       }
     }
-    if (s.fn && !found && applies) {
+    // A rule function is asked even when an inner scope already answered (its answer is then
+    // unused): composites track state across calls, such as which layer came first.
+    if (s.fn && applies) {
       const r = s.fn(path, kinds[0] ?? '', layer, kinds);
       if (r !== undefined && typeof r !== 'function') throw new Error(`withRules: the rule function returned ${typeof r} for layer '${path}' (${kinds.join('/')}); expected a rule or undefined`);
       found ??= r;
@@ -131,6 +133,16 @@ export function withRules<T>(rules: RuleSetLike, fn: () => T, opts: WithRulesOpt
   }
   if (result && typeof (result as { then?: unknown }).then === 'function') {
     throw new Error('withRules: fn returned a Promise; rule scopes apply to synchronous graph construction (build and differentiate inside, await data() outside; explainers take a `rules` option)');
+  }
+  const declared = scope.fn ? (scope.fn as { declaredKeys?: readonly string[] }).declaredKeys : undefined;
+  if (declared && opts.unused !== 'ignore') {
+    const unused = declared.filter((k) => !scope.seenKinds.has(k) && !scope.seenPaths.has(k));
+    if (unused.length) {
+      throw new Error(
+        `withRules: the composite's ${unused.map((k) => `'${k}'`).join(', ')} matched no layer in the computation. ` +
+          `Layer kinds present: ${list(scope.seenKinds)}; layer paths: ${list(scope.seenPaths)}`,
+      );
+    }
   }
   if (scope.rules && opts.unused !== 'ignore') {
     const unused = Object.keys(scope.rules).filter((k) => scope.rules![k] && !scope.hits.has(k));

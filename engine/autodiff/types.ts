@@ -52,7 +52,11 @@ export type RuleName = Primitive | (string & {});
 
 export type RuleSet = { readonly [name: string]: Rule<any> | undefined };
 
-/** A rule set as a function of the layer: asked at every layer call (path, kind, the layer). */
-export type RuleSetFn = (path: string, kind: string, layer: unknown, kinds: readonly string[]) => Rule<any> | undefined;
+/**
+ * A rule set as a function of the layer: asked at every layer call (path, kind, the layer, and
+ * all its kind names). `declaredKeys`, if set, are kinds or paths that must each match a layer of
+ * the computation (else withRules throws, as for an object rule set's keys).
+ */
+export type RuleSetFn = ((path: string, kind: string, layer: unknown, kinds: readonly string[]) => Rule<any> | undefined) & { declaredKeys?: readonly string[] };
 
 export type RuleSetLike = RuleSet | RuleSetFn;

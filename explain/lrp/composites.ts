@@ -27,12 +27,17 @@ function baseMap(): Record<string, Rule> {
 }
 
 export interface CompositeSpec {
-  /** Rules by layer kind (or layer path). */
+  /** Rules by layer kind (or layer path; an ONNX op type also works). */
   layers: Record<string, Rule>;
   /** Rules by kind for the first Conv2d/Linear layer the input meets. */
   first?: Record<string, Rule>;
   /** Leave out the base map (activations pass, pools and sums norm). */
   noBase?: boolean;
+  /**
+   * Keys of `layers` and `first` that match no layer are an error (default true: a typo such as
+   * 'Conv2D' would otherwise do nothing); false for a composite meant for many models.
+   */
+  strict?: boolean;
 }
 
 /**
@@ -40,16 +45,26 @@ export interface CompositeSpec {
  * (by call order, i.e. the one nearest the input) its own rule and every other layer its kind's.
  */
 export function makeComposite(spec: CompositeSpec): CompositeFactory {
+  if (!spec || typeof spec !== 'object' || !spec.layers || typeof spec.layers !== 'object') throw new Error('makeComposite: expected { layers: { kind: rule, ... }, first?: { kind: rule } }');
+  for (const [k, r] of [...Object.entries(spec.layers), ...Object.entries(spec.first ?? {})]) {
+    if (typeof r !== 'function') throw new Error(`makeComposite: the rule for '${k}' must be a function (ct, ctx) => cotangents, got ${typeof r}`);
+  }
   const layers = { ...(spec.noBase ? {} : baseMap()), ...spec.layers };
+  const own = (t: Record<string, Rule> | undefined, k: string) => (t && Object.hasOwn(t, k) ? t[k] : undefined);
+  const declared = spec.strict === false ? undefined : [...new Set([...Object.keys(spec.layers), ...Object.keys(spec.first ?? {})])];
   return asCompositeFactory(() => {
     let first: unknown = null;
-    const fn: RuleSetFn = (path, kind, layer) => {
+    const fn: RuleSetFn = (path, kind, layer, kinds = [kind]) => {
       if ((LINEAR_KINDS as readonly string[]).includes(kind)) {
         first ??= layer;
-        if (first === layer && spec.first?.[kind]) return spec.first[kind];
+        if (first === layer) {
+          const r = kinds.map((k) => own(spec.first, k)).find(Boolean);
+          if (r) return r;
+        }
       }
-      return layers[path] ?? layers[kind];
+      return own(layers, path) ?? kinds.map((k) => own(layers, k)).find(Boolean);
     };
+    if (declared) fn.declaredKeys = declared;
     return fn;
   });
 }
@@ -67,22 +82,35 @@ export interface CompositeParams {
   high?: number | Tensor;
 }
 
+// The named composites are meant for any model (a dense net has no Conv2d): not strict.
+const named = (spec: Omit<CompositeSpec, 'strict'>) => makeComposite({ ...spec, strict: false });
+
 /** The named composites, as functions of their parameters. */
 export const COMPOSITES: Record<string, (p: CompositeParams) => CompositeFactory> = {
   /** LRP-epsilon on every conv and dense layer (what Captum's LRP does by default). */
-  epsilon: (p) => makeComposite({ layers: { Conv2d: epsilon(p.epsilon), Linear: epsilon(p.epsilon) } }),
+  epsilon: (p) => named({ layers: { Conv2d: epsilon(p.epsilon), Linear: epsilon(p.epsilon) } }),
   /** z+ on convs, epsilon on dense layers (Zennit's EpsilonPlus). */
-  'epsilon-plus': (p) => makeComposite({ layers: { Conv2d: zPlus(), Linear: epsilon(p.epsilon) } }),
+  'epsilon-plus': (p) => named({ layers: { Conv2d: zPlus(), Linear: epsilon(p.epsilon) } }),
   /** EpsilonPlus with the flat rule on the first layer (Zennit's EpsilonPlusFlat). */
-  'epsilon-plus-flat': (p) => makeComposite({ layers: { Conv2d: zPlus(), Linear: epsilon(p.epsilon) }, first: { Conv2d: flat(), Linear: flat() } }),
+  'epsilon-plus-flat': (p) => named({ layers: { Conv2d: zPlus(), Linear: epsilon(p.epsilon) }, first: { Conv2d: flat(), Linear: flat() } }),
   /** gamma on convs, epsilon on dense layers, z-box on the first conv (Zennit's EpsilonGammaBox). */
   'epsilon-gamma-box': (p) =>
-    makeComposite({ layers: { Conv2d: gamma(p.gamma), Linear: epsilon(p.epsilon) }, first: { Conv2d: zBox(p.low ?? 0, p.high ?? 1) } }),
+    named({ layers: { Conv2d: gamma(p.gamma), Linear: epsilon(p.epsilon) }, first: { Conv2d: zBox(p.low ?? 0, p.high ?? 1) } }),
   /** alpha-beta (2, 1) on convs, epsilon on dense layers (Zennit's EpsilonAlpha2Beta1). */
-  'epsilon-alpha2-beta1': (p) => makeComposite({ layers: { Conv2d: alphaBeta(p.alpha ?? 2, p.beta ?? 1), Linear: epsilon(p.epsilon) } }),
+  'epsilon-alpha2-beta1': (p) => named({ layers: { Conv2d: alphaBeta(p.alpha ?? 2, p.beta ?? 1), Linear: epsilon(p.epsilon) } }),
   /** EpsilonAlpha2Beta1 with the flat rule on the first layer (Zennit's EpsilonAlpha2Beta1Flat). */
   'epsilon-alpha2-beta1-flat': (p) =>
-    makeComposite({ layers: { Conv2d: alphaBeta(p.alpha ?? 2, p.beta ?? 1), Linear: epsilon(p.epsilon) }, first: { Conv2d: flat(), Linear: flat() } }),
+    named({ layers: { Conv2d: alphaBeta(p.alpha ?? 2, p.beta ?? 1), Linear: epsilon(p.epsilon) }, first: { Conv2d: flat(), Linear: flat() } }),
+};
+
+/** The parameters each named composite takes (others given to it are an error). */
+export const COMPOSITE_PARAMS: Record<string, readonly (keyof CompositeParams)[]> = {
+  epsilon: ['epsilon'],
+  'epsilon-plus': ['epsilon'],
+  'epsilon-plus-flat': ['epsilon'],
+  'epsilon-gamma-box': ['epsilon', 'gamma', 'low', 'high'],
+  'epsilon-alpha2-beta1': ['epsilon', 'alpha', 'beta'],
+  'epsilon-alpha2-beta1-flat': ['epsilon', 'alpha', 'beta'],
 };
 
 for (const [name, make] of Object.entries(COMPOSITES)) registerComposite(name, make({}));

@@ -8,7 +8,7 @@ import { Module } from '../../models/module.ts';
 import { GraphModel } from '../../models/containers.ts';
 import { type Model, type RulesOption, type TargetOptions, checkInput, forwardOf, resolveTarget, scores } from '../common.ts';
 import { type CompositeFactory, isCompositeFactory, rulesFactory } from '../rules-option.ts';
-import { COMPOSITES, type CompositeParams, type CompositeSpec, makeComposite } from './composites.ts';
+import { COMPOSITES, COMPOSITE_PARAMS, type CompositeParams, type CompositeSpec, makeComposite } from './composites.ts';
 import { CANONIZERS, type Canonizer, applyCanonizers } from './canonizers.ts';
 
 export interface LrpOptions extends TargetOptions, CompositeParams {
@@ -41,10 +41,16 @@ const PARAM_KEYS = ['epsilon', 'gamma', 'alpha', 'beta', 'low', 'high'] as const
 function compositeOf(op: string, opts: LrpOptions): CompositeFactory {
   const c = opts.composite ?? 'epsilon-plus-flat';
   const params: CompositeParams = Object.fromEntries(PARAM_KEYS.filter((k) => opts[k] !== undefined).map((k) => [k, opts[k]]));
+  const given = Object.keys(params);
+  const takes = typeof c === 'string' && Object.hasOwn(COMPOSITE_PARAMS, c) ? COMPOSITE_PARAMS[c] : [];
+  const unused = given.filter((k) => !takes.includes(k as keyof CompositeParams));
+  if (unused.length) {
+    throw new Error(`${op}: ${unused.map((k) => `'${k}'`).join(', ')} ${unused.length > 1 ? 'are' : 'is'} not a parameter of the composite ${typeof c === 'string' ? `'${c}'` : '(a spec or rule set: set its rules\' parameters directly)'}${takes.length ? `; it takes ${takes.join(', ')}` : ''}`);
+  }
   if (typeof c === 'string') {
-    const make = COMPOSITES[c];
+    const make = Object.hasOwn(COMPOSITES, c) ? COMPOSITES[c] : undefined;
     if (make) return make(params);
-    return rulesFactory(c); // a user-registered composite (parameters do not apply)
+    return rulesFactory(c); // a user-registered composite
   }
   if (isCompositeFactory(c)) return c;
   if (c !== null && typeof c === 'object' && 'layers' in c && typeof (c as CompositeSpec).layers === 'object') return makeComposite(c as CompositeSpec);
@@ -87,12 +93,15 @@ export async function lrp(model: Model, input: Tensor, opts: LrpOptions = {}): P
   const composite = compositeOf(op, opts);
   const canonizers = canonizersOf(op, opts.canonizers);
   const user = opts.rules === undefined ? null : rulesFactory(opts.rules);
+  // The canonizers are undone as soon as the graph is recorded (before the first await), so calls
+  // that overlap on one model never see each other's rewrites.
   const undo = applyCanonizers(model, canonizers);
+  let res: LrpResult;
   try {
     const plain = forwardOf(model);
     const f = (t: Tensor) => bl.withRules(composite(), () => (user ? bl.withRules(user(), () => plain(t)) : plain(t)));
     const n = x.shape[0];
-    const res = bl.tidy(() => {
+    res = bl.tidy(() => {
       const target = resolveTarget(op, plain, x, opts.target);
       const objective = (t: Tensor) => {
         const s = scores(op, f(t), target, n);
@@ -102,11 +111,11 @@ export async function lrp(model: Model, input: Tensor, opts: LrpOptions = {}): P
       const r = bl.valueAndGradAt(() => objective(x), layerNames(model), [x], { missing: 'skip' });
       return { attribution: r.inputGrads[0], layers: r.grads };
     });
-    await res.attribution.backend.sync();
-    return opts.returnLayers ? res : res.attribution;
   } finally {
     undo();
   }
+  await res.attribution.backend.sync();
+  return opts.returnLayers ? res : res.attribution;
 }
 
 export type { RulesOption };

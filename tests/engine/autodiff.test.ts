@@ -193,6 +193,17 @@ describe('scoped custom rules', () => {
     expect(bl.activeRuleNames()).toEqual([]);
   });
 
+  it('an inner scope shadows an outer one for the names it sets; the outer still applies to the rest', async () => {
+    // mixed signs: guided (ct > 0 and x > 0), deconv (ct > 0) and the plain gradient all differ
+    const w = bl.tensor([1, -1, 1]);
+    const x = bl.tensor([-1, 1, 2]);
+    const f = (t: Tensor) => bl.add(bl.sum(bl.mul(bl.relu(t), w)), bl.sum(bl.tanh(t)));
+    const g = bl.withRules({ relu: bl.deconvRelu, tanh: bl.passRule }, () => bl.withRules({ relu: bl.guidedRelu }, () => bl.grad(f)(x)));
+    expect(await read(g)).toEqual([0 + 1, 0 + 1, 1 + 1]); // guided relu [0, 0, 1], tanh passed (1)
+    const outer = bl.withRules({ relu: bl.deconvRelu, tanh: bl.passRule }, () => bl.grad(f)(x));
+    expect(await read(outer)).toEqual([1 + 1, 0 + 1, 1 + 1]); // deconv relu [1, 0, 1]
+  });
+
   it('replaced rules are differentiable (grad of a guided gradient)', async () => {
     // guided grad of sum(relu(x)^2 ... ) then differentiate again: d/dx [2 relu(x) * 1(x>0)] = 2 * 1(x>0).
     const x = bl.tensor([-0.5, 0.7, 1.2]);

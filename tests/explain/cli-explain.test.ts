@@ -84,12 +84,15 @@ describe('backlight explain', () => {
 
   it('lrp with a composite and its parameters equals the in-process explainer', async () => {
     const out = join(dir, 'lrp.npy');
-    const r = cli('--model', 'resnet-bn', '--input', input, '--method', 'lrp', '--rules', 'epsilon-gamma-box', '--gamma', '0.5', '--low', '0', '--high', '1', '--seed-output', 'one-hot', '--target', '3', '--out', out);
+    const r = cli('--model', 'resnet-bn', '--input', input, '--method', 'lrp', '--rules', 'epsilon-gamma-box', '--gamma', '0.5', '--low', '-0.5', '--high', '2', '--epsilon', '0.01', '--seed-output', 'one-hot', '--canonizers', 'none', '--target', '3', '--out', out);
     expect(r.code, r.stderr).toBe(0);
     const a = parseNpy(new Uint8Array(readFileSync(out)));
     const m = await loadBundled('resnet-bn');
     const xin = parseNpy(new Uint8Array(readFileSync(input)));
-    const want = await ex.lrp(m, bl.tensor(xin.data, xin.shape), { target: 3, composite: 'epsilon-gamma-box', gamma: 0.5, low: 0, high: 1, seedOutput: 'one-hot' });
+    const want = await ex.lrp(m, bl.tensor(xin.data, xin.shape), { target: 3, composite: 'epsilon-gamma-box', gamma: 0.5, low: -0.5, high: 2, epsilon: 0.01, seedOutput: 'one-hot', canonizers: 'none' });
+    // and the options changed the result (defaults give another map)
+    const dflt = await ex.lrp(m, bl.tensor(xin.data, xin.shape), { target: 3, composite: 'epsilon-gamma-box', seedOutput: 'one-hot' });
+    expect(Array.from(await dflt.data()).some((v, i) => Math.abs(v - a.data[i]) > 1e-4)).toBe(true);
     expect(a.shape).toEqual(want.shape);
     expectClose(a.data, await want.data(), 1e-5);
   });

@@ -9,7 +9,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import * as bl from '../../engine/index.ts';
 import type { Tensor } from '../../engine/index.ts';
 import * as ex from '../../explain/index.ts';
-import { AvgPool2d, BatchNorm2d, Conv2d, Flatten, GlobalAvgPool, Linear, MaxPool2d, ReLU, Residual, Sequential } from '../../models/index.ts';
+import { AvgPool2d, BatchNorm2d, Conv2d, Flatten, GlobalAvgPool, Linear, MaxPool2d, ReLU, Residual, ResidualSum, Sequential } from '../../models/index.ts';
 import type { Module } from '../../models/module.ts';
 import { loadOnnx, type OnnxModel } from '../../models/io/onnx.ts';
 import { parseNpy } from '../../models/io/npy.ts';
@@ -46,8 +46,9 @@ describe('LRP on ONNX imports', () => {
     expectClose(await read(own.call(x)), await read(g.call(x)), 1e-10, 1e-10, 'the two nets agree');
     const before = await Promise.all([...g.stateDict()].map(async ([k, t]) => [k, t, await read(t)] as const));
     for (const composite of ['epsilon-plus-flat', 'epsilon-gamma-box', 'epsilon']) {
-      const a = await ex.lrp(g, x, { target: [1, 4], composite, low: -3, high: 3, returnLayers: true });
-      const b = await ex.lrp(own, x, { target: [1, 4], composite, low: -3, high: 3 });
+      const bounds = composite === 'epsilon-gamma-box' ? { low: -3, high: 3 } : {};
+      const a = await ex.lrp(g, x, { target: [1, 4], composite, ...bounds, returnLayers: true });
+      const b = await ex.lrp(own, x, { target: [1, 4], composite, ...bounds });
       expectClose(await read(a.attribution), await read(b), 1e-9, 1e-12, composite);
       // the residual addition is a ResidualSum node, and relevance is reported at it
       expect(g.kindOf(g.nodes.find((n) => n.name === '/layer1/Add')!)).toBe('ResidualSum');
@@ -73,6 +74,31 @@ describe('LRP on ONNX imports', () => {
     const a = await read(await ex.lrp(g, x, { target: 'predicted', composite: 'epsilon-plus-flat' }));
     const b = await read(await ex.lrp(own, x, { target: 'predicted', composite: 'epsilon-plus-flat' }));
     expectClose(a, b, 1e-9, 1e-12, 'relevance');
+  });
+
+  it('a MatMul of two activations is not a linear layer, and Add(x, x) gives each slot its own relevance', async () => {
+    // built by hand: y = (x W1) * (x W2) summed is bilinear; an Add of a tensor with itself
+    const g = load('resnet_opset13.onnx');
+    const add = g.nodes.find((n) => n.name === '/layer1/Add')!;
+    expect(g.kindOf(add)).toBe('ResidualSum');
+    expect(g.kindOf({ ...add, op: 'MatMul', module: undefined, kind: undefined })).toBe('MatMul');
+    const conv = g.nodes.find((n) => n.op === 'Gemm')!;
+    expect(g.kindOf(conv)).toBe('Linear');
+    // Add(x, x) through a ResidualSum: epsilon gives x / (2x) of R to each slot, so R in total
+    const s = new ResidualSum();
+    const x = bl.tensor([[0.5, -2, 3]]);
+    const R0 = bl.tensor([[1, 1, 1]]);
+    const r = bl.withRules({ ResidualSum: ex.lrpRules.epsilon() }, () => {
+      const v = bl.vjp((t: Tensor) => s.call(t, t), x);
+      try {
+        return v.vjp(R0)[0];
+      } finally {
+        v.dispose();
+      }
+    });
+    expectClose(await read(r), [1, 1, 1], 1e-5, 1e-5, 'Add(x, x) relevance');
+    const base = bl.withRules({ ResidualSum: (ct: Tensor, ctx: bl.RuleContext) => ctx.base!(ct) }, () => bl.grad((t: Tensor) => bl.sum(s.call(t, t)))(x));
+    expect(Array.from(await read(base))).toEqual([2, 2, 2]);
   });
 
   it('a rule set keyed by the ONNX op type or node name reaches the node', async () => {

@@ -35,14 +35,17 @@ interface Dense {
 }
 
 /** The dense matrix of a conv2d (stride/padding as given) over an input [C, H, W], by loops. */
-function convMatrix(w: number[], [O, C, KH, KW]: number[], [H, W]: number[], stride: number, pad: number): number[][] {
+function convMatrix(w: number[], [O, C, KH, KW]: number[], [H, W]: number[], stride: number, pad: number, groups = 1): number[][] {
+  // w is [O, C/groups, KH, KW]; output channel o reads input channels of its group
+  const Cg = C / groups, Og = O / groups;
   const OH = Math.floor((H + 2 * pad - KH) / stride) + 1, OW = Math.floor((W + 2 * pad - KW) / stride) + 1;
   const M = Array.from({ length: O * OH * OW }, () => new Array<number>(C * H * W).fill(0));
   for (let o = 0; o < O; o++) for (let i = 0; i < OH; i++) for (let j = 0; j < OW; j++) {
-    for (let c = 0; c < C; c++) for (let p = 0; p < KH; p++) for (let q = 0; q < KW; q++) {
+    const g = Math.floor(o / Og);
+    for (let c = 0; c < Cg; c++) for (let p = 0; p < KH; p++) for (let q = 0; q < KW; q++) {
       const h = i * stride - pad + p, ww = j * stride - pad + q;
       if (h < 0 || h >= H || ww < 0 || ww >= W) continue;
-      M[(o * OH + i) * OW + j][(c * H + h) * W + ww] += w[((o * C + c) * KH + p) * KW + q];
+      M[(o * OH + i) * OW + j][((g * Cg + c) * H + h) * W + ww] += w[((o * Cg + c) * KH + p) * KW + q];
     }
   }
   return M;
@@ -67,23 +70,9 @@ const replicas: Record<string, (d: Dense, x: number[], Rout: number[]) => number
   },
   'alphaBeta 2 1': alphaBetaReplica(2, 1),
   'alphaBeta 3 2': alphaBetaReplica(3, 2),
-  gamma: ({ M, b }, x, Ro) => {
-    const g = 0.25;
-    const y = matvec(M, x).map((v, j) => v + b[j]);
-    const wp = (m: number) => m + g * P(m), wn = (m: number) => m + g * N(m);
-    const zP = M.map((r, j) => r.reduce((s, m, i) => s + wp(m) * P(x[i]) + wn(m) * N(x[i]), 0) + b[j] + g * P(b[j]));
-    const zN = M.map((r, j) => r.reduce((s, m, i) => s + wn(m) * P(x[i]) + wp(m) * N(x[i]), 0) + b[j] + g * N(b[j]));
-    return x.map((xi, i) => M.reduce((s, r, j) => {
-      const up = y[j] > 0 ? ((P(xi) * wp(r[i]) + N(xi) * wn(r[i])) * Ro[j]) / stab(zP[j]) : 0;
-      const down = y[j] < 0 ? ((P(xi) * wn(r[i]) + N(xi) * wp(r[i])) * Ro[j]) / stab(zN[j]) : 0;
-      return s + up + down;
-    }, 0));
-  },
-  zBox: ({ M, b }, x, Ro) => {
-    const l = -0.7, h = 0.9;
-    const z = M.map((r, j) => r.reduce((s, m, i) => s + m * x[i] - P(m) * l - N(m) * h, 0) + b[j] - P(b[j]) - N(b[j]));
-    return x.map((xi, i) => M.reduce((s, r, j) => s + ((xi * r[i] - l * P(r[i]) - h * N(r[i])) * Ro[j]) / stab(z[j]), 0));
-  },
+  gamma: gammaReplica(0.25),
+  'gamma 0.5': gammaReplica(0.5),
+  zBox: zBoxReplica((i) => -0.7, (i) => 0.9),
   wSquare: ({ M, b }, x, Ro) => {
     const z = M.map((r, j) => r.reduce((s, m) => s + m * m, 0) + b[j] * b[j]);
     return x.map((_, i) => M.reduce((s, r, j) => s + (r[i] * r[i] * Ro[j]) / stab(z[j]), 0));
@@ -95,6 +84,28 @@ const replicas: Record<string, (d: Dense, x: number[], Rout: number[]) => number
     return x.map((_, i) => C.reduce((s, r, j) => s + (r[i] * Ro[j]) / stab(z[j]), 0));
   },
 };
+
+function gammaReplica(g: number) {
+  return ({ M, b }: Dense, x: number[], Ro: number[]) => {
+    const y = matvec(M, x).map((v, j) => v + b[j]);
+    const wp = (m: number) => m + g * P(m), wn = (m: number) => m + g * N(m);
+    const zP = M.map((r, j) => r.reduce((s, m, i) => s + wp(m) * P(x[i]) + wn(m) * N(x[i]), 0) + b[j] + g * P(b[j]));
+    const zN = M.map((r, j) => r.reduce((s, m, i) => s + wn(m) * P(x[i]) + wp(m) * N(x[i]), 0) + b[j] + g * N(b[j]));
+    return x.map((xi, i) => M.reduce((s, r, j) => {
+      const up = y[j] > 0 ? ((P(xi) * wp(r[i]) + N(xi) * wn(r[i])) * Ro[j]) / stab(zP[j]) : 0;
+      const down = y[j] < 0 ? ((P(xi) * wn(r[i]) + N(xi) * wp(r[i])) * Ro[j]) / stab(zN[j]) : 0;
+      return s + up + down;
+    }, 0));
+  };
+}
+
+/** z-box with bounds per input element (l(i), h(i)). */
+function zBoxReplica(l: (i: number) => number, h: (i: number) => number) {
+  return ({ M, b }: Dense, x: number[], Ro: number[]) => {
+    const z = M.map((r, j) => r.reduce((s, m, i) => s + m * x[i] - P(m) * l(i) - N(m) * h(i), 0) + b[j] - P(b[j]) - N(b[j]));
+    return x.map((xi, i) => M.reduce((s, r, j) => s + ((xi * r[i] - l(i) * P(r[i]) - h(i) * N(r[i])) * Ro[j]) / stab(z[j]), 0));
+  };
+}
 
 function alphaBetaReplica(alpha: number, beta: number) {
   return ({ M, b }: Dense, x: number[], Ro: number[]) => {
@@ -115,6 +126,7 @@ const rules: Record<string, () => Rule> = {
   'alphaBeta 2 1': () => R.alphaBeta(2, 1),
   'alphaBeta 3 2': () => R.alphaBeta(3, 2),
   gamma: () => R.gamma(0.25),
+  'gamma 0.5': () => R.gamma(0.5),
   zBox: () => R.zBox(-0.7, 0.9),
   wSquare: () => R.wSquare(),
   flat: () => R.flat(),
@@ -152,13 +164,24 @@ for (const [bname, tol] of [['cpu', 1e-10], ['webgpu', 3e-4]] as const) {
       c.setTensor('bias', bl.tensor(f32(randArray(3, 6, -0.3, 0.3)), [3]));
       return c;
     });
+    // no bias (the rules' bias modifiers must skip it), two groups
+    const grouped = () => bl.withBackend(backend(), () => {
+      const c = new Conv2d(2, 4, 3, { padding: 1, groups: 2, bias: false });
+      c.setTensor('weight', bl.tensor(f32(randArray(36, 15)), [4, 1, 3, 3]));
+      return c;
+    });
+    const linNoBias = () => bl.withBackend(backend(), () => {
+      const l = new Linear(5, 4, { bias: false });
+      l.setTensor('weight', bl.tensor(f32(randArray(20, 16)), [4, 5]));
+      return l;
+    });
 
     for (const name of Object.keys(rules)) {
       it(`${name} on a Linear layer and a strided, padded Conv2d`, async () => {
         const b = backend();
-        for (const [kind, make] of [['Linear', lin], ['Conv2d', conv]] as const) {
+        for (const [kind, make] of [['Linear', lin], ['Conv2d', conv], ['Linear no bias', linNoBias], ['Conv2d grouped no bias', grouped]] as const) {
           const layer = make();
-          const inShape = kind === 'Linear' ? [BATCH, 5] : [BATCH, 2, 5, 5];
+          const inShape = kind.startsWith('Linear') ? [BATCH, 5] : [BATCH, 2, 5, 5];
           const I = inShape.slice(1).reduce((a, c) => a * c, 1);
           const xv = f32(randArray(BATCH * I, 7));
           const x = bl.tensor(xv, inShape, b);
@@ -168,10 +191,15 @@ for (const [bname, tol] of [['cpu', 1e-10], ['webgpu', 3e-4]] as const) {
           const Rout = bl.tensor(rv, out.shape, b);
           const [rel] = relevance(layer, rules[name](), [x], Rout);
           const w = Array.from(await layer.param('weight').data());
-          const bias = Array.from(await layer.param('bias').data());
-          const dense: Dense = kind === 'Linear'
-            ? { M: Array.from({ length: 4 }, (_, j) => w.slice(j * 5, j * 5 + 5)), b: bias }
-            : { M: convMatrix(w, [3, 2, 3, 3], [5, 5], 2, 1), b: Array.from({ length: J }, (_, j) => bias[Math.floor(j / (J / 3))]) };
+          const b0 = layer.optParam('bias');
+          const bias = b0 ? Array.from(await b0.data()) : null;
+          const O = kind === 'Conv2d' ? 3 : 4;
+          const dense: Dense = kind.startsWith('Linear')
+            ? { M: Array.from({ length: 4 }, (_, j) => w.slice(j * 5, j * 5 + 5)), b: bias ?? [0, 0, 0, 0] }
+            : {
+                M: kind === 'Conv2d' ? convMatrix(w, [3, 2, 3, 3], [5, 5], 2, 1) : convMatrix(w, [4, 2, 3, 3], [5, 5], 1, 1, 2),
+                b: Array.from({ length: J }, (_, j) => (bias ? bias[Math.floor(j / (J / O))] : 0)),
+              };
           const got = await rel.data();
           for (let k = 0; k < BATCH; k++) {
             expectClose(perItem(got, I, k), replicas[name](dense, perItem(xv, I, k), perItem(rv, J, k)), tol, tol, `${name} ${kind} item ${k}`);
@@ -181,6 +209,21 @@ for (const [bname, tol] of [['cpu', 1e-10], ['webgpu', 3e-4]] as const) {
         }
       });
     }
+
+    it('z-box with per-channel tensor bounds [1, C, 1, 1]', async () => {
+      const b = backend();
+      const layer = conv();
+      const xv = f32(randArray(BATCH * 50, 17));
+      const x = bl.tensor(xv, [BATCH, 2, 5, 5], b);
+      const low = bl.tensor([-0.7, -0.2], [1, 2, 1, 1], b), high = bl.tensor([0.9, 0.6], [1, 2, 1, 1], b);
+      const rv = f32(randArray(BATCH * 27, 18, -1, 2));
+      const [rel] = relevance(layer, R.zBox(low, high), [x], bl.tensor(rv, [BATCH, 3, 3, 3], b));
+      const w = Array.from(await layer.param('weight').data()), bias = Array.from(await layer.param('bias').data());
+      const dense = { M: convMatrix(w, [3, 2, 3, 3], [5, 5], 2, 1), b: Array.from({ length: 27 }, (_, j) => bias[Math.floor(j / 9)]) };
+      const rep = zBoxReplica((i) => (i < 25 ? -0.7 : -0.2), (i) => (i < 25 ? 0.9 : 0.6));
+      const got = await rel.data();
+      for (let k = 0; k < BATCH; k++) expectClose(perItem(got, 50, k), rep(dense, perItem(xv, 50, k), perItem(rv, 27, k)), tol, tol, `item ${k}`);
+    });
 
     it('norm on AvgPool2d splits relevance by each input\'s share of the window average', async () => {
       const b = backend();

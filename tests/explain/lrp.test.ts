@@ -62,13 +62,73 @@ describe('conservation', () => {
     expect(Math.abs(itemSums(await read(r), 1)[0] - logit)).toBeGreaterThan(1e-3);
   });
 
-  it("seedOutput 'one-hot' is the 'logit' relevance divided by the logit", async () => {
+  it("seedOutput 'one-hot' is the 'logit' relevance divided by each item's own logit", async () => {
     const m = biasFreeCnn();
+    const x = img(2);
+    const out = await read(m.call(x));
+    const logits = [out[1], out[3 + 2]];
+    const a = await read(await ex.lrp(m, x, { target: [1, 2], composite: 'epsilon-plus-flat' }));
+    const b = await read(await ex.lrp(m, x, { target: [1, 2], composite: 'epsilon-plus-flat', seedOutput: 'one-hot' }));
+    const per = a.length / 2;
+    expectClose(b, a.map((v, i) => v / logits[Math.floor(i / per)]), 1e-10);
+  });
+});
+
+describe('composites map layers to rules', () => {
+  // The truth for each named composite: a plain rule set keyed by path (no first-layer logic).
+  const m = () => biasFreeCnn();
+  const base = { 'features.1': R.pass, 'features.4': R.pass, pool: R.norm() };
+  const byPath: Record<string, () => Record<string, bl.Rule>> = {
+    epsilon: () => ({ ...base, 'features.0': R.epsilon(), 'features.3': R.epsilon(), fc: R.epsilon() }),
+    'epsilon-plus': () => ({ ...base, 'features.0': R.zPlus(), 'features.3': R.zPlus(), fc: R.epsilon() }),
+    'epsilon-plus-flat': () => ({ ...base, 'features.0': R.flat(), 'features.3': R.zPlus(), fc: R.epsilon() }),
+    'epsilon-gamma-box': () => ({ ...base, 'features.0': R.zBox(0, 1), 'features.3': R.gamma(0.25), fc: R.epsilon() }),
+    'epsilon-alpha2-beta1': () => ({ ...base, 'features.0': R.alphaBeta(2, 1), 'features.3': R.alphaBeta(2, 1), fc: R.epsilon() }),
+    'epsilon-alpha2-beta1-flat': () => ({ ...base, 'features.0': R.flat(), 'features.3': R.alphaBeta(2, 1), fc: R.epsilon() }),
+  };
+  it('each named composite equals its rules written out by layer path', async () => {
+    expect(Object.keys(byPath).sort()).toEqual(Object.keys(ex.COMPOSITES).sort());
+    const model = m();
+    const x = bl.tensor(randArray(2 * 2 * 6 * 6, 33, -0.5, 1), [2, 2, 6, 6]); // signed: x- terms count
+    for (const [name, rules] of Object.entries(byPath)) {
+      const a = await read(await ex.lrp(model, x, { target: [0, 1], composite: name }));
+      const b = await read(await ex.lrp(model, x, { target: [0, 1], composite: rules() }));
+      expectClose(a, b, 1e-12, 1e-15, name);
+    }
+  });
+
+  it('rules given with a composite override single layers, and the first layer keeps its own rule', async () => {
+    const model = m();
+    const x = img(2);
+    const t = { target: [0, 1] };
+    const cases: [Record<string, bl.Rule>, Record<string, bl.Rule>][] = [
+      [{ 'features.0': R.epsilon() }, { ...byPath['epsilon-plus-flat'](), 'features.0': R.epsilon() }],
+      [{ Conv2d: R.epsilon(0.01) }, { ...byPath['epsilon-plus-flat'](), 'features.0': R.epsilon(0.01), 'features.3': R.epsilon(0.01) }],
+      [{ fc: R.zPlus() }, { ...byPath['epsilon-plus-flat'](), fc: R.zPlus() }],
+    ];
+    for (const [rules, truth] of cases) {
+      const a = await read(await ex.lrp(model, x, { ...t, composite: 'epsilon-plus-flat', rules }));
+      const b = await read(await ex.lrp(model, x, { ...t, composite: truth }));
+      expectClose(a, b, 1e-12, 1e-15, Object.keys(rules).join());
+    }
+  });
+
+  it('a spec key or a parameter that applies to nothing is an error', async () => {
+    const model = m();
     const x = img(1);
-    const logit = (await read(m.call(x)))[1];
-    const a = await read(await ex.lrp(m, x, { target: 1, composite: 'epsilon-plus-flat' }));
-    const b = await read(await ex.lrp(m, x, { target: 1, composite: 'epsilon-plus-flat', seedOutput: 'one-hot' }));
-    expectClose(b, a.map((v) => v / logit), 1e-10);
+    await expect(ex.lrp(model, x, { target: 0, composite: { layers: { Conv2D: R.epsilon() } } })).rejects.toThrow(/'Conv2D' matched no layer.*Layer kinds present: .*Conv2d/);
+    await expect(ex.lrp(model, x, { target: 0, composite: { layers: { Conv2D: R.epsilon() }, strict: false } })).resolves.toBeDefined();
+    await expect(ex.lrp(model, x, { target: 0, composite: 'epsilon', gamma: 7 })).rejects.toThrow(/'gamma' is not a parameter of the composite 'epsilon'; it takes epsilon/);
+    await expect(ex.lrp(model, x, { target: 0, composite: { layers: { Conv2d: R.epsilon() } }, epsilon: 0.1 })).rejects.toThrow(/'epsilon' is not a parameter/);
+    expect(() => ex.makeComposite({ layers: { Conv2d: 3 as unknown as bl.Rule } })).toThrow(/the rule for 'Conv2d' must be a function/);
+  });
+
+  it('the composite parameters reach their rules', async () => {
+    const model = m();
+    const x = img(1);
+    const a = await read(await ex.lrp(model, x, { target: 2, composite: 'epsilon-gamma-box', gamma: 0.7, low: -1, high: 2, epsilon: 0.01 }));
+    const b = await read(await ex.lrp(model, x, { target: 2, composite: { ...byPath['epsilon-gamma-box'](), 'features.0': R.zBox(-1, 2), 'features.3': R.gamma(0.7), fc: R.epsilon(0.01) } }));
+    expectClose(a, b, 1e-12, 1e-15);
   });
 });
 
@@ -101,6 +161,17 @@ describe('canonizers', () => {
     expect(r.shape).toEqual([3, 1, 8, 8]);
     await check();
     expect(m.module('features.1')).toHaveProperty('eps', 1e-5);
+  });
+
+  it('overlapping lrp calls on one model each see the folded model, and leave the original', async () => {
+    const m = await loadBundled('resnet-bn');
+    const state = [...m.stateDict()];
+    const x = bl.tensor(randArray(2 * 64, 10, 0, 1), [2, 1, 8, 8]);
+    const one = await read(await ex.lrp(m, x, { target: [1, 2] }));
+    const both = await Promise.all([ex.lrp(m, x, { target: [1, 2] }), ex.lrp(m, x, { target: [1, 2], composite: 'epsilon' })]);
+    expectClose(await read(both[0]), one, 1e-12, 1e-15);
+    expect([...m.stateDict()]).toEqual(state);
+    expect(await read(m.call(x))).toBeDefined();
   });
 
   it('canonizers: none leaves BatchNorm in place (it then passes relevance), unknown names are errors', async () => {

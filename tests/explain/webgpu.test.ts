@@ -89,7 +89,11 @@ describe('memory', () => {
     const x = bl.tensor(randArray(2 * 3 * 4 * 4, 9), [2, 3, 4, 4], gpu);
     await gpu.sync();
     const before = bl.memory(gpu);
+    const state = [...m.stateDict()];
     for (let i = 0; i < 120; i++) {
+      // failures after the canonizer folded the model: a bad target, a rule that throws
+      if (i % 10 === 3) await expect(ex.lrp(m, x, { target: 7 })).rejects.toThrow(/out of range/);
+      if (i % 10 === 7) await expect(ex.lrp(m, x, { target: 1, rules: { Linear: () => { throw new Error('rule failed'); } } })).rejects.toThrow(/rule failed/);
       if (i % 2 === 0) (await ex.lrp(m, x, { target: 1, composite: i % 4 === 0 ? 'epsilon-gamma-box' : 'epsilon-plus-flat' })).dispose();
       else {
         const r = await ex.lrp(m, x, { target: 'predicted', returnLayers: true });
@@ -101,5 +105,23 @@ describe('memory', () => {
     const after = bl.memory(gpu);
     expect(after.liveBuffers).toBe(before.liveBuffers);
     expect(after.liveBytes).toBe(before.liveBytes);
+    expect([...m.stateDict()]).toEqual(state);
+  });
+
+  it('explainers that fail after the forward pass (a target out of range) leave no live buffers', async () => {
+    const m = bl.withBackend(gpu, () => {
+      setInitSeed(8);
+      return new Sequential(['features', new Sequential(new Conv2d(3, 2, 1), new ReLU())], ['pool', new GlobalAvgPool()], ['fc', new Linear(2, 2)]);
+    });
+    const x = bl.tensor(randArray(2 * 3 * 4 * 4, 8), [2, 3, 4, 4], gpu);
+    await gpu.sync();
+    const before = bl.memory(gpu);
+    for (let i = 0; i < 5; i++) {
+      await expect(ex.saliency(m, x, { target: 5 })).rejects.toThrow(/out of range/);
+      await expect(ex.integratedGradients(m, x, { target: 5, steps: 3 })).rejects.toThrow(/out of range/);
+      await expect(ex.gradCam(m, x, { layer: 'features', target: 5 })).rejects.toThrow(/out of range/);
+    }
+    await gpu.sync();
+    expect(bl.memory(gpu).liveBuffers).toBe(before.liveBuffers);
   });
 });

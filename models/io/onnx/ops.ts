@@ -82,7 +82,7 @@ export const conv: Handler = (n) => {
       module: layer,
       run: ([x]) => {
         if (typeof pad !== 'function') return [layer.forward(x!)];
-        return [bl.conv2d(x!, layer.param('weight'), { stride, dilation, groups, padding: pad(x!), bias: B ? layer.param('bias') : undefined })];
+        return [bl.conv2d(x!, layer.param('weight'), { stride, dilation, groups, padding: pad(x!), bias: layer.optParam('bias') })];
       },
     });
     return;
