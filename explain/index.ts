@@ -25,5 +25,5 @@ export { slic, type SlicOptions } from './perturbation/slic.ts';
 export { meaningfulPerturbation, gaussianBlur, type MeaningfulPerturbationOptions } from './perturbation/meaningful.ts';
 export { explainDataset, type DatasetOptions } from './perturbation/dataset.ts';
 export * from './sanity/index.ts';
-export { spearman, pearson, ssim, type SsimOptions } from './metrics/similarity.ts';
+export { spearman, pearson, ssim, histogramOfGradientsSimilarity, type SsimOptions, type HogOptions } from './metrics/similarity.ts';
 export * from './uncertainty/index.ts';

@@ -49,7 +49,7 @@ export function randomisationPlotSvg(results: readonly RandomisationPlotRow[], o
   const series = measures.map((m) => ({ m, values: [1, ...results.map((r) => r[m])] }));
   const finite = series.flatMap((s) => s.values).filter(Number.isFinite);
   const lo = Math.max(-1, Math.min(0, Math.floor(Math.min(...finite) * 5) / 5));
-  const ml = 56, mr = 170, mt = opts.title ? 40 : 16, mb = 96;
+  const ml = 56, mr = 190, mt = opts.title ? 40 : 16, mb = 96;
   const pw = W - ml - mr, ph = H - mt - mb;
   const xOf = (i: number) => ml + (cats.length === 1 ? pw / 2 : (i * pw) / (cats.length - 1));
   const yOf = (v: number) => mt + ((1 - v) / (1 - lo)) * ph;
@@ -92,7 +92,7 @@ export function randomisationPlotSvg(results: readonly RandomisationPlotRow[], o
   }
   // legend
   series.forEach(({ m }, k) => {
-    const y = mt + 10 + k * 20, x = ml + pw + 16;
+    const y = mt + 10 + k * 20, x = ml + pw + 24;
     out.push(`<line x1="${x}" x2="${x + 24}" y1="${y}" y2="${y}" stroke="${COLORS[m]}" stroke-width="2"${DASH[m] ? ` stroke-dasharray="${DASH[m]}"` : ''}/>`);
     out.push(`<text x="${x + 30}" y="${y}" dominant-baseline="middle">${esc(LABELS[m])}</text>`);
   });

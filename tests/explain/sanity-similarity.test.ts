@@ -3,7 +3,8 @@
 // constant maps, identical maps, normalisation, and bad arguments. Host code only: no backend.
 import { describe, expect, it } from 'vitest';
 import { pearson, spearman, ssim } from '../../explain/index.ts';
-import { absMaxNormalize, ranks } from '../../explain/metrics/similarity.ts';
+import { absMaxNormalize, hogDescriptor, ranks } from '../../explain/metrics/similarity.ts';
+import { histogramOfGradientsSimilarity } from '../../explain/index.ts';
 import { compareExplanations } from '../../explain/sanity/index.ts';
 import { rng } from '../helpers.ts';
 
@@ -124,6 +125,31 @@ describe('ssim', () => {
     expect(() => ssim(a, a, { h: 8, w: 8, window: 4 })).toThrow(/odd positive integer/);
     expect(() => ssim(a, a, { h: 4, w: 8 })).toThrow(/hold 32 values, got 64 and 64/);
     expect(() => ssim(a, a, { h: 8, w: 8, normalize: 'none' })).toThrow(/dataRange .*required with normalize: 'none'/);
+  });
+});
+
+describe('histogram of oriented gradients', () => {
+  // 8 x 8 maps, 4-pixel cells (2 x 2 cells, one 2 x 2 block, 36 numbers), 9 bins of 20 degrees.
+  const vertical = Array.from({ length: 64 }, (_, i) => (i % 8 >= 4 ? 1 : 0)); // left 0, right 1
+  const horizontal = Array.from({ length: 64 }, (_, i) => (Math.floor(i / 8) >= 4 ? 1 : 0));
+
+  it('descriptor of a vertical edge, by hand', () => {
+    // gx = 1 in columns 3 and 4 (centred differences), gy = 0: orientation 0, bin 0. Each cell holds
+    // one of those columns over 4 rows: histogram 4 in bin 0. L2: 4 / 8 = 0.5, clipped to 0.2, L2 again: 0.5.
+    const d = hogDescriptor(vertical, { h: 8, w: 8 });
+    const want = new Float64Array(36);
+    for (const k of [0, 9, 18, 27]) want[k] = 0.5;
+    expect(d).toHaveLength(36);
+    for (let i = 0; i < 36; i++) expect(d[i]).toBeCloseTo(want[i], 9);
+  });
+
+  it('similarity: 1 for the same map (and for a rescaled one), -1/8 between a vertical and a horizontal edge, by hand', () => {
+    // the horizontal edge votes 0.5 into bin 4 (90 degrees) of each cell: positions 4, 13, 22, 31.
+    // Both descriptors have mean 2 / 36; covariance sum 0 - 36 (1/18)^2 = -1/9, each variance sum 1 - 1/9 = 8/9: r = -1/8.
+    expect(histogramOfGradientsSimilarity(horizontal, vertical, { h: 8, w: 8 })).toBeCloseTo(-1 / 8, 12);
+    expect(histogramOfGradientsSimilarity(vertical, vertical.map((v) => -2 * v), { h: 8, w: 8 })).toBe(1);
+    expect(histogramOfGradientsSimilarity(new Float64Array(64), vertical, { h: 8, w: 8 })).toBeNaN(); // no gradient at all
+    expect(() => hogDescriptor(vertical, { h: 8, w: 8, cell: 5 })).toThrow(/1 x 1 cells of 5 pixels, fewer than one block of 2 x 2/);
   });
 });
 
