@@ -183,8 +183,9 @@ async function explainToHost(explain: ExplainFn, model: Module, x: Tensor): Prom
 }
 
 /**
- * Re-initialise every parameter of `layer` (swapped in with Module.swapTensor, so the undo
- * handles put the very same tensor objects back); returns the undo handles and the names.
+ * Re-initialise every parameter of `layer`, swapped in with Module.swapTensor: each undo handle
+ * (pushed onto `undos` as soon as its swap is made) puts the very same tensor object back and
+ * disposes the new one. Returns the parameters' full names.
  */
 async function randomiseLayer(model: Module, layer: string, seed: number, init: ReinitFn, undos: (() => void)[]): Promise<string[]> {
   const m = model.module(layer);
