@@ -27,3 +27,4 @@ export { explainDataset, type DatasetOptions } from './perturbation/dataset.ts';
 export * from './sanity/index.ts';
 export { spearman, pearson, ssim, histogramOfGradientsSimilarity, type SsimOptions, type HogOptions } from './metrics/similarity.ts';
 export * from './uncertainty/index.ts';
+export * from './metrics/index.ts';
