@@ -14,3 +14,4 @@ export {
 } from './report.ts';
 export { ensemble, trainEnsemble, recipeLearningRate, type EnsembleOptions, type EnsembleSpec, type TrainEnsembleOptions } from './ensemble.ts';
 export { bayesPredictive, type BayesPredictiveOptions } from './bayesian.ts';
+export { Autoencoder, trainAutoencoder, reconstructionError, type AutoencoderOptions, type TrainAutoencoderOptions } from './autoencoder.ts';
