@@ -23,7 +23,9 @@ export async function predictLogits(op: string, model: Module | ((x: Tensor) => 
     n = data.n;
     item = data.sampleShape;
     const per = item.reduce((a, b) => a * b, 1);
-    rowsOf = (s, k) => bl.tensor(data.x.subarray(s * per, (s + k) * per), [k, ...item]);
+    // On the model's backend (its parameters'), else the default one.
+    const backend = model instanceof Module ? model.parameters()[0]?.backend : undefined;
+    rowsOf = (s, k) => bl.tensor(data.x.subarray(s * per, (s + k) * per), [k, ...item], backend);
     labels = Float64Array.from(data.y);
   } else {
     if (!data || typeof data !== 'object') throw new Error(`${op}: data must be { x, y } or a Dataset, got ${data === null ? 'null' : typeof data}`);

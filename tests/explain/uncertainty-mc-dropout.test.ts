@@ -259,3 +259,24 @@ describe('uncertaintyReport', () => {
     cnn.dispose();
   });
 });
+
+describe('memory', () => {
+  it('mcDropout, predictiveStats and the reports leave no live tensors behind (the results excepted)', async () => {
+    const net = tinyNet();
+    const x = bl.tensor(randArray(rng(7), 6 * 5, -2, 2), [6, 5]);
+    const y = [0, 1, 2, 0, 1, 2];
+    const far = bl.mul(x, 3), bad = bl.ones([2, 4]);
+    const run = async () => {
+      free(await ex.mcDropout(net, x, { samples: 5, batchSize: 4 }));
+      free(await ex.mcDropout(net, x, { samples: 5, batchSize: 12 }));
+      await ex.uncertaintyReport(net, x, far, { samples: 4 }).then((r) => expect(r.mc_dropout).not.toBeNull());
+      await ex.calibrationReport(net, { x, y }, { x, y }, { batchSize: 4 });
+      await expect(ex.mcDropout(net, bad)).rejects.toThrow(/failed/);
+    };
+    await run();
+    const before = bl.memory().liveBuffers;
+    await run();
+    expect(bl.memory().liveBuffers).toBe(before);
+  });
+});
+
