@@ -28,3 +28,4 @@ export * from './sanity/index.ts';
 export { spearman, pearson, ssim, histogramOfGradientsSimilarity, type SsimOptions, type HogOptions } from './metrics/similarity.ts';
 export * from './uncertainty/index.ts';
 export * from './metrics/index.ts';
+export * from './evaluation/index.ts';
