@@ -9,9 +9,11 @@ export {
   type ReliabilityBin, type ReliabilityResult, type ReliabilityOptions, type FitTemperatureOptions, type TemperatureFit, type ReliabilityDiagramOptions,
 } from './calibration.ts';
 export {
-  calibrationReport, uncertaintyReport, predictLogits,
+  calibrationReport, uncertaintyReport, predictLogits, auroc,
   type LabelledData, type CalibrationReport, type CalibrationReportOptions, type UncertaintyReport, type UncertaintyReportOptions, type McDropoutSummary,
+  type PredictiveSummary, type ReconstructionSummary,
 } from './report.ts';
 export { ensemble, trainEnsemble, recipeLearningRate, type EnsembleOptions, type EnsembleSpec, type TrainEnsembleOptions } from './ensemble.ts';
 export { bayesPredictive, type BayesPredictiveOptions } from './bayesian.ts';
 export { Autoencoder, trainAutoencoder, reconstructionError, type AutoencoderOptions, type TrainAutoencoderOptions } from './autoencoder.ts';
+export { oodInputs, type OodOptions } from './ood.ts';

@@ -9,6 +9,9 @@ import type { Dataset } from '../../models/train.ts';
 import { checkInput, positiveInt } from '../common.ts';
 import { binConfidences, fitTemperatureDetails, softmaxHost, type ReliabilityBin } from './calibration.ts';
 import { dropoutLayers, describeLayers, mcDropout } from './mc-dropout.ts';
+import { ensemble } from './ensemble.ts';
+import { reconstructionError } from './autoencoder.ts';
+import type { PredictiveUncertainty } from './predictive.ts';
 import { checkLabels, hostValues } from './util.ts';
 
 /** Labelled inputs: tensors ({ x: [N, ...], y: [N] class indices }) or a models/train.ts Dataset. */
@@ -138,7 +141,33 @@ export async function calibrationReport(model: Module | ((x: Tensor) => Tensor),
   };
 }
 
-export interface McDropoutSummary {
+/**
+ * Area under the ROC curve of a score separating `ood` (positives) from `inDist` (negatives):
+ * P(score_ood > score_in) + P(equal) / 2, the Mann-Whitney statistic, with ties at average ranks.
+ * 0.5 is chance; 1 means every out-of-distribution item scores above every in-distribution one
+ * (the usual OOD-detection figure, Hendrycks & Gimpel 2017).
+ */
+export function auroc(inDist: ArrayLike<number>, ood: ArrayLike<number>): number {
+  const n = inDist.length, m = ood.length;
+  if (n < 1 || m < 1) throw new Error(`auroc: needs at least one score on each side, got ${n} in-distribution and ${m} out-of-distribution`);
+  const all: [number, number][] = [];
+  for (let i = 0; i < n; i++) all.push([inDist[i], 0]);
+  for (let i = 0; i < m; i++) all.push([ood[i], 1]);
+  for (const [v] of all) if (Number.isNaN(v)) throw new Error('auroc: a score is NaN');
+  all.sort((a, b) => a[0] - b[0]);
+  let rankSum = 0;
+  for (let i = 0; i < all.length; ) {
+    let j = i;
+    while (j + 1 < all.length && all[j + 1][0] === all[i][0]) j++;
+    const r = (i + j) / 2 + 1; // average rank of the tie group (1-based)
+    for (let k = i; k <= j; k++) if (all[k][1] === 1) rankSum += r;
+    i = j + 1;
+  }
+  return (rankSum - (m * (m + 1)) / 2) / (n * m);
+}
+
+/** Predictive statistics of in- vs out-of-distribution inputs (MC dropout, or an ensemble). */
+export interface PredictiveSummary {
   in_mean_entropy: number;
   ood_mean_entropy: number;
   in_mean_mi: number;
@@ -146,65 +175,109 @@ export interface McDropoutSummary {
   /** Mean over items and classes of the std of the class probabilities. */
   in_mean_std: number;
   ood_mean_std: number;
+  /** AUROC of predictive entropy / mutual information as a detector of the ood inputs (0.5 = chance). */
+  auroc_entropy: number;
+  auroc_mi: number;
   samples: number;
   n_in: number;
   n_ood: number;
+}
+
+/** MC dropout's section of the report. */
+export type McDropoutSummary = PredictiveSummary;
+
+export interface ReconstructionSummary {
+  in_mean_error: number;
+  ood_mean_error: number;
+  /** AUROC of the reconstruction error as a detector of the ood inputs. */
+  auroc: number;
 }
 
 export interface UncertaintyReport {
   /** MC dropout statistics, or null when the model has no (active) Dropout layer (then `reason` says why). */
   mc_dropout: McDropoutSummary | null;
   reason?: string;
+  /** With `members`: the deep ensemble's statistics. */
+  ensemble?: PredictiveSummary;
+  /** With `autoencoder`: its reconstruction error (the unfamiliar-input score). */
+  reconstruction?: ReconstructionSummary;
 }
 
 export interface UncertaintyReportOptions {
+  /** MC dropout samples (default 32). */
   samples?: number;
   seed?: number;
   batchSize?: number;
+  /** Ensemble members to compare as well (e.g. from trainEnsemble). */
+  members?: readonly (Module | ((x: Tensor) => Tensor))[];
+  /** An autoencoder (e.g. from trainAutoencoder) whose reconstruction error to compare as well. */
+  autoencoder?: Module | ((x: Tensor) => Tensor);
 }
 
-const meanOf = async (t: Tensor) => {
-  const d = await t.data();
-  let s = 0;
-  for (const v of d) s += v;
-  return s / d.length;
-};
-
-/**
- * MC dropout uncertainty on in-distribution inputs vs out-of-distribution ones (noise, another
- * data set): mean predictive entropy, mutual information and probability std of each. A model
- * without Dropout gives `{ mc_dropout: null, reason }` instead of an error.
- */
-export async function uncertaintyReport(model: Module, inDist: Tensor, ood: Tensor, opts: UncertaintyReportOptions = {}): Promise<UncertaintyReport> {
-  const op = 'uncertaintyReport';
-  if (!(model instanceof Module)) return { mc_dropout: null, reason: 'the model is not a backlight Module (MC dropout needs Dropout layers to switch on)' };
-  checkInput(`${op} (inDist)`, inDist);
-  checkInput(`${op} (ood)`, ood);
-  if (inDist.shape.slice(1).join() !== ood.shape.slice(1).join()) throw new Error(`${op}: inDist items are [${inDist.shape.slice(1)}] but ood items are [${ood.shape.slice(1)}]`);
-  const drops = dropoutLayers(model);
-  if (drops.length === 0) return { mc_dropout: null, reason: `the model has no Dropout layer (layers: ${describeLayers(model)})` };
-  if (drops.every(([, d]) => d.p === 0)) return { mc_dropout: null, reason: `every Dropout layer has p = 0 (${drops.map(([p]) => p).join(', ')})` };
-  const o = { samples: opts.samples, seed: opts.seed, batchSize: opts.batchSize };
-  const summarise = async (x: Tensor) => {
-    const r = await mcDropout(model, x, o);
+async function summarise(run: (x: Tensor) => Promise<PredictiveUncertainty>, inDist: Tensor, ood: Tensor): Promise<PredictiveSummary> {
+  const one = async (x: Tensor) => {
+    const r = await run(x);
     try {
-      return { h: await meanOf(r.entropy), mi: await meanOf(r.mutualInformation), std: await meanOf(r.std), samples: r.samples };
+      return { h: await r.entropy.data(), mi: await r.mutualInformation.data(), std: mean(await r.std.data()), samples: r.samples };
     } finally {
       [r.mean, r.std, r.entropy, r.mutualInformation].forEach((t) => t.dispose());
     }
   };
-  const a = await summarise(inDist), b = await summarise(ood);
+  const a = await one(inDist), b = await one(ood);
   return {
-    mc_dropout: {
-      in_mean_entropy: a.h,
-      ood_mean_entropy: b.h,
-      in_mean_mi: a.mi,
-      ood_mean_mi: b.mi,
-      in_mean_std: a.std,
-      ood_mean_std: b.std,
-      samples: a.samples,
-      n_in: inDist.shape[0],
-      n_ood: ood.shape[0],
-    },
+    in_mean_entropy: mean(a.h),
+    ood_mean_entropy: mean(b.h),
+    in_mean_mi: mean(a.mi),
+    ood_mean_mi: mean(b.mi),
+    in_mean_std: a.std,
+    ood_mean_std: b.std,
+    auroc_entropy: auroc(a.h, b.h),
+    auroc_mi: auroc(a.mi, b.mi),
+    samples: a.samples,
+    n_in: inDist.shape[0],
+    n_ood: ood.shape[0],
   };
+}
+
+const mean = (d: ArrayLike<number>) => {
+  let s = 0;
+  for (let i = 0; i < d.length; i++) s += d[i];
+  return s / d.length;
+};
+
+/**
+ * Uncertainty on in-distribution inputs vs out-of-distribution ones (noise, another data set;
+ * see `oodInputs`): MC dropout's mean predictive entropy, mutual information and probability std
+ * of each, and the AUROC of entropy / MI as an OOD detector; the same for an ensemble (`members`)
+ * and an autoencoder's reconstruction error (`autoencoder`) when given. A model without Dropout
+ * gives `{ mc_dropout: null, reason }` instead of an error.
+ */
+export async function uncertaintyReport(model: Module | ((x: Tensor) => Tensor), inDist: Tensor, ood: Tensor, opts: UncertaintyReportOptions = {}): Promise<UncertaintyReport> {
+  const op = 'uncertaintyReport';
+  checkInput(`${op} (inDist)`, inDist);
+  checkInput(`${op} (ood)`, ood);
+  if (inDist.shape.slice(1).join() !== ood.shape.slice(1).join()) throw new Error(`${op}: inDist items are [${inDist.shape.slice(1)}] but ood items are [${ood.shape.slice(1)}]`);
+  const out: UncertaintyReport = { mc_dropout: null };
+  const drops = model instanceof Module ? dropoutLayers(model) : [];
+  if (!(model instanceof Module)) out.reason = 'the model is not a backlight Module (MC dropout needs Dropout layers to switch on)';
+  else if (drops.length === 0) out.reason = `the model has no Dropout layer (layers: ${describeLayers(model)})`;
+  else if (drops.every(([, d]) => d.p === 0)) out.reason = `every Dropout layer has p = 0 (${drops.map(([p]) => p).join(', ')})`;
+  else {
+    const o = { samples: opts.samples, seed: opts.seed, batchSize: opts.batchSize };
+    out.mc_dropout = await summarise((x) => mcDropout(model, x, o), inDist, ood);
+  }
+  if (opts.members) out.ensemble = await summarise((x) => ensemble(opts.members!, x, { batchSize: opts.batchSize }), inDist, ood);
+  if (opts.autoencoder) {
+    const err = async (x: Tensor) => {
+      const e = await reconstructionError(opts.autoencoder!, x, { batchSize: opts.batchSize });
+      try {
+        return await e.data();
+      } finally {
+        e.dispose();
+      }
+    };
+    const a = await err(inDist), b = await err(ood);
+    out.reconstruction = { in_mean_error: mean(a), ood_mean_error: mean(b), auroc: auroc(a, b) };
+  }
+  return out;
 }
