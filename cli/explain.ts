@@ -9,7 +9,7 @@ import { serializeNpy } from '../models/io/npy.ts';
 import { UsageError, suggest } from './args.ts';
 import { loadInputs, readInputFile } from './input.ts';
 import { resolveModel } from './model.ts';
-import { PERTURBATION_METHODS, parseFeatures, parseShard, readBackground, shardRange, streamToNpy, type PerturbationCtx } from './perturbation.ts';
+import { DETAIL_METHODS, PERTURBATION_METHODS, parseFeatures, parseShard, readBackground, shardRange, streamToJsonl, streamToNpy, type PerturbationCtx } from './perturbation.ts';
 import type { Command } from './main.ts';
 
 interface Ctx {
@@ -115,6 +115,9 @@ function parseLrpOptions(o: Record<string, unknown>, wanted: boolean): ex.LrpOpt
   return r;
 }
 
+/** Per-input targets are given for all inputs; a shard takes its own. */
+const shardTarget = (t: ex.Target, lo: number, hi: number): ex.Target => (Array.isArray(t) ? t.slice(lo, hi) : t);
+
 function parseTarget(v: string | undefined, n: number): ex.Target {
   if (v === undefined || v === 'predicted') return 'predicted';
   const parts = v.split(',').map((s) => s.trim());
@@ -201,7 +204,7 @@ export const explainCommand: Command = {
     model: { type: 'string', valueName: 'M', required: true, description: 'bundled name, .safetensors or .onnx file' },
     input: { type: 'string', valueName: 'X', required: true, description: '.npy file, or .png file(s) separated by commas' },
     method: { type: 'string', valueName: 'M1,M2', required: true, description: 'attribution methods (see above)' },
-    out: { type: 'string', valueName: 'OUT', required: true, description: 'OUT.npy, OUT.png or OUT.html' },
+    out: { type: 'string', valueName: 'OUT', required: true, description: 'OUT.npy, OUT.png, OUT.html, or OUT.jsonl (per-feature values of kernel-shap, shapley-sampling, shapley-exact, lime)' },
     target: { type: 'string', valueName: 'N|N,N,..', description: "class to explain, one per input, or 'predicted' (default)" },
     layer: { type: 'string', valueName: 'NAME', description: 'layer for layer methods (features.3; ONNX: node or tensor name)' },
     'no-upsample': { type: 'boolean', description: "keep layer maps at the layer's size" },
@@ -239,8 +242,11 @@ export const explainCommand: Command = {
     const features = parseFeatures(o.features as string | undefined);
     const shard = parseShard(o.shard as string | undefined);
     const out = String(o.out);
-    const kind = /\.npy$/i.test(out) ? 'npy' : /\.png$/i.test(out) ? 'png' : /\.html?$/i.test(out) ? 'html' : null;
-    if (!kind) throw new UsageError(`option '--out' must end in .npy, .png or .html, got '${out}'`);
+    const kind = /\.npy$/i.test(out) ? 'npy' : /\.png$/i.test(out) ? 'png' : /\.html?$/i.test(out) ? 'html' : /\.jsonl$/i.test(out) ? 'jsonl' : null;
+    if (!kind) throw new UsageError(`option '--out' must end in .npy, .png or .html (or .jsonl: per-feature values), got '${out}'`);
+    if (kind === 'jsonl' && !names.every((n) => n in DETAIL_METHODS)) {
+      throw new UsageError(`--out .jsonl (per-feature values, one line per input) is for ${Object.keys(DETAIL_METHODS).join(', ')}; got --method ${names.join(',')}`);
+    }
     const int = (k: string, d: number) => {
       if (o[k] === undefined) return d;
       const v = Number(o[k]);
@@ -264,7 +270,22 @@ export const explainCommand: Command = {
       const x = bl.tensor(batch.data, batch.shape);
       const pctx: PerturbationCtx = { features, window, stride, background: readBackground(o.background as string | undefined, batch.shape.slice(1)), samples: o.samples === undefined ? undefined : samples };
       const layer = (o.layer as string | undefined) ?? (m.kind !== 'onnx' && m.model.namedModules().some(([p]) => p === 'features') ? 'features' : undefined);
-      const c: Ctx = { layer, upsample: !o['no-upsample'], target: parseTarget(o.target as string | undefined, batch.shape[0]), baseline: baselineOf(o.baseline as string | undefined, x), steps, samples, stdev, seed, stepsGiven: o.steps !== undefined, p: pctx, lrp: lrpOpts };
+      const c: Ctx = { layer, upsample: !o['no-upsample'], target: shardTarget(parseTarget(o.target as string | undefined, all.shape[0]), lo, hi), baseline: baselineOf(o.baseline as string | undefined, x), steps, samples, stdev, seed, stepsGiven: o.steps !== undefined, p: pctx, lrp: lrpOpts };
+      if (kind === 'jsonl') {
+        for (const n of names) {
+          const file = names.length === 1 ? out : out.replace(/\.jsonl$/i, `.${n}.jsonl`);
+          const t0 = performance.now();
+          const key = JSON.stringify({ model: String(o.model), input: String(o.input), target: o.target ?? 'predicted', baseline: o.baseline ?? null, features: o.features ?? null, background: o.background ?? null, samples: o.samples ?? null, seed, invert: !!o.invert, shard: o.shard ?? null });
+          const baseOf = (xb: Tensor, a: number, b: number): number | Tensor | undefined =>
+            c.baseline instanceof bl.Tensor && c.baseline.rank === x.rank && c.baseline.shape[0] === x.shape[0] && x.shape[0] > 1 ? bl.slice(c.baseline, [a], [b - a]) : o.baseline === 'blur' ? baselineOf('blur', xb) : c.baseline;
+          const skipped = await streamToJsonl({
+            file, method: n, key, data: batch.data, shape: batch.shape, offset: lo, block: Math.max(1, Math.min(16, x.shape[0])), stderr: (s) => ctx.stderr(s),
+            explain: (xb, a, b, onProgress) => DETAIL_METHODS[n](m.model, xb, { ...c, target: Array.isArray(c.target) ? c.target.slice(a, b) : c.target, baseline: baseOf(xb, a, b), p: { ...pctx, onProgress } }),
+          });
+          ctx.stderr(`${n}: ${batch.shape[0]} items in ${((performance.now() - t0) / 1000).toFixed(2)} s${skipped ? ` (${skipped} already done)` : ''}\nwrote ${file}\n`);
+        }
+        return;
+      }
       if (kind === 'npy' && names.every((n) => n in PERTURBATION_METHODS)) {
         // Whole data sets: stream rows into the .npy a block at a time, resumable (cli/perturbation.ts).
         const block = Math.max(1, Math.min(16, x.shape[0]));

@@ -208,3 +208,93 @@ export async function streamToNpy(opts: {
   }
   return skipped;
 }
+
+// ---- per-feature values as JSON lines (--out OUT.jsonl) ----
+
+type DetailRun = (m: ex.Model, x: Tensor, c: Parameters<Run>[2]) => Promise<Record<string, unknown>[]>;
+
+function shapleyRows(d: ex.ShapleyDetails): Record<string, unknown>[] {
+  d.attributions.dispose();
+  // NaN standard errors (too few samples to estimate one) become null in JSON.
+  return d.values.map((v, i) => ({ features: (d.features.length === 1 ? d.features[0] : d.features[i]).ids, values: Array.from(v), standardError: Array.from(d.standardError[i]), baseValue: d.baseValue[i], prediction: d.prediction[i], exact: d.exact }));
+}
+
+/** Methods whose per-feature results can be written as one JSON object per input item. */
+export const DETAIL_METHODS: Record<string, DetailRun> = {
+  'kernel-shap': async (m, x, c) => shapleyRows(await ex.kernelShap(m, x, { target: c.target, features: c.p.features, ...bgOrBaseline(c), samples: c.p.samples, seed: c.seed, onProgress: c.p.onProgress, returnDetails: true })),
+  'shapley-sampling': async (m, x, c) => shapleyRows(await ex.shapleySampling(m, x, { target: c.target, features: c.p.features, ...bgOrBaseline(c), samples: c.p.samples, seed: c.seed, onProgress: c.p.onProgress, returnDetails: true })),
+  'shapley-exact': async (m, x, c) => shapleyRows(await ex.shapleyExact(m, x, { target: c.target, features: c.p.features, ...bgOrBaseline(c), onProgress: c.p.onProgress, returnDetails: true })),
+  lime: async (m, x, c) => {
+    const d = await ex.lime(m, x, { target: c.target, features: c.p.features, ...bgOrBaseline(c), samples: c.p.samples, seed: c.seed, onProgress: c.p.onProgress, returnDetails: true });
+    d.attributions.dispose();
+    return d.coefficients.map((v, i) => ({ features: (d.features.length === 1 ? d.features[0] : d.features[i]).ids, coefficients: Array.from(v), intercept: d.intercept[i], r2: d.r2[i] }));
+  },
+};
+
+/**
+ * Explain items [0, n) of `data` block by block and append one JSON line per item to `file`
+ * ({"index": i, ...the method's per-feature results}), resumable like streamToNpy (the sidecar
+ * also records the byte length written). Returns how many items were skipped as already done.
+ */
+export async function streamToJsonl(opts: {
+  file: string;
+  method: string;
+  key: string;
+  data: Float32Array;
+  shape: readonly number[];
+  /** Index of item 0 in the whole input (a shard's offset), written into each line. */
+  offset: number;
+  block: number;
+  explain: (x: Tensor, lo: number, hi: number, onProgress: (p: ex.Progress) => void) => Promise<Record<string, unknown>[]>;
+  stderr: (s: string) => void;
+}): Promise<number> {
+  const { file, method, data, shape } = opts;
+  const n = shape[0], item = shape.slice(1), per = item.reduce((a, b) => a * b, 1);
+  const sidecarPath = `${file}.progress.json`;
+  let done = 0, bytes = 0;
+  if (existsSync(sidecarPath) && existsSync(file)) {
+    try {
+      const s = JSON.parse(readFileSync(sidecarPath, 'utf8')) as Sidecar & { bytes?: number };
+      if (s.version === 1 && s.method === method && s.key === opts.key && s.shape.join() === [n].join() && typeof s.bytes === 'number') [done, bytes] = [Math.min(s.done, n), s.bytes];
+    } catch {
+      done = 0;
+    }
+  }
+  const skipped = done;
+  if (skipped) opts.stderr(`${method}: resuming ${file} after ${done} of ${n} items (${sidecarPath})\n`);
+  const fd = openSync(file, done ? 'r+' : 'w');
+  const save = () => {
+    const tmp = `${sidecarPath}.tmp`;
+    const f = openSync(tmp, 'w');
+    writeSync(f, JSON.stringify({ version: 1, method, key: opts.key, shape: [n], done, bytes }) + '\n');
+    closeSync(f);
+    renameSync(tmp, sidecarPath);
+  };
+  const bar = progressBar(method, n);
+  try {
+    ftruncateSync(fd, bytes);
+    if (!done) save();
+    bar.update(done);
+    while (done < n) {
+      const k = Math.min(opts.block, n - done);
+      const x = bl.tensor(data.subarray(done * per, (done + k) * per), [k, ...item]);
+      const base = done;
+      let rows: Record<string, unknown>[];
+      try {
+        rows = await opts.explain(x, done, done + k, (p) => bar.update(base + (k * p.done) / Math.max(1, p.total)));
+      } finally {
+        x.dispose();
+      }
+      const text = new TextEncoder().encode(rows.map((r, i) => JSON.stringify({ index: opts.offset + done + i, ...r })).join('\n') + '\n');
+      writeSync(fd, text, 0, text.length, bytes);
+      bytes += text.length;
+      done += k;
+      save();
+      bar.update(done);
+    }
+  } finally {
+    bar.stop();
+    closeSync(fd);
+  }
+  return skipped;
+}

@@ -92,6 +92,26 @@ describe('backlight explain: perturbation methods', () => {
     expect(other.stderr).not.toMatch(/resuming/);
   });
 
+  it('--out OUT.jsonl: one line of per-feature values per input, equal to returnDetails; reruns skip done items', async () => {
+    const out = join(dir, 'values.jsonl');
+    const args = ['--model', 'digits-cnn', '--input', input, '--method', 'kernel-shap', '--features', 'grid:4', '--target', '1,2,3', '--shard', '2/2', '--out', out];
+    const r = cli(...args);
+    expect(r.code, r.stderr).toBe(0);
+    const lines = readFileSync(out, 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+    expect(lines.map((l) => l.index)).toEqual([1, 2]); // shard 2/2 of 3 inputs
+    const m = await loadBundled('digits-cnn');
+    const want = await ex.kernelShap(m, bl.tensor(x.slice(64), [2, 1, 8, 8]), { features: ex.grid(4), target: [2, 3], returnDetails: true });
+    for (let i = 0; i < 2; i++) {
+      expect(lines[i].features).toEqual([0, 1, 2, 3]);
+      expectClose(lines[i].values, want.values[i], 1e-6);
+      expect(lines[i].exact).toBe(true);
+      expect(lines[i].values.reduce((a: number, b: number) => a + b, 0)).toBeCloseTo(lines[i].prediction - lines[i].baseValue, 5);
+    }
+    expect(cli(...args).stderr).toMatch(/\(2 already done\)/);
+    expect(readFileSync(out, 'utf8').trim().split('\n').length).toBe(2);
+    expect(cli('--model', 'digits-cnn', '--input', input, '--method', 'occlusion', '--out', out).stderr).toMatch(/--out \.jsonl .* is for kernel-shap, shapley-sampling, shapley-exact, lime; got --method occlusion/);
+  });
+
   it('deeplift-shap takes several baseline rows from --baseline B.npy', async () => {
     const out = join(dir, 'dls.npy');
     const r = cli('--model', 'digits-cnn', '--input', input, '--method', 'deeplift-shap', '--baseline', bgFile, '--target', '4', '--out', out);
