@@ -12,7 +12,7 @@ import { resolveModel } from './model.ts';
 import { DETAIL_METHODS, PERTURBATION_METHODS, parseFeatures, parseShard, readBackground, shardRange, streamToJsonl, streamToNpy, type PerturbationCtx } from './perturbation.ts';
 import type { Command } from './main.ts';
 
-interface Ctx {
+export interface Ctx {
   layer?: string;
   upsample: boolean;
   target: ex.Target;
@@ -29,7 +29,7 @@ interface Ctx {
   lrp: ex.LrpOptions;
 }
 
-interface MethodSpec {
+export interface MethodSpec {
   /** What the method returns: input-shaped, or a layer map. */
   kind: 'input' | 'layer';
   run(model: ex.Model, x: Tensor, c: Ctx): Promise<Tensor>;
@@ -188,7 +188,7 @@ img{width:160px;height:auto;image-rendering:pixelated}th{background:#f5f5f5}div{
 <p>Heatmaps: per item, normalised to its largest value; channels summed as absolute values; jet colour map over the input.</p></body></html>`;
 }
 
-function esc(s: string): string {
+export function esc(s: string): string {
   return s.replace(/[&<>"]/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;' })[c]!);
 }
 

@@ -6,6 +6,8 @@ import { createRequire } from 'node:module';
 import * as bl from '../engine/index.ts';
 import type { Backend } from '../engine/index.ts';
 import { fmtShape } from '../engine/shape.ts';
+import * as ex from '../explain/index.ts';
+import { checkTrustOptions, trustEvaluate, type TrustOptions } from './evaluate.ts';
 import { serializeNpy } from '../models/io/npy.ts';
 import { evaluate } from '../models/train.ts';
 import { DATASETS, datasetSplits } from '../models/data/index.ts';
@@ -173,19 +175,52 @@ function predictions(v: Float32Array, n: number, c: number, classes: string[] | 
 
 registerCommand({
   name: 'evaluate',
-  summary: "accuracy and loss of a model on a data set's split",
-  description: `Data sets: ${Object.keys(DATASETS).join(', ')}. Bundled and backlight .safetensors models know theirs; ONNX models need --data.`,
+  summary: "accuracy and loss of a model on a data set's split; with --methods/--metrics/--out, the trust report",
+  description:
+    `Data sets: ${Object.keys(DATASETS).join(', ')}. Bundled and backlight .safetensors models know theirs; ONNX models need --data.\n` +
+    'With --methods, --metrics, --n or --out: every explainer scored by every metric on the first N items of the split\n' +
+    `(methods: those of \`explain\` and random; metrics: ${Object.keys(ex.METRICS).join(', ')}),\n` +
+    'plus calibration (ECE before/after temperature scaling) and MC-dropout uncertainty; JSON or an HTML report.',
   options: {
     model: { type: 'string', valueName: 'M', required: true, description: 'bundled name, .safetensors or .onnx file' },
     split: { type: 'string', valueName: 'SPLIT', description: "train, test (default), or heldout / reversed where the data set has them" },
-    data: { type: 'string', valueName: 'NAME', description: "the data set (default: the model's own)" },
+    data: { type: 'string', valueName: 'NAME|X.npy', description: "the data set (default: the model's own), or inputs in a .npy file (trust report only)" },
     'batch-size': { type: 'int', valueName: 'N', description: 'samples per forward pass (default 256)' },
     json: { type: 'boolean', description: 'print JSON' },
+    methods: { type: 'string', valueName: 'M1,M2', description: 'explainers to compare (default saliency, integrated-gradients, grad-cam, lrp, random)' },
+    metrics: { type: 'string', valueName: 'K1,K2', description: 'metrics (default: all that apply; localisation ones need a data set with masks)' },
+    n: { type: 'int', valueName: 'N', description: 'items to explain (default 16)' },
+    seed: { type: 'int', valueName: 'S', description: 'random seed (default 0)' },
+    out: { type: 'string', valueName: 'R.json|R.html', description: 'write the trust report' },
   },
   async run(args, ctx) {
     const o = args.options;
     const dataName = o.data as string | undefined;
-    if (dataName !== undefined && !DATASETS[dataName]) throw new UsageError(`option '--data' must be one of ${Object.keys(DATASETS).join(', ')}; got '${dataName}'`);
+    const trust = ['methods', 'metrics', 'n', 'out'].some((k) => o[k] !== undefined);
+    const trustOpts: TrustOptions = { methods: o.methods as string | undefined, metrics: o.metrics as string | undefined, n: o.n as number | undefined, seed: o.seed as number | undefined, out: o.out as string | undefined, json: !!o.json };
+    if (trust) checkTrustOptions(trustOpts);
+    const fromFile = trust && dataName !== undefined && /\.npy$/i.test(dataName);
+    if (dataName !== undefined && !fromFile && !DATASETS[dataName]) throw new UsageError(`option '--data' must be one of ${Object.keys(DATASETS).join(', ')}${trust ? ' or a .npy file' : ''}; got '${dataName}'`);
+    if (trust) {
+      await ctx.backend();
+      const m = await resolveModel(o.model as string);
+      try {
+        if (fromFile) {
+          await trustEvaluate(m, { file: dataName, data: dataName! }, trustOpts, (s) => ctx.stderr(s), (s) => ctx.stdout(s));
+          return;
+        }
+        const ds = dataName ?? m.dataset;
+        if (!ds) throw new UsageError(`${m.name} does not say what data it was trained on; pass --data (one of ${Object.keys(DATASETS).join(', ')}, or X.npy)`);
+        const splits = datasetSplits(ds);
+        const split = (o.split as string | undefined) ?? 'test';
+        const d = splits[split];
+        if (!d) throw new UsageError(`option '--split' must be one of ${Object.keys(splits).filter((k) => splits[k]).join(', ')} for data set '${ds}'; got '${split}'`);
+        await trustEvaluate(m, { split: d, splitName: split, data: ds }, trustOpts, (s) => ctx.stderr(s), (s) => ctx.stdout(s));
+      } finally {
+        m.model.dispose();
+      }
+      return;
+    }
     if (o['batch-size'] !== undefined && (o['batch-size'] as number) < 1) throw new UsageError(`option '--batch-size' must be at least 1, got ${o['batch-size']}`);
     await ctx.backend();
     const m = await resolveModel(o.model as string);
