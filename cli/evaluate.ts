@@ -227,6 +227,7 @@ async function trustHtml(r: TrustReport & { modelRef: ex.Model }, cmp: ex.Explai
   const trs = Object.entries(r.methods).map(([k, v]) => `<tr><th>${esc(k)}${(REFERENCE_METHODS as readonly string[]).includes(k) ? ' <small>(reference)</small>' : ''}</th>${metrics.map((m) => `<td class="${bestOf(r, m) === k ? 'best' : ''}">${fmt(v[m])}</td>`).join('')}<td>${fmt(r.seconds[k])}</td></tr>`).join('\n');
   const curves = ['deletion', 'insertion'].filter((m) => metrics.includes(m)).map((m) => curvesSvg(`${m}: mean probability of the explained class`, Object.entries(cmp.curves).filter(([, c]) => c[m]).map(([k, c]) => [k, c[m]])));
   const bars = metrics.map((m) => barsSvg(m, r));
+  const sanity = Object.entries(cmp.randomisation).map(([k, rows]) => ex.randomisationPlotSvg(rows, { title: `${k}: similarity to the original explanation as layers are randomised (top down)`, width: 560, height: 340 }));
   const cal = 'ece' in r.calibration
     ? `<p>Expected calibration error on the second half of the split: <b>${fmt(r.calibration.ece)}</b>, after temperature scaling fitted on the first half (T = ${fmt(r.calibration.temperature)}${esc(atBound(r.calibration))}): <b>${fmt(r.calibration.ece_after_temperature)}</b>.</p>${ex.reliabilityDiagramSvg(r.calibration.bins_before, { title: 'before temperature scaling' })}${ex.reliabilityDiagramSvg(r.calibration.bins_after, { title: `after (T = ${fmt(r.calibration.temperature)})` })}`
     : `<p>${esc(r.calibration.reason)}</p>`;
@@ -262,6 +263,7 @@ async function trustHtml(r: TrustReport & { modelRef: ex.Model }, cmp: ex.Explai
 <h2>Explainers by metric</h2><div style="overflow-x:auto"><table><tr><th>method</th>${th}<th>seconds</th></tr>${trs}</table></div>
 <ul>${metrics.map((m) => `<li><b>${esc(m)}</b>: ${esc(r.metric_descriptions[m])}</li>`).join('')}</ul>
 ${curves.join('')}<div>${bars.join('')}</div>
+${sanity.length ? `<h2>Sanity check: cascading model randomisation (Adebayo et al. 2018)</h2><p>A method whose explanation stays similar while the model's weights are replaced by random ones does not explain the model.</p><div>${sanity.join('')}</div>` : ''}
 ${examples}
 <h2>Calibration</h2>${cal}
 <h2>Uncertainty</h2>${unc}

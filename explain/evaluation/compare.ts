@@ -27,6 +27,8 @@ export interface MetricContext {
   seed: number;
   /** Set by deletion/insertion for the report's curve plots. */
   curves?: number[];
+  /** Set by randomisation: its rows per layer (for the sanity-check plot). */
+  rows?: { layer: string; spearman: number; spearmanAbs: number; ssim: number }[];
 }
 
 export interface MetricSpec {
@@ -126,7 +128,8 @@ export const METRICS: Record<string, MetricSpec> = {
     module: true,
     description: "Spearman correlation of |attribution| before and after randomising all layers (cascading; a method that ignores the model scores 1)",
     async run(c) {
-      const rows = await modelRandomisation(c.model as Module, c.x, (m, x) => c.explain(m, x, c.target), { mode: 'cascading', seed: c.seed, ssim: false });
+      const rows = await modelRandomisation(c.model as Module, c.x, (m, x) => c.explain(m, x, c.target), { mode: 'cascading', seed: c.seed, ssim: c.x.rank === 4 ? undefined : false });
+      c.rows = rows.map((r) => ({ layer: r.layer, spearman: r.spearman, spearmanAbs: r.spearmanAbs, ssim: r.ssim }));
       return Float64Array.from(rows[rows.length - 1].perItem.spearmanAbs);
     },
   },
@@ -154,6 +157,8 @@ export interface Comparison {
   perItem: Record<string, Record<string, number[]>>;
   /** Mean deletion / insertion curves per method (for plots). */
   curves: Record<string, Record<string, number[]>>;
+  /** The cascading randomisation's similarity per layer, per method (when that metric ran). */
+  randomisation: Record<string, { layer: string; spearman: number; spearmanAbs: number; ssim: number }[]>;
   higherIsBetter: Record<string, boolean>;
   /** Seconds each method's explanation took. */
   seconds: Record<string, number>;
@@ -187,7 +192,7 @@ export async function compareExplainers(model: Model, x: Tensor, opts: CompareOp
     target = Array.from(await am.data());
     am.dispose();
   }
-  const out: Comparison = { target, metrics, methods: {}, perItem: {}, curves: {}, higherIsBetter: Object.fromEntries(metrics.map((m) => [m, METRICS[m].higherIsBetter])), seconds: {} };
+  const out: Comparison = { target, metrics, methods: {}, perItem: {}, curves: {}, randomisation: {}, higherIsBetter: Object.fromEntries(metrics.map((m) => [m, METRICS[m].higherIsBetter])), seconds: {} };
   const total = names.length * metrics.length;
   let done = 0;
   for (const name of names) {
@@ -206,6 +211,7 @@ export async function compareExplainers(model: Model, x: Tensor, opts: CompareOp
         out.methods[name][metric] = finite.length ? mean(finite) : NaN;
         out.perItem[name][metric] = Array.from(v);
         if (ctx.curves) out.curves[name][metric] = ctx.curves;
+        if (ctx.rows) out.randomisation[name] = ctx.rows;
         opts.onProgress?.({ method: name, metric, done: ++done, total });
       }
     } finally {

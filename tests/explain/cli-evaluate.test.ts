@@ -49,10 +49,10 @@ describe('backlight evaluate (trust report)', () => {
 
   it('a model with dropout reports MC-dropout uncertainty; an HTML report has its sections', () => {
     const out = join(dir, 'r.html');
-    const r = cli('--model', 'breast-cancer-mlp', '--n', '6', '--methods', 'saliency,random', '--metrics', 'faithfulness-correlation,complexity', '--out', out);
+    const r = cli('--model', 'breast-cancer-mlp', '--n', '6', '--methods', 'saliency,random', '--metrics', 'faithfulness-correlation,complexity,randomisation', '--out', out);
     expect(r.code, r.stderr).toBe(0);
     const html = readFileSync(out, 'utf8');
-    for (const s of ['Explainers by metric', 'faithfulness-correlation', '&darr; lower is better', 'Calibration', 'Uncertainty', 'predictive entropy']) expect(html).toContain(s);
+    for (const s of ['Explainers by metric', 'faithfulness-correlation', '&darr; lower is better', 'Calibration', 'Uncertainty', 'predictive entropy', 'cascading model randomisation', '<svg']) expect(html).toContain(s);
     expect(r.stdout).toMatch(/MC dropout entropy: [0-9.]+ on the inputs, [0-9.]+ on noise/);
   });
 
