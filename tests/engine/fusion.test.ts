@@ -18,7 +18,8 @@ import { matmul } from '../../engine/ops/linalg.ts';
 import { mergeAxes } from '../../engine/webgpu/fusion.ts';
 import { expectClose, randArray, rng, sizeOf } from '../helpers.ts';
 
-const gpu = (await init({ backend: 'webgpu', setDefault: false })) as WebGpuBackend;
+// fusion: true whatever BACKLIGHT_FUSION says (the rest of the suite can run with it off).
+const gpu = (await init({ backend: 'webgpu', setDefault: false, fusion: true })) as WebGpuBackend;
 const cpu = await init({ backend: 'cpu', setDefault: false });
 gpu.poisonOutputs = true;
 const fusion = gpu.fusion!;
@@ -53,8 +54,11 @@ async function kernelsOf(f: () => Promise<void>): Promise<number> {
 }
 
 describe('fused chains against the CPU backend', () => {
-  it('fusion is on by default (BACKLIGHT_FUSION=0 turns it off)', () => {
+  it('fusion is on unless turned off (init({ fusion: false }) or BACKLIGHT_FUSION=0)', async () => {
     expect(gpu.fusion).not.toBeNull();
+    const off = (await init({ backend: 'webgpu', setDefault: false, fusion: false })) as WebGpuBackend;
+    expect(off.fusion).toBeNull();
+    off.destroy();
   });
 
   it('a 60-step chain over 6 inputs: right values, a handful of kernels', async () => {
