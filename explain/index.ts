@@ -29,3 +29,6 @@ export { spearman, pearson, ssim, histogramOfGradientsSimilarity, type SsimOptio
 export * from './uncertainty/index.ts';
 export * from './metrics/index.ts';
 export * from './evaluation/index.ts';
+// Influence of training data (explain/influence/): influence functions (CG / LiSSA), TracIn, leave-one-out.
+export { parameterVector, type ParameterVector } from './influence/params.ts';
+export { influence, inverseHvpTest, empiricalRiskHvp, conjugateGradient, helpfulHarmful, tracIn, leaveOneOut, type InfluenceOptions, type SolveInfo, type CgResult, type Labelled, type DataLike, type LossFn, type Ranked, type WeightMap, type LeaveOneOutResult } from './influence/influence.ts';
