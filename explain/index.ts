@@ -32,3 +32,4 @@ export * from './evaluation/index.ts';
 // Influence of training data (explain/influence/): influence functions (CG / LiSSA), TracIn, leave-one-out.
 export { parameterVector, type ParameterVector } from './influence/params.ts';
 export { influence, inverseHvpTest, empiricalRiskHvp, conjugateGradient, helpfulHarmful, tracIn, leaveOneOut, type InfluenceOptions, type SolveInfo, type CgResult, type Labelled, type DataLike, type LossFn, type Ranked, type WeightMap, type LeaveOneOutResult } from './influence/influence.ts';
+export * from './embed/index.ts';
