@@ -17,6 +17,7 @@ import { formatOptions, parseArgs, UsageError, type OptionSpec, type ParsedArgs,
 import { loadInputs } from './input.ts';
 import { resolveModel } from './model.ts';
 import { explainCommand } from './explain.ts';
+import { visualizeCommand } from './visualize.ts';
 import { embedCommand } from './embed.ts';
 
 export interface CliIo {
@@ -335,6 +336,7 @@ const defaultIo: CliIo = {
 
 /** Run the command line `argv` (without node and the script); returns the exit code. */
 registerCommand(explainCommand);
+registerCommand(visualizeCommand);
 registerCommand(embedCommand);
 
 export async function main(argv: readonly string[], io: CliIo = defaultIo): Promise<number> {
