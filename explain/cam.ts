@@ -2,6 +2,7 @@
 // Score-CAM, Guided Grad-CAM. Grad-CAM++ (exact derivatives) is in gradcam-plus-plus.ts.
 // Results are [N, 1, h, w] (the layer's spatial map), or [N, 1, H, W] with `upsample`.
 import * as bl from '../engine/index.ts';
+import { Module } from '../models/module.ts';
 import type { Tensor } from '../engine/index.ts';
 import { fmtShape } from '../engine/shape.ts';
 import { type Model, type Target, type TargetOptions, checkInput, forwardOf, positiveInt, resolveTarget, scores } from './common.ts';
@@ -14,9 +15,15 @@ export interface LayerOptions extends TargetOptions {
   upsample?: boolean;
 }
 
+/** The layer option: a layer name ('features.3', an ONNX node or tensor name) or the layer module itself. */
 export function checkLayer(op: string, opts: { layer?: unknown } | undefined): string {
-  if (!opts || typeof opts.layer !== 'string' || !opts.layer) throw new Error(`${op}: the layer option (a layer name such as 'features.3') is required`);
-  return opts.layer;
+  const l = opts?.layer;
+  if (l instanceof Module) {
+    if (!l.path) throw new Error(`${op}: the layer module given has no path (it is the root model, or not part of the model); give a layer of the model, such as model.module('features.3')`);
+    return l.path;
+  }
+  if (typeof l !== 'string' || !l) throw new Error(`${op}: the layer option (a layer name such as 'features.3', or the layer module) is required, got ${l === undefined ? 'nothing' : typeof l}`);
+  return l;
 }
 
 /** The activation at `layer` and the gradient of the summed target scores with respect to it. */

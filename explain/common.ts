@@ -98,6 +98,9 @@ export function scores(op: string, out: Tensor, target: Target | undefined, n: n
     } else if (typeof target === 'number') {
       idx = Array(n).fill(target);
     } else if (Array.isArray(target)) {
+      if (target.some((t) => Array.isArray(t) || typeof t !== 'number')) {
+        throw new Error(`${op}: target must be a class index, one class index per item (a flat array of ${n} numbers), 'predicted' or a function; got a nested or non-numeric array (several classes per item are explained by one call per class, or a target function)`);
+      }
       if (target.length !== n) throw new Error(`${op}: ${target.length} targets for a batch of ${n}`);
       idx = [...target];
     } else {

@@ -6,6 +6,7 @@ import { fmtShape } from '../engine/shape.ts';
 import {
   type Model, type Target, type TargetOptions, baselineFor, checkInput, forwardOf, hostRandom, positiveInt, repeatEach, repeatTarget, resolveTarget, scores,
 } from './common.ts';
+import type { AttributionWithDelta } from './integrated-gradients.ts';
 
 export interface DeepLiftOptions extends TargetOptions {
   /** Reference input: a number, a tensor like the input, or one sample. Default 0. */
@@ -21,13 +22,27 @@ export interface DeepLiftOptions extends TargetOptions {
  * those nonlinearities, and through max pools with DeepLIFT's max-pool rule (as Captum). Average
  * pooling and batch norm (inference) are linear and need no rule.
  */
-export async function deepLift(model: Model, input: Tensor, opts: DeepLiftOptions = {}): Promise<Tensor> {
+export async function deepLift(model: Model, input: Tensor, opts: DeepLiftOptions & { returnDelta: true }): Promise<AttributionWithDelta>;
+export async function deepLift(model: Model, input: Tensor, opts?: DeepLiftOptions & { returnDelta?: false }): Promise<Tensor>;
+export async function deepLift(model: Model, input: Tensor, opts: DeepLiftOptions & { returnDelta?: boolean } = {}): Promise<Tensor | AttributionWithDelta> {
   const op = 'deepLift';
   const x = checkInput(op, input);
+  if (opts.returnDelta !== undefined && typeof opts.returnDelta !== 'boolean') throw new Error(`${op}: option 'returnDelta' must be a boolean, got ${typeof opts.returnDelta}`);
   const f = forwardOf(model, opts.rules);
-  const r = bl.tidy(() => deepLiftSync(op, f, x, baselineFor(op, x, opts.baseline), resolveTarget(op, f, x, opts.target), opts.eps));
-  await r.backend.sync();
-  return r;
+  const n = x.shape[0];
+  const r = bl.tidy(() => {
+    const base = baselineFor(op, x, opts.baseline);
+    const target = resolveTarget(op, f, x, opts.target);
+    const attributions = deepLiftSync(op, f, x, base, target, opts.eps);
+    if (!opts.returnDelta) return { attributions };
+    // Summation-to-delta (Captum's convergence delta): sum(attributions) - (F(x) - F(r)) per item.
+    const t2 = target === undefined || typeof target === 'number' || typeof target === 'function' ? target : target instanceof bl.Tensor ? bl.concat([target, target], 0) : [...(target as readonly number[]), ...(target as readonly number[])];
+    const s = scores(op, f(bl.concat([x, base], 0)), t2 as Target, 2 * n);
+    const diff = bl.sub(bl.slice(s, [0], [n]), bl.slice(s, [n], [n]));
+    return { attributions, delta: bl.sub(bl.sum(bl.reshape(attributions, [n, -1]), 1), diff) };
+  });
+  await r.attributions.backend.sync();
+  return opts.returnDelta ? (r as AttributionWithDelta) : r.attributions;
 }
 
 function deepLiftSync(op: string, f: (x: Tensor) => Tensor, x: Tensor, base: Tensor, target: Target | undefined, eps = 1e-10): Tensor {

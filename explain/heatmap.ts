@@ -53,7 +53,7 @@ export async function normalizedMaps(attr: Tensor, opts: HeatmapOptions = {}): P
   });
   const [n, , h, w] = t.shape;
   const data = await t.data();
-  t.dispose();
+  if (t !== attr) t.dispose(); // a single-channel map needing no resize is the caller's own tensor
   const maps: Float32Array[] = [];
   for (let i = 0; i < n; i++) {
     const m = Float32Array.from(data.subarray(i * h * w, (i + 1) * h * w));

@@ -2,6 +2,7 @@
 // LayerIntegratedGradients, NeuronGradient), addressed by layer name. Results are shaped like
 // the layer's output.
 import * as bl from '../engine/index.ts';
+import type { Module } from '../models/module.ts';
 import type { Tensor } from '../engine/index.ts';
 import { fmtShape } from '../engine/shape.ts';
 import { type Model, type RulesOption, type Target, type TargetOptions, baselineFor, checkInput, forwardOf, positiveInt, resolveTarget, scores } from './common.ts';
@@ -10,7 +11,7 @@ import type { IntegrationMethod } from './quadrature.ts';
 import { pathGradientSum, pathSetup } from './integrated-gradients.ts';
 
 export interface LayerAttrOptions extends TargetOptions {
-  layer: string;
+  layer: string | Module;
 }
 
 /** The activation `layer` produces for x. */
@@ -22,7 +23,7 @@ export function activationOf(f: (x: Tensor) => Tensor, x: Tensor, layer: string)
   return A as unknown as Tensor;
 }
 
-export async function layerActivation(model: Model, input: Tensor, opts: { layer: string }): Promise<Tensor> {
+export async function layerActivation(model: Model, input: Tensor, opts: { layer: string | Module }): Promise<Tensor> {
   const layer = checkLayer('layerActivation', opts);
   const x = checkInput('layerActivation', input);
   const a = activationOf(forwardOf(model), x, layer);
@@ -81,7 +82,7 @@ export async function layerIntegratedGradients(model: Model, input: Tensor, opts
 }
 
 export interface NeuronOptions {
-  layer: string;
+  layer: string | Module;
   /** Backward rules for the graph (see TargetOptions.rules). */
   rules?: RulesOption;
   /** The neuron: a flat index into one item's activation, or its coordinates (without the batch axis). */
