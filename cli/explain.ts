@@ -70,6 +70,8 @@ export const METHODS: Record<string, MethodSpec> = {
   'guided-grad-cam': { kind: 'input', run: (m, x, c) => ex.guidedGradCam(m, x, { target: c.target, layer: needLayer(c, 'guided-grad-cam') }) },
   'layer-gradient-x-activation': { kind: 'layer', run: (m, x, c) => ex.layerGradientXActivation(m, x, { target: c.target, layer: needLayer(c, 'layer-gradient-x-activation') }) },
   'layer-integrated-gradients': { kind: 'layer', run: (m, x, c) => ex.layerIntegratedGradients(m, x, { target: c.target, layer: needLayer(c, 'layer-integrated-gradients'), baseline: c.baseline, steps: c.steps }) },
+  // Prototype classifiers (prototype-digits): the attention over the prototypes, [N, P] (explain/prototypes).
+  prototypes: { kind: 'layer', run: async (m, x) => ex.prototypeAttention(m, x) },
 };
 
 // The perturbation (model-agnostic) methods and DeepLIFT SHAP, from cli/perturbation.ts.

@@ -17,6 +17,7 @@ import { formatOptions, parseArgs, UsageError, type OptionSpec, type ParsedArgs,
 import { loadInputs } from './input.ts';
 import { resolveModel } from './model.ts';
 import { explainCommand } from './explain.ts';
+import { influenceCommand } from './influence.ts';
 import { visualizeCommand } from './visualize.ts';
 import { embedCommand } from './embed.ts';
 
@@ -336,6 +337,7 @@ const defaultIo: CliIo = {
 
 /** Run the command line `argv` (without node and the script); returns the exit code. */
 registerCommand(explainCommand);
+registerCommand(influenceCommand);
 registerCommand(visualizeCommand);
 registerCommand(embedCommand);
 

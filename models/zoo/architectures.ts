@@ -6,7 +6,7 @@ import * as bl from '../../engine/index.ts';
 import type { Tensor } from '../../engine/index.ts';
 import { Module } from '../module.ts';
 import {
-  BatchNorm2d, Conv2d, Dropout, GlobalAvgPool, Linear, MaxPool2d, ReLU, setInitSeed,
+  BatchNorm2d, Conv2d, Dropout, Flatten, GlobalAvgPool, Linear, MaxPool2d, ReLU, setInitSeed,
 } from '../layers.ts';
 import { Residual, Sequential } from '../containers.ts';
 
@@ -138,4 +138,89 @@ export function resnetBn(seed = 0): Sequential {
     ['pool', new GlobalAvgPool()],
     ['classifier', new Linear(16, 10)],
   );
+}
+
+/**
+ * A prototype (nearest-neighbour attention) classifier, interpretable by design: an embedding
+ * network maps x to z [N, D]; the attention over P learned prototypes p_j [P, D] is
+ *   a = softmax_j(-||z - p_j||² / T)   (similarity 'euclidean')   or   softmax_j(z·p_j / T) ('dot'),
+ * and the class probabilities are the attention-weighted average of the prototypes' label
+ * distributions, q = a L (L [P, C]: fixed one-hot rows, the buffer `labels`, or learned: softmax of
+ * the parameter `label_logits`). The output is log q, so crossEntropy and argmax treat it as logits
+ * (softmax(log q) = q). explain/prototypes explains a prediction by the prototypes it attended to.
+ */
+export class PrototypeClassifier extends Module {
+  get kind() {
+    return 'PrototypeClassifier';
+  }
+  readonly numPrototypes: number;
+  readonly numClasses: number;
+  readonly temperature: number;
+  readonly similarity: 'euclidean' | 'dot';
+  readonly learnLabels: boolean;
+  constructor(
+    embedding: Module,
+    opts: {
+      dim: number; classes: number; numPrototypes: number;
+      /** Class of each fixed one-hot prototype (default j mod classes). */
+      prototypeClasses?: number[];
+      temperature?: number; similarity?: 'euclidean' | 'dot'; learnLabels?: boolean; seed?: number;
+    },
+  ) {
+    super();
+    const { dim, classes, numPrototypes: p } = opts;
+    this.numPrototypes = p;
+    this.numClasses = classes;
+    this.temperature = opts.temperature ?? 1;
+    this.similarity = opts.similarity ?? 'euclidean';
+    this.learnLabels = opts.learnLabels ?? false;
+    if (!(this.temperature > 0)) throw new Error(`PrototypeClassifier: temperature must be > 0, got ${this.temperature}`);
+    this.addChild('embedding', embedding);
+    this.addParam('prototypes', bl.tidy(() => bl.randn([p, dim], { seed: (opts.seed ?? 0) * 7919 + 101 })));
+    const cls = opts.prototypeClasses ?? Array.from({ length: p }, (_, j) => j % classes);
+    if (cls.length !== p || cls.some((c) => !Number.isInteger(c) || c < 0 || c >= classes)) throw new Error(`PrototypeClassifier: prototypeClasses must be ${p} class indices below ${classes}`);
+    const oneHot = new Float64Array(p * classes);
+    cls.forEach((c, j) => (oneHot[j * classes + c] = 1));
+    if (this.learnLabels) this.addParam('label_logits', bl.tensor(oneHot.map((v) => 4 * v), [p, classes]));
+    else this.addBuffer('labels', bl.tensor(oneHot, [p, classes]));
+  }
+  /** The embedding z [N, D] of inputs x. */
+  embed(x: Tensor): Tensor {
+    return this.namedChildren()[0][1].call(x);
+  }
+  /** Similarity scores s [N, P] of embeddings z (attention = softmax(s)): -||z - p||² / T or z·p / T. */
+  scores(z: Tensor): Tensor {
+    return bl.tidy(() => {
+      const p = this.param('prototypes');
+      const zp = bl.matmul(z, bl.transpose(p, [1, 0]));
+      if (this.similarity === 'dot') return bl.div(zp, this.temperature);
+      const zz = bl.sum(bl.mul(z, z), 1, { keepDims: true });
+      const pp = bl.reshape(bl.sum(bl.mul(p, p), 1), [1, this.numPrototypes]);
+      return bl.div(bl.sub(bl.mul(zp, 2), bl.add(zz, pp)), this.temperature);
+    });
+  }
+  /** The prototypes' label distributions L [P, C]. */
+  labelDistributions(): Tensor {
+    return this.learnLabels ? bl.softmax(this.param('label_logits'), 1) : this.buffer('labels');
+  }
+  /** Attention over the prototypes [N, P] for inputs x. */
+  attention(x: Tensor): Tensor {
+    return bl.tidy(() => bl.softmax(this.scores(this.embed(x)), 1));
+  }
+  forward(x: Tensor): Tensor {
+    return bl.tidy(() => {
+      const a = bl.softmax(this.scores(this.embed(x)), 1);
+      return bl.log(bl.add(bl.matmul(a, this.labelDistributions()), 1e-9));
+    });
+  }
+}
+
+/**
+ * prototype-digits, for [1, 8, 8] digits: embedding (Flatten, Linear 64->64, ReLU, Linear 64->16)
+ * and 30 prototypes (3 per digit, fixed one-hot labels), squared-distance attention, T = 1.
+ */
+export function prototypeDigits(seed = 0): PrototypeClassifier {
+  setInitSeed(seed + 1);
+  const embedding = new Sequential(new Flatten(), new Linear(64, 64), new ReLU(), new Linear(64, 16));
+  return new PrototypeClassifier(embedding, { dim: 16, classes: 10, numPrototypes: 30, seed });
 }

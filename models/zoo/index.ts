@@ -14,8 +14,10 @@ import { parseSafetensors } from '../io/safetensors.ts';
 import { fitStandardizer } from '../data/split.ts';
 import { SPURIOUS_CLASSES, SHAPE_CLASSES } from '../data/synthetic.ts';
 import { breastCancerMlp, digitsCnn, resnetBn, smallCnn, Standardize } from './architectures.ts';
+import { prototypeDigits } from './architectures.ts';
 
 export { Standardize, digitsCnn, smallCnn, breastCancerMlp, resnetBn } from './architectures.ts';
+export { PrototypeClassifier, prototypeDigits } from './architectures.ts';
 
 /** Where the bundled weights and their JSON summaries live. */
 export const WEIGHTS_DIR = fileURLToPath(new URL('../weights/', import.meta.url));
@@ -104,6 +106,16 @@ export const ZOO: Record<string, ZooSpec> = {
     minAccuracy: 0.95,
     build: (seed = 0) => resnetBn(seed),
     recipe: { seed: 0, epochs: 8, batchSize: 32, optimizer: 'adam', lr: 0.01, finalLrFraction: 0.05 },
+  },
+  'prototype-digits': {
+    name: 'prototype-digits',
+    description: 'prototype classifier (interpretable by design): MLP embedding 64-64-16, 30 learned prototypes (3 per digit, one-hot labels), prediction = attention-weighted average of prototype labels; on the UCI 8x8 digits',
+    dataset: 'digits',
+    inputShape: [1, 8, 8],
+    classes: digitNames,
+    minAccuracy: 0.9,
+    build: (seed = 0) => prototypeDigits(seed),
+    recipe: { seed: 0, epochs: 15, batchSize: 32, optimizer: 'adam', lr: 0.01, finalLrFraction: 0.05 },
   },
 };
 

@@ -42,7 +42,7 @@ describe('backlight (child process)', () => {
     const r = cli('models', '--json');
     expect(r.code, r.stderr).toBe(0);
     const ms = JSON.parse(r.stdout) as { name: string; inputShape: number[]; classes: string[]; accuracy: number }[];
-    expect(ms.map((m) => m.name)).toEqual(['digits-cnn', 'shapes-cnn', 'spurious-cnn', 'breast-cancer-mlp', 'resnet-bn']);
+    expect(ms.map((m) => m.name)).toEqual(['digits-cnn', 'shapes-cnn', 'spurious-cnn', 'breast-cancer-mlp', 'resnet-bn', 'prototype-digits']);
     expect(ms[0]).toMatchObject({ inputShape: [1, 8, 8], classes: ['0', '1', '2', '3', '4', '5', '6', '7', '8', '9'] });
     expect(ms[0].accuracy).toBeGreaterThanOrEqual(0.95);
     const table = cli('models');
