@@ -35,3 +35,6 @@ export { influence, inverseHvpTest, empiricalRiskHvp, conjugateGradient, helpful
 export * from './embed/index.ts';
 // Interpretable by design (explain/prototypes/): the prototype classifier's explanation.
 export { PrototypeClassifier, prototypeDigits, findPrototypeClassifier, prototypeAttention, explainByPrototypes, nearestTrainingExamples, prototypesHtml, type PrototypeExplanation, type PrototypeItem, type PrototypeHit } from './prototypes/prototype-classifier.ts';
+export { fitSurrogateTree, fitTree, predictTree, treeRules, treeDepth, treeLeaves, type TreeNode, type TreeOptions, type SurrogateOptions, type SurrogateResult } from './prototypes/surrogate-tree.ts';
+// Looking inside (explain/visualize/): feature visualisation, dataset examples, filters and activation maps.
+export * from './visualize/index.ts';
