@@ -6,7 +6,8 @@
 // Each step: decode the parameters into an image (pixels, or Olah et al.'s decorrelated Fourier
 // basis), squash it into the valid range, draw a random jitter/rotation/scale (affine matrices
 // from wgpu-matrix, bilinear resampling by gather: affine.ts), run the model to the layer, and
-// ascend objective - l2 * mean(x^2) - tv * TV(x) (regularizers.ts) with Adam on the parameters.
+// ascend objective - l2 * mean(x^2) - tv * TV(x) (regularizers.ts) with Adam on the parameters
+// (ReLU gradients redirected while they are all zero, as Lucid does: relu-redirect.ts).
 //
 // Valid range (`range`, default [0, 1]): with `squash: 'sigmoid'` (the default, as Lucid's) the
 // image is lo + (hi - lo) * sigmoid(z) for the decoded z, always inside (lo, hi); a start image
@@ -22,6 +23,7 @@ import { type Model, forwardOf } from '../common.ts';
 import { type Padding, affineResample, randomAffine } from './affine.ts';
 import { fourierCoefficients, fourierImage, halfWidth } from './fourier.ts';
 import { l2Penalty, totalVariation } from './regularizers.ts';
+import { redirectedRelu } from './relu-redirect.ts';
 import { type UnitOptions, type VisObjective, checkUnit, forwardWithActivation, resolveUnit, unitScores } from './units.ts';
 
 export type { VisObjective } from './units.ts';
@@ -70,6 +72,11 @@ export interface ActivationMaxOptions extends UnitOptions {
   squash?: 'sigmoid' | 'clip';
   /** 'adam' (default) or 'sgd' (plain gradient ascent, param += lr * gradient). */
   optimizer?: 'adam' | 'sgd';
+  /**
+   * ReLU gradient redirection while an item's ReLU gradients are all zero (Lucid's default; lets
+   * units that are dead for the start image come alive; default true). relu-redirect.ts.
+   */
+  reluRedirect?: boolean;
   /** Called after every step (reading the objective back each step: a device round trip per step). */
   onStep?: (info: StepInfo) => void;
 }
@@ -198,6 +205,8 @@ export async function activationMaximization(model: Model, opts: ActivationMaxOp
     return c.squash === 'sigmoid' ? noise : bl.add(bl.mul(noise, hi - lo), mid);
   });
 
+  const redirect = opts.reluRedirect ?? true;
+  if (typeof redirect !== 'boolean') throw new Error(`${op}: reluRedirect must be true or false, got ${String(opts.reluRedirect)}`);
   const next = mulberry32(c.seed + 0x7f4a7c15);
   const transforming = c.jitter > 0 || c.rotate > 0 || c.scale !== undefined;
   const history: Tensor[] = [];
@@ -211,7 +220,9 @@ export async function activationMaximization(model: Model, opts: ActivationMaxOp
         const [, [grad]] = bl.valueAndGrad((p: Tensor) => {
           const x = image(p);
           const xin = ts ? affineResample(x, ts, { padding: c.padding }) : x;
-          const { A } = forwardWithActivation(op, model, f, xin, unit.layer);
+          const { A } = redirect
+            ? bl.withRules({ relu: redirectedRelu }, () => forwardWithActivation(op, model, f, xin, unit.layer), { unused: 'ignore' })
+            : forwardWithActivation(op, model, f, xin, unit.layer);
           const s = unitScores(A, unit);
           obj = bl.keep(bl.mean(bl.stopGradient(s)));
           let total = bl.sum(s);

@@ -9,3 +9,4 @@ export { affineMatrix, invertAffine, affineResample, samplingTable, randomAffine
 export { rfft2, irfft2, fourierScale, fourierImage, fourierCoefficients, halfWidth } from './fourier.ts';
 export { l2Penalty, totalVariation } from './regularizers.ts';
 export { unitScores, layerShape, type VisObjective, type UnitOptions } from './units.ts';
+export { redirectedRelu } from './relu-redirect.ts';
