@@ -34,7 +34,7 @@ export { parameterVector, type ParameterVector } from './influence/params.ts';
 export { influence, inverseHvpTest, empiricalRiskHvp, conjugateGradient, helpfulHarmful, tracIn, leaveOneOut, type InfluenceOptions, type SolveInfo, type CgResult, type Labelled, type DataLike, type LossFn, type Ranked, type WeightMap, type LeaveOneOutResult } from './influence/influence.ts';
 export * from './embed/index.ts';
 // Interpretable by design (explain/prototypes/): the prototype classifier's explanation.
-export { PrototypeClassifier, prototypeDigits, findPrototypeClassifier, prototypeAttention, explainByPrototypes, nearestTrainingExamples, prototypesHtml, type PrototypeExplanation, type PrototypeItem, type PrototypeHit } from './prototypes/prototype-classifier.ts';
+export { PrototypeClassifier, prototypeDigits, findPrototypeClassifier, prototypeAttention, explainByPrototypes, nearestTrainingExamples, projectPrototypes, prototypesHtml, type PrototypeExplanation, type PrototypeItem, type PrototypeHit } from './prototypes/prototype-classifier.ts';
 export { fitSurrogateTree, fitTree, predictTree, treeRules, treeDepth, treeLeaves, type TreeNode, type TreeOptions, type SurrogateOptions, type SurrogateResult } from './prototypes/surrogate-tree.ts';
 // Looking inside (explain/visualize/): feature visualisation, dataset examples, filters and activation maps.
 export * from './visualize/index.ts';

@@ -103,6 +103,58 @@ export async function nearestTrainingExamples(model: Module, train: Dataset, opt
 }
 
 /**
+ * Project each prototype onto a training example (ProtoPNet's projection, Chen et al. 2019): p_j
+ * becomes the embedding of the most similar training row (of the prototype's own class, by
+ * default), so that every prototype *is* a training example. Returns the rows chosen, one per
+ * prototype. Changes the model's `prototypes` parameter (and so its predictions, usually slightly).
+ */
+export async function projectPrototypes(model: Module, train: Dataset, opts: { sameClass?: boolean; batchSize?: number } = {}): Promise<number[]> {
+  const m = findPrototypeClassifier(model);
+  const P = m.numPrototypes, bs = opts.batchSize ?? 256, same = opts.sameClass ?? true;
+  const L = m.labelDistributions();
+  const ld = await L.data();
+  if (m.learnLabels) L.dispose();
+  const cls = Array.from({ length: P }, (_, j) => {
+    let b = 0;
+    for (let c = 1; c < m.numClasses; c++) if (ld[j * m.numClasses + c] > ld[j * m.numClasses + b]) b = c;
+    return b;
+  });
+  const best = Array.from({ length: P }, () => ({ index: -1, similarity: -Infinity }));
+  const was = m.namedModules().map(([, l]) => [l, l.training] as const);
+  m.eval();
+  const D = m.param('prototypes').shape[1];
+  const chosen = new Float64Array(P * D);
+  try {
+    for (let a = 0; a < train.n; a += bs) {
+      const idx = Array.from({ length: Math.min(bs, train.n - a) }, (_, i) => a + i);
+      const [zT, sT] = bl.tidy(() => {
+        const { x } = batchOf(train, idx);
+        const z = m.embed(x);
+        return [z, m.scores(z)];
+      });
+      const [z, s] = [await zT.data(), await sT.data()];
+      zT.dispose();
+      sT.dispose();
+      for (let r = 0; r < idx.length; r++) {
+        for (let j = 0; j < P; j++) {
+          if (same && train.y[idx[r]] !== cls[j]) continue;
+          if (s[r * P + j] > best[j].similarity) {
+            best[j] = { index: idx[r], similarity: s[r * P + j] };
+            chosen.set(z.subarray(r * D, (r + 1) * D), j * D);
+          }
+        }
+      }
+    }
+  } finally {
+    for (const [l, t] of was) l.training = t;
+  }
+  const missing = best.findIndex((b) => b.index < 0);
+  if (missing >= 0) throw new Error(`projectPrototypes: no training row of class ${cls[missing]} for prototype ${missing}`);
+  m.setTensor('prototypes', bl.tensor(chosen, [P, D]));
+  return best.map((b) => b.index);
+}
+
+/**
  * Explain predictions by the prototypes attended to: per item the top-k prototypes by attention
  * weight, their weights and labels, and (with `train`) each one's nearest training example.
  */

@@ -84,6 +84,26 @@ describe('prototype classifier (prototype-digits)', () => {
     m.dispose();
   });
 
+  it('projection onto training examples: every prototype becomes a training digit of its class', async () => {
+    const m = (await loadBundled('prototype-digits')) as ex.PrototypeClassifier;
+    const train = splits.train;
+    const rows = await ex.projectPrototypes(m, train);
+    expect(rows).toHaveLength(30);
+    rows.forEach((r, j) => expect(train.y[r]).toBe(j % 10));
+    // The prototype equals that row's embedding, so the row is its nearest training example (distance 0).
+    const near = await ex.nearestTrainingExamples(m, train);
+    near.forEach((n, j) => {
+      expect(n.similarity).toBeCloseTo(0, 9);
+      expect(train.y[n.index]).toBe(j % 10);
+    });
+    const z = await m.embed(bl.tensor(train.x.subarray(rows[4] * 64, rows[4] * 64 + 64), [1, 1, 8, 8])).data();
+    expectClose((await m.param('prototypes').data()).slice(4 * 16, 5 * 16), z, 1e-12, 1e-12, 'projected prototype 4');
+    const { accuracy } = await evaluate(m, splits.test);
+    console.log(`prototype-digits after projecting its prototypes onto training digits: test accuracy ${(accuracy * 100).toFixed(2)}%`);
+    expect(accuracy).toBeGreaterThanOrEqual(0.85);
+    m.dispose();
+  });
+
   it('trains with fit (dot-product attention, learned labels) and round-trips through safetensors', async () => {
     const emb = new Sequential(new Linear(4, 8));
     const model = new ex.PrototypeClassifier(emb, { dim: 8, classes: 3, numPrototypes: 6, similarity: 'dot', learnLabels: true, seed: 1 });
