@@ -7,6 +7,11 @@
 //   - or the chain would outgrow one kernel (leaves, steps): its operands are emitted first.
 // A value that is released before anyone needs it is never computed.
 //
+// Known cost: a value that a tensor still holds (not released: e.g. kept by an autodiff tape)
+// but that a consumer computed inline is computed again when it is itself needed (or at the next
+// flush). Chains inside tidy() release their intermediates, so this is rare in explainers; a
+// multi-output kernel (write such values too) would remove it.
+//
 // This is an optimisation below the Backend interface: the tape, the vjp rules and the public
 // API see ordinary storages. The pipeline cache stays keyed by the WGSL text; the text holds only
 // the chain's structure (shapes and strides are uniforms), so new shapes compile nothing new.
