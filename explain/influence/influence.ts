@@ -43,6 +43,7 @@ export interface SolveInfo {
   iterations: number;
   /** CG: ||H x - b|| / ||b|| at the end; LiSSA: the relative change of the last step. */
   residual: number;
+  /** CG: residual <= tol; LiSSA: the last step changed the estimate by at most 1e-3 (relative). */
   converged: boolean;
   /** CG met a direction of non-positive curvature (H + damping is not positive definite). */
   indefinite?: boolean;
@@ -336,7 +337,7 @@ async function solveAll(model: Module, pv: ParameterVector, theta: Tensor, tr: L
       out.push(r.x);
     } else {
       const r = await lissa(model, pv, theta, tr, g, opts, loss);
-      opts.onSolve?.({ solver, testIndex: j, iterations: r.iterations, residual: r.residual, converged: true, scale: r.scale });
+      opts.onSolve?.({ solver, testIndex: j, iterations: r.iterations, residual: r.residual, converged: r.residual <= 1e-3, scale: r.scale });
       out.push(r.x);
     }
   }

@@ -232,6 +232,15 @@ describe('influence on L2-regularised logistic regression (iris, 2 classes)', ()
     // LiSSA (full batch, depth enough for this conditioning) agrees with CG.
     const [lissaScores] = await influence(model, tr, one, { solver: 'lissa', damping: 0, l2: L2, lissa: { depth: 3000, batchSize: n } });
     expectClose(lissaScores, scores, 1e-3, 1e-3 * Math.max(...scores.map(Math.abs)), 'LiSSA vs CG');
+    // Stochastic LiSSA (mini-batches of 10 rows) ranks the training points like CG.
+    const [lissaMb] = await influence(model, tr, one, { solver: 'lissa', damping: 0, l2: L2, lissa: { depth: 800, batchSize: 10, seed: 1 } });
+    const rhoMb = spearman(lissaMb, scores);
+    console.log(`mini-batch LiSSA (10 rows, depth 800) vs CG: Spearman ${rhoMb.toFixed(4)}`);
+    expect(rhoMb).toBeGreaterThan(0.9);
+    // Several test rows at once: one score vector each, the same as one at a time.
+    const both = await influence(model, tr, tensors(rows(data.test, [j, (j + 1) % data.test.xs.length])), { damping: 0, l2: L2, cg: { tol: 1e-10 } });
+    expect(both).toHaveLength(2);
+    expectClose(both[0], scores, 1e-9, 1e-12, 'batched test rows');
     // Restricting to a parameter subset: only the weight, bias held fixed.
     const [wOnly] = await influence(model, tr, one, { params: ['classifier.weight'], damping: 0, l2: L2, cg: { tol: 1e-10 } });
     expect(wOnly.length).toBe(n);
