@@ -38,6 +38,8 @@ const methods: [string, () => Promise<Tensor>][] = [
   ['guided backprop', () => ex.guidedBackprop(model, x, { target: 'predicted' })],
   ['Grad-CAM', () => ex.gradCam(model, x, { target: 'predicted', layer: 'features', upsample: true })],
   ['Grad-CAM++ (exact derivatives)', () => ex.gradCamPlusPlus(model, x, { target: 'predicted', layer: 'features', upsample: true })],
+  ['LRP (epsilon-plus-flat, BN folded)', () => ex.lrp(model, x, { target: 'predicted' })],
+  ['KernelSHAP (8x8 grid, 256 samples)', () => ex.kernelShap(model, x, { target: 'predicted', features: ex.grid(8), samples: 256, seed: 0 })],
 ];
 const results: [string, Tensor][] = [];
 for (const [name, run] of methods) {
@@ -70,6 +72,21 @@ if (backend.name !== 'cpu') {
   }
 }
 
+// Which explanation is faithful? Deletion AUC (lower is better: the predicted class's probability
+// falls fastest when what the method calls relevant is removed) and the relevance mass on the
+// shape (the data set's ground-truth masks), against a random attribution.
+const masks = { data: (split as unknown as { masks: Float32Array }).masks.subarray(0, n * 32 * 32), shape: [n, 32, 32] };
+const random = bl.rand(x.shape, { seed: 1 });
+const scored: [string, Tensor][] = [...results, ['random (reference)', random]];
+const trust: string[] = [];
+for (const [name, t] of scored) {
+  const del = await ex.deletion(model, x, t, { target: pred });
+  const mass = await ex.relevanceMass(t, x.shape, masks);
+  const mean = (v: Float64Array) => v.reduce((a2, b2) => a2 + b2, 0) / v.length;
+  trust.push(`<tr><th>${name}</th><td>${mean(del.auc).toFixed(3)}</td><td>${mean(mass).toFixed(3)}</td></tr>`);
+  console.log(`  ${name.padEnd(36)} deletion AUC ${mean(del.auc).toFixed(3)}  relevance mass on the shape ${mean(mass).toFixed(3)}`);
+}
+
 // The report: one row per method, the inputs and heatmaps over them.
 const enc = (b: Uint8Array) => `data:image/png;base64,${Buffer.from(b).toString('base64')}`;
 const rows: string[] = [];
@@ -79,7 +96,9 @@ rows.push(`<tr><th>prediction</th>${pred.map((p, k) => `<td>${names[p] ?? p} (${
 for (const [name, t] of results) rows.push(`<tr><th>${name}</th>${(await Promise.all(labels.map((_, k) => cell(t, k)))).join('')}</tr>`);
 const html = `<!doctype html><meta charset="utf-8"><title>backlight demo</title>
 <style>body{font-family:system-ui,sans-serif;margin:1.5em}td,th{padding:6px;border:1px solid #ddd;text-align:center}img{width:128px;image-rendering:pixelated}table{border-collapse:collapse}</style>
-<h1>backlight: why did shapes-cnn say that?</h1><p>Adapter: ${i.backend} ${i.architecture} ${i.description}. Heatmaps are normalised per image.</p><table>${rows.join('\n')}</table>`;
+<h1>backlight: why did shapes-cnn say that?</h1><p>Adapter: ${i.backend} ${i.architecture} ${i.description}. Heatmaps are normalised per image.</p><table>${rows.join('\n')}</table>
+<h2>Which explanation to trust?</h2><table><tr><th>method</th><th>deletion AUC (&darr; lower is better)</th><th>relevance mass on the shape (&uarr; higher is better)</th></tr>${trust.join('\n')}</table>
+<p>Deletion: the mean probability of the predicted class as pixels are set to 0 most relevant first (20 steps). Relevance mass: the share of the positive relevance on the shape's mask. For a full comparison: <code>npx backlight evaluate --model shapes-cnn --out report.html</code>.</p>`;
 mkdirSync('demo-output', { recursive: true });
 writeFileSync('demo-output/report.html', html);
 console.log(`wrote demo-output/report.html; total ${((performance.now() - t0) / 1000).toFixed(1)} s`);

@@ -9,8 +9,8 @@ import { type Model, type Target, type TargetOptions, checkInput, forwardOf, pos
 import { guidedBackprop } from './gradient.ts';
 
 export interface LayerOptions extends TargetOptions {
-  /** The layer: a model path ('features.3') or, for ONNX models, a node or output tensor name. */
-  layer: string;
+  /** The layer: a model path ('features.3') or, for ONNX models, a node or output tensor name; or the layer module itself. */
+  layer: string | Module;
   /** Bilinearly resize the map to the input's spatial size (default false for the functions, true in the CLI). */
   upsample?: boolean;
 }
