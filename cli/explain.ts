@@ -132,28 +132,12 @@ function parseTarget(v: string | undefined, n: number): ex.Target {
   return nums;
 }
 
-/** Separable Gaussian blur (sigma in pixels) of NCHW images: the 'blur' baseline. */
-function blurred(x: Tensor, sigma: number): Tensor {
-  return bl.tidy(() => {
-    const r = Math.max(1, Math.ceil(3 * sigma));
-    const k = Array.from({ length: 2 * r + 1 }, (_, i) => Math.exp(-((i - r) ** 2) / (2 * sigma * sigma)));
-    const s = k.reduce((a, b) => a + b, 0);
-    const c = x.shape[1];
-    const kh = bl.tensor(Array.from({ length: c }, () => k.map((v) => v / s)).flat(), [c, 1, 2 * r + 1, 1]);
-    const kw = bl.reshape(kh, [c, 1, 1, 2 * r + 1]);
-    // Reflect-free: pad by edge replication would need a gather; zero padding darkens the border,
-    // so normalise by the blurred ones.
-    const ones = bl.onesLike(x);
-    const blur = (t: Tensor) => bl.conv2d(bl.conv2d(t, kh, { padding: [r, r, 0, 0], groups: c }), kw, { padding: [0, 0, r, r], groups: c });
-    return bl.div(blur(x), blur(ones));
-  });
-}
-
 function baselineOf(v: string | undefined, x: Tensor): number | Tensor | undefined {
   if (v === undefined || v === 'zeros' || v === 'zero') return 0;
   if (v === 'blur') {
     if (x.rank !== 4) throw new UsageError(`--baseline blur needs image inputs (NCHW), got [${x.shape.join(', ')}]`);
-    return blurred(x, Math.max(1, Math.min(x.shape[2], x.shape[3]) / 8));
+    // The 'blur' baseline: Gaussian, sigma min(H, W) / 8 pixels (at least 1), border renormalised.
+    return ex.gaussianBlur(x, Math.max(1, Math.min(x.shape[2], x.shape[3]) / 8));
   }
   if (/\.npy$/i.test(v)) {
     const a = parseNpy(readInputFile(v, '--baseline'), v);

@@ -20,21 +20,15 @@
 import * as bl from '../../engine/index.ts';
 import type { Tensor } from '../../engine/index.ts';
 import { hostRandom } from '../common.ts';
-import { checkPerturbInput, forEachGroup, PerturbationRunner, readF64, type EngineOptions, type PerturbationModel } from './engine.ts';
+import { checkMaxFeatures, evaluateCoalitions, shapleyResult, type CoalitionOptions } from './coalitions.ts';
+import { checkPerturbInput, forEachGroup, PerturbationRunner, type PerturbationModel } from './engine.ts';
 import { binom, solveSymmetric } from './linalg.ts';
-import { coalitionPerturbations, featureGroupsFor, toElements, type FeatureGroups, type Features } from './maskers.ts';
+import { featureGroupsFor, type FeatureGroups } from './maskers.ts';
 
-export interface KernelShapOptions extends EngineOptions {
-  features?: Features;
-  /** Reference value of absent features (default 0), or a tensor like x or one item. */
-  baseline?: number | Tensor;
-  /** Background rows [B, ...item]: absent features take each row's values in turn (SHAP's masker). */
-  background?: Tensor;
+export interface KernelShapOptions extends CoalitionOptions {
   /** Model evaluations per item (default 2M + 2048, SHAP's 'auto'). */
   samples?: number;
   seed?: number;
-  /** Return per-feature values, standard errors, f(x) and the base value with the attributions. */
-  returnDetails?: boolean;
   /**
    * Refuse more features than this (default 1024): the fit solves (M - 1) x (M - 1) systems on
    * the host. Group elements instead (features: grid(N), slic(N), a mask).
@@ -178,12 +172,8 @@ export async function kernelShap(model: PerturbationModel, input: Tensor, opts: 
   if (!Number.isInteger(seed) || seed < 0) throw new Error(`${op}: option 'seed' must be a non-negative integer, got ${String(opts.seed)}`);
   if (opts.samples !== undefined && (!Number.isInteger(opts.samples) || opts.samples < 2)) throw new Error(`${op}: option 'samples' must be an integer >= 2, got ${String(opts.samples)}`);
   const groups = await featureGroupsFor(op, opts.features, x);
-  const maxFeatures = opts.maxFeatures ?? 1024;
-  for (const g of groups) {
-    if (g.m > maxFeatures) throw new Error(`${op}: ${g.m} features (every element of an item, unless grouped) exceed maxFeatures ${maxFeatures}: group them (features: grid(N), slic(N), columns(), a mask) or raise maxFeatures`);
-  }
+  checkMaxFeatures(op, groups, opts.maxFeatures ?? 1024);
   const runner = await PerturbationRunner.create(op, model, x, { baseline: opts.baseline, background: opts.background }, opts);
-  const p = runner.p;
   const designs = groups.map((g) => kernelShapCoalitions(g.m, opts.samples ?? 2 * g.m + 2048, seed));
   designs.forEach((d) => runner.plan(groups.length === 1 ? n : 1, d.count));
   const values: Float64Array[] = [], se: Float64Array[] = [], pred: number[] = [], base: number[] = [];
@@ -207,42 +197,28 @@ export async function kernelShap(model: PerturbationModel, input: Tensor, opts: 
           for (let l = 0; l < q; l++) A[pt][j * q + l] += w * xr[j] * xr[l];
         }
       }
-      const pert = coalitionPerturbations(g, d.z, d.count, x.backend);
-      let red: Float64Array;
-      let center: Tensor | undefined;
-      try {
-        center = await runner.scoresAt(i0, k);
-        // R = [W X' placed in its part's block | full | empty], built on the device from the
-        // coalition rows (what the host uploads per chunk: z, w and part ids, not K columns).
-        const part = Float64Array.from({ length: d.count }, (_, c) => partOf(c));
-        const ind = new Float64Array(d.count * 2);
-        ind[0 * 2 + 0] = 1;
-        ind[1 * 2 + 1] = 1;
-        const be = x.backend;
-        const t0 = await runner.evaluate(i0, k, pert, {
-          columns: K,
-          rows: (s0, nr) =>
-            bl.tidy(() => {
-              const flags = bl.tensor(ind.subarray(s0 * 2, (s0 + nr) * 2), [nr, 2], be);
-              if (q === 0) return flags;
-              const zc = bl.tensor(d.z.subarray(s0 * m, (s0 + nr) * m), [nr, m], be);
-              const xr = bl.sub(bl.slice(zc, [0, 0], [nr, q]), bl.slice(zc, [0, q], [nr, 1]));
-              const wx = bl.mul(xr, bl.tensor(d.w.subarray(s0, s0 + nr), [nr, 1], be));
-              const blocks = parts === 1 ? wx : bl.reshape(bl.mul(bl.reshape(bl.oneHot(bl.tensor(part.subarray(s0, s0 + nr), [nr], be), parts), [nr, parts, 1]), bl.reshape(wx, [nr, 1, q])), [nr, parts * q]);
-              return bl.concat([blocks, flags], 1);
-            }),
-        }, center);
-        // The scores were centred on f(x): add it back to the f(x) and f(empty) columns (the
-        // regression's right-hand side does not change with a constant shift).
-        const t = bl.tidy(() => bl.concat([t0, bl.reshape(center!, [k, 1])], 1));
-        t0.dispose();
-        center.dispose();
-        red = await readF64(t);
-        t.dispose();
-      } finally {
-        pert.dispose();
-        center?.dispose();
-      }
+      // R = [W X' placed in its part's block | full | empty], built on the device from the
+      // coalition rows (what the host uploads per chunk: z, w and part ids, not K columns).
+      const part = Float64Array.from({ length: d.count }, (_, c) => partOf(c));
+      const ind = new Float64Array(d.count * 2);
+      ind[0 * 2 + 0] = 1;
+      ind[1 * 2 + 1] = 1;
+      const be = x.backend;
+      // The scores are centred on f(x), appended as the last column to add back to the f(x) and
+      // f(empty) columns (the regression's right-hand side does not change with a constant shift).
+      const red = await evaluateCoalitions(runner, i0, k, g, d.z, d.count, {
+        columns: K,
+        rows: (s0, nr) =>
+          bl.tidy(() => {
+            const flags = bl.tensor(ind.subarray(s0 * 2, (s0 + nr) * 2), [nr, 2], be);
+            if (q === 0) return flags;
+            const zc = bl.tensor(d.z.subarray(s0 * m, (s0 + nr) * m), [nr, m], be);
+            const xr = bl.sub(bl.slice(zc, [0, 0], [nr, q]), bl.slice(zc, [0, q], [nr, 1]));
+            const wx = bl.mul(xr, bl.tensor(d.w.subarray(s0, s0 + nr), [nr, 1], be));
+            const blocks = parts === 1 ? wx : bl.reshape(bl.mul(bl.reshape(bl.oneHot(bl.tensor(part.subarray(s0, s0 + nr), [nr], be), parts), [nr, parts, 1]), bl.reshape(wx, [nr, 1, q])), [nr, parts * q]);
+            return bl.concat([blocks, flags], 1);
+          }),
+      });
       for (let i = 0; i < k; i++) {
         const row = red.subarray(i * (K + 1), (i + 1) * (K + 1));
         const c0 = row[K];
@@ -280,9 +256,5 @@ export async function kernelShap(model: PerturbationModel, input: Tensor, opts: 
   } finally {
     runner.dispose();
   }
-  const out = new Float64Array(n * p);
-  for (let i = 0; i < n; i++) toElements(groups.length === 1 ? groups[0] : groups[i], values[i], out, i * p);
-  const attributions = bl.tensor(out, x.shape, x.backend);
-  if (!opts.returnDetails) return attributions;
-  return { attributions, values, standardError: se, prediction: pred, baseValue: base, features: groups, exact: designs.every((d) => d.exact), evaluations: designs[0].count * runner.backgroundRows };
+  return shapleyResult(x, groups, values, se, pred, base, designs.every((d) => d.exact), designs[0].count * runner.backgroundRows, opts.returnDetails);
 }

@@ -16,14 +16,12 @@
 import { hostRandom } from '../common.ts';
 import type { Tensor } from '../../engine/index.ts';
 import * as bl from '../../engine/index.ts';
-import { checkPerturbInput, forEachGroup, PerturbationRunner, readF64, type EngineOptions, type PerturbationModel } from './engine.ts';
+import { checkMaxFeatures, coalitionAttributions, evaluateCoalitions, type CoalitionOptions } from './coalitions.ts';
+import { checkPerturbInput, forEachGroup, PerturbationRunner, type PerturbationModel } from './engine.ts';
 import { lassoGram, solveSymmetric } from './linalg.ts';
-import { coalitionPerturbations, featureGroupsFor, toElements, type FeatureGroups, type Features } from './maskers.ts';
+import { featureGroupsFor, type FeatureGroups } from './maskers.ts';
 
-export interface LimeOptions extends EngineOptions {
-  features?: Features;
-  baseline?: number | Tensor;
-  background?: Tensor;
+export interface LimeOptions extends CoalitionOptions {
   /** Coalitions sampled per item (default 1000, the lime package's). */
   samples?: number;
   seed?: number;
@@ -35,7 +33,6 @@ export interface LimeOptions extends EngineOptions {
   maxFeatures?: number;
   /** Penalty (default 1 for ridge, 0.01 for lasso). */
   alpha?: number;
-  returnDetails?: boolean;
 }
 
 export interface LimeDetails {
@@ -64,12 +61,8 @@ export async function lime(model: PerturbationModel, input: Tensor, opts: LimeOp
   const alpha = opts.alpha ?? (regression === 'ridge' ? 1 : 0.01);
   if (!(alpha >= 0)) throw new Error(`${op}: option 'alpha' must be a non-negative number, got ${String(opts.alpha)}`);
   const groups = await featureGroupsFor(op, opts.features, x);
-  const maxFeatures = opts.maxFeatures ?? 1024;
-  for (const g of groups) {
-    if (g.m > maxFeatures) throw new Error(`${op}: ${g.m} features (every element of an item, unless grouped) exceed maxFeatures ${maxFeatures}: group them (features: grid(N), slic(N), columns(), a mask) or raise maxFeatures`);
-  }
+  checkMaxFeatures(op, groups, opts.maxFeatures ?? 1024);
   const runner = await PerturbationRunner.create(op, model, x, { baseline: opts.baseline, background: opts.background }, opts);
-  const p = runner.p;
   for (const _ of groups) runner.plan(groups.length === 1 ? n : 1, samples);
   const coefs: Float64Array[] = [], icpt: number[] = [], r2s: number[] = [];
   try {
@@ -104,32 +97,19 @@ export async function lime(model: PerturbationModel, input: Tensor, opts: LimeOp
         }
       }
       const K = m + 1;
-      const pert = coalitionPerturbations(g, z, samples, x.backend);
-      let host: Float64Array;
-      let center: Tensor | undefined;
-      try {
-        // Scores centred on f(x) (float32 sums; the fit is shift-invariant but for the intercept).
-        center = await runner.scoresAt(i0, k);
-        const t0 = await runner.evaluate(i0, k, pert, {
-          columns: K,
-          // R = [w z | w], built on the device from the coalition rows.
-          rows: (s0, nr) =>
-            bl.tidy(() => {
-              const wc = bl.tensor(w.subarray(s0, s0 + nr), [nr, 1], x.backend);
-              return bl.concat([bl.mul(bl.tensor(z.subarray(s0 * m, (s0 + nr) * m), [nr, m], x.backend), wc), wc], 1);
-            }),
-          squaredColumns: 1,
-          squaredRows: (s0, nr) => w.subarray(s0, s0 + nr),
-        }, center);
-        const t = bl.tidy(() => bl.concat([t0, bl.reshape(center!, [k, 1])], 1));
-        t0.dispose();
-        center.dispose();
-        host = await readF64(t);
-        t.dispose();
-      } finally {
-        pert.dispose();
-        center?.dispose();
-      }
+      // Scores centred on f(x) (float32 sums; the fit is shift-invariant but for the intercept),
+      // f(x) itself in the last column.
+      const host = await evaluateCoalitions(runner, i0, k, g, z, samples, {
+        columns: K,
+        // R = [w z | w], built on the device from the coalition rows.
+        rows: (s0, nr) =>
+          bl.tidy(() => {
+            const wc = bl.tensor(w.subarray(s0, s0 + nr), [nr, 1], x.backend);
+            return bl.concat([bl.mul(bl.tensor(z.subarray(s0 * m, (s0 + nr) * m), [nr, m], x.backend), wc), wc], 1);
+          }),
+        squaredColumns: 1,
+        squaredRows: (s0, nr) => w.subarray(s0, s0 + nr),
+      });
       for (let i = 0; i < k; i++) {
         const row = host.subarray(i * (K + 2), (i + 1) * (K + 2));
         const swy = row[m], swy2 = row[m + 1];
@@ -159,9 +139,7 @@ export async function lime(model: PerturbationModel, input: Tensor, opts: LimeOp
   } finally {
     runner.dispose();
   }
-  const out = new Float64Array(n * p);
-  for (let i = 0; i < n; i++) toElements(groups.length === 1 ? groups[0] : groups[i], coefs[i], out, i * p);
-  const attributions = bl.tensor(out, x.shape, x.backend);
+  const attributions = coalitionAttributions(x, groups, coefs);
   if (!opts.returnDetails) return attributions;
   return { attributions, coefficients: coefs, intercept: icpt, r2: r2s, features: groups };
 }

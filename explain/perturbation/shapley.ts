@@ -15,18 +15,17 @@
 import * as bl from '../../engine/index.ts';
 import type { Tensor } from '../../engine/index.ts';
 import { hostRandom } from '../common.ts';
-import { checkPerturbInput, forEachGroup, PerturbationRunner, readF64, type EngineOptions, type PerturbationModel } from './engine.ts';
+import { evaluateCoalitions, shapleyResult, type CoalitionOptions } from './coalitions.ts';
+import { checkPerturbInput, forEachGroup, PerturbationRunner, type PerturbationModel } from './engine.ts';
 import type { ShapleyDetails } from './kernel-shap.ts';
-import { coalitionPerturbations, featureGroupsFor, toElements, type Features } from './maskers.ts';
+import { featureGroupsFor } from './maskers.ts';
 
-export interface ShapleySamplingOptions extends EngineOptions {
-  features?: Features;
-  baseline?: number | Tensor;
-  background?: Tensor;
+export { shapleyResult } from './coalitions.ts';
+
+export interface ShapleySamplingOptions extends CoalitionOptions {
   /** Orderings of the features (default 32; rounded up to an even number: antithetic pairs). */
   samples?: number;
   seed?: number;
-  returnDetails?: boolean;
 }
 
 export async function shapleySampling(model: PerturbationModel, input: Tensor, opts: ShapleySamplingOptions & { returnDetails: true }): Promise<ShapleyDetails>;
@@ -79,38 +78,25 @@ export async function shapleySampling(model: PerturbationModel, input: Tensor, o
       // Where each feature sits in each ordering, to gather contributions back to feature order.
       const idx = new Float32Array(perms * m);
       for (let q = 0; q < perms; q++) for (let t = 0; t < m; t++) idx[q * m + ord[q][t]] = q * m + t;
-      const pert = coalitionPerturbations(g, z, count, x.backend);
-      let host: Float64Array;
-      let center: Tensor | undefined;
-      try {
-        center = await runner.scoresAt(i0, k);
-        const v = await runner.evaluate(i0, k, pert, undefined, center); // [k, count], centred on f(x)
-        const r = bl.tidy(() => {
-          const c = bl.reshape(center!, [k, 1]);
-          const fxc = bl.slice(v, [0, 0], [k, 1]);
-          const f0c = bl.slice(v, [0, 1], [k, 1]);
-          const fx = bl.add(fxc, c);
-          const f0 = bl.add(f0c, c);
-          const parts = [bl.broadcastTo(bl.reshape(f0c, [k, 1, 1]), [k, perms, 1])];
-          if (m > 1) parts.push(bl.reshape(bl.slice(v, [0, 2], [k, count - 2]), [k, perms, m - 1]));
-          parts.push(bl.broadcastTo(bl.reshape(fxc, [k, 1, 1]), [k, perms, 1]));
-          const chain = bl.concat(parts, 2); // [k, perms, m + 1]: v(prefix of t features)
-          const diffs = bl.sub(bl.slice(chain, [0, 0, 1], [k, perms, m]), bl.slice(chain, [0, 0, 0], [k, perms, m]));
-          const byFeature = bl.reshape(bl.gather(bl.reshape(diffs, [k, perms * m]), bl.tensor(idx, [perms * m], x.backend), 1), [k, pairs, 2, m]);
-          const pairMeans = bl.mean(byFeature, 2); // [k, pairs, m]
-          const phi = bl.mean(pairMeans, 1); // [k, m]
-          const dev = bl.sub(pairMeans, bl.reshape(phi, [k, 1, m]));
-          const errs = pairs > 1 ? bl.sqrt(bl.div(bl.sum(bl.mul(dev, dev), 1), pairs * (pairs - 1))) : bl.fullLike(phi, NaN);
-          return bl.concat([phi, errs, fx, f0], 1); // [k, 2m + 2]
-        });
-        v.dispose();
-        center.dispose();
-        host = await readF64(r);
-        r.dispose();
-      } finally {
-        pert.dispose();
-        center?.dispose();
-      }
+      // v: the scores [k, count], centred on f(x).
+      const host = await evaluateCoalitions(runner, i0, k, g, z, count, undefined, (v, center) => {
+        const c = bl.reshape(center, [k, 1]);
+        const fxc = bl.slice(v, [0, 0], [k, 1]);
+        const f0c = bl.slice(v, [0, 1], [k, 1]);
+        const fx = bl.add(fxc, c);
+        const f0 = bl.add(f0c, c);
+        const parts = [bl.broadcastTo(bl.reshape(f0c, [k, 1, 1]), [k, perms, 1])];
+        if (m > 1) parts.push(bl.reshape(bl.slice(v, [0, 2], [k, count - 2]), [k, perms, m - 1]));
+        parts.push(bl.broadcastTo(bl.reshape(fxc, [k, 1, 1]), [k, perms, 1]));
+        const chain = bl.concat(parts, 2); // [k, perms, m + 1]: v(prefix of t features)
+        const diffs = bl.sub(bl.slice(chain, [0, 0, 1], [k, perms, m]), bl.slice(chain, [0, 0, 0], [k, perms, m]));
+        const byFeature = bl.reshape(bl.gather(bl.reshape(diffs, [k, perms * m]), bl.tensor(idx, [perms * m], x.backend), 1), [k, pairs, 2, m]);
+        const pairMeans = bl.mean(byFeature, 2); // [k, pairs, m]
+        const phi = bl.mean(pairMeans, 1); // [k, m]
+        const dev = bl.sub(pairMeans, bl.reshape(phi, [k, 1, m]));
+        const errs = pairs > 1 ? bl.sqrt(bl.div(bl.sum(bl.mul(dev, dev), 1), pairs * (pairs - 1))) : bl.fullLike(phi, NaN);
+        return bl.concat([phi, errs, fx, f0], 1); // [k, 2m + 2]
+      });
       const w = 2 * m + 2;
       for (let i = 0; i < k; i++) {
         values.push(host.slice(i * w, i * w + m));
@@ -125,13 +111,9 @@ export async function shapleySampling(model: PerturbationModel, input: Tensor, o
   return shapleyResult(x, groups, values, se, pred, base, false, evaluations, opts.returnDetails);
 }
 
-export interface ShapleyExactOptions extends EngineOptions {
-  features?: Features;
-  baseline?: number | Tensor;
-  background?: Tensor;
+export interface ShapleyExactOptions extends CoalitionOptions {
   /** Refuse more features than this (default 16: 65,536 coalitions per item). */
   maxFeatures?: number;
-  returnDetails?: boolean;
 }
 
 /** |S|! (M - |S| - 1)! / M! for |S| = 0..M-1. */
@@ -171,37 +153,24 @@ export async function shapleyExact(model: PerturbationModel, input: Tensor, opts
       for (let c = 0; c < count; c++) for (let i = 0; i < m; i++) z[c * m + i] = (c >> i) & 1;
       const w = shapleyWeights(m);
       const K = m + 2;
-      const pert = coalitionPerturbations(g, z, count, x.backend);
-      let host: Float64Array;
-      let center: Tensor | undefined;
-      try {
-        center = await runner.scoresAt(i0, k);
-        const t0 = await runner.evaluate(i0, k, pert, {
-          columns: K,
-          rows: (s0, nr) => {
-            const r = new Float64Array(nr * K);
-            for (let u = 0; u < nr; u++) {
-              const c = s0 + u;
-              let size = 0;
-              for (let i = 0; i < m; i++) size += (c >> i) & 1;
-              // v(S) enters phi_i with +w(|S| - 1) when i is in S (as S' + i), -w(|S|) otherwise.
-              for (let i = 0; i < m; i++) r[u * K + i] = (c >> i) & 1 ? w[size - 1] : size < m ? -w[size] : 0;
-              if (c === count - 1) r[u * K + m] = 1;
-              if (c === 0) r[u * K + m + 1] = 1;
-            }
-            return r;
-          },
-        }, center);
-        // Centred on f(x): each phi_i's weights sum to 0, so only f(x) and f(empty) need it back.
-        const t = bl.tidy(() => bl.concat([t0, bl.reshape(center!, [k, 1])], 1));
-        t0.dispose();
-        center.dispose();
-        host = await readF64(t);
-        t.dispose();
-      } finally {
-        pert.dispose();
-        center?.dispose();
-      }
+      // Centred on f(x) (appended as the last column): each phi_i's weights sum to 0, so only
+      // f(x) and f(empty) need it back.
+      const host = await evaluateCoalitions(runner, i0, k, g, z, count, {
+        columns: K,
+        rows: (s0, nr) => {
+          const r = new Float64Array(nr * K);
+          for (let u = 0; u < nr; u++) {
+            const c = s0 + u;
+            let size = 0;
+            for (let i = 0; i < m; i++) size += (c >> i) & 1;
+            // v(S) enters phi_i with +w(|S| - 1) when i is in S (as S' + i), -w(|S|) otherwise.
+            for (let i = 0; i < m; i++) r[u * K + i] = (c >> i) & 1 ? w[size - 1] : size < m ? -w[size] : 0;
+            if (c === count - 1) r[u * K + m] = 1;
+            if (c === 0) r[u * K + m + 1] = 1;
+          }
+          return r;
+        },
+      });
       const W = K + 1;
       for (let i = 0; i < k; i++) {
         values.push(host.slice(i * W, i * W + m));
@@ -213,13 +182,4 @@ export async function shapleyExact(model: PerturbationModel, input: Tensor, opts
     runner.dispose();
   }
   return shapleyResult(x, groups, values, values.map((v) => new Float64Array(v.length)), pred, base, true, evaluations, opts.returnDetails);
-}
-
-export function shapleyResult(x: Tensor, groups: ShapleyDetails['features'], values: Float64Array[], se: Float64Array[], pred: number[], base: number[], exact: boolean, evaluations: number, details?: boolean): Tensor | ShapleyDetails {
-  const n = x.shape[0], p = x.size / n;
-  const out = new Float64Array(n * p);
-  for (let i = 0; i < n; i++) toElements(groups.length === 1 ? groups[0] : groups[i], values[i], out, i * p);
-  const attributions = bl.tensor(out, x.shape, x.backend);
-  if (!details) return attributions;
-  return { attributions, values, standardError: se, prediction: pred, baseValue: base, features: groups, exact, evaluations };
 }

@@ -7,7 +7,8 @@ import { Module } from '../../models/module.ts';
 import { bayesLayers } from '../../models/bayes.ts';
 import { checkInput, positiveInt } from '../common.ts';
 import { describeLayers, dropoutSeed } from './mc-dropout.ts';
-import { SampleStats, concatResults, probabilitiesOf, type PredictiveUncertainty } from './predictive.ts';
+import { probabilitiesOf, type PredictiveUncertainty } from './predictive.ts';
+import { itemChunks, sampledPredictive } from './sampled-predictive.ts';
 import { checkFinite } from './util.ts';
 
 export interface BayesPredictiveOptions {
@@ -37,39 +38,21 @@ export async function bayesPredictive(model: Module, x: Tensor, opts: BayesPredi
   const saved = layers.map(([, l]) => [l.sampling, l.noiseSeed] as const);
   const modes = model.namedModules().map(([, m]) => [m, m.training] as const);
   model.eval();
-  const N = x.shape[0], item = x.shape.slice(1);
-  const parts: ReturnType<SampleStats['result']>[] = [];
+  const item = x.shape.slice(1);
+  let r: PredictiveUncertainty;
   try {
-    for (let s0 = 0; s0 < N; s0 += bs) {
-      const count = Math.min(bs, N - s0);
-      const stats = new SampleStats();
-      try {
-        const block = bl.tidy(() => {
-          const xs = bl.stopGradient(bl.slice(x, [s0, ...item.map(() => 0)], [count, ...item]));
-          const ps: Tensor[] = [];
-          for (let s = 0; s < S; s++) {
-            layers.forEach(([, l], j) => {
-              l.sampling = true;
-              l.noiseSeed = dropoutSeed(seed, j, s);
-            });
-            ps.push(probabilitiesOf(op, model.call(xs), count, 'logits'));
-          }
-          return bl.stack(ps, 1);
+    r = sampledPredictive(itemChunks(x.shape[0], bs, S), S, (s0, count) => {
+      const xs = bl.stopGradient(bl.slice(x, [s0, ...item.map(() => 0)], [count, ...item]));
+      const ps: Tensor[] = [];
+      for (let s = 0; s < S; s++) {
+        layers.forEach(([, l], j) => {
+          l.sampling = true;
+          l.noiseSeed = dropoutSeed(seed, j, s);
         });
-        try {
-          stats.add(block);
-        } finally {
-          block.dispose();
-        }
-        parts.push(stats.result());
-      } catch (e) {
-        stats.dispose();
-        throw e;
+        ps.push(probabilitiesOf(op, model.call(xs), count, 'logits'));
       }
-    }
-  } catch (e) {
-    for (const p of parts) Object.values(p).forEach((t) => t.dispose());
-    throw e;
+      return bl.stack(ps, 1);
+    });
   } finally {
     layers.forEach(([, l], j) => {
       l.sampling = saved[j][0];
@@ -77,7 +60,6 @@ export async function bayesPredictive(model: Module, x: Tensor, opts: BayesPredi
     });
     for (const [m, t] of modes) m.training = t;
   }
-  const r = concatResults(parts, S);
   await checkFinite(op, r);
   return r;
 }

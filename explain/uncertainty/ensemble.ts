@@ -12,7 +12,8 @@ import { Adam, SGD, type Optimizer } from '../../models/optim.ts';
 import { fit, type Dataset, type EpochLog } from '../../models/train.ts';
 import type { TrainRecipe, ZooSpec } from '../../models/zoo/index.ts';
 import { checkInput, positiveInt } from '../common.ts';
-import { SampleStats, concatResults, probabilitiesOf, type PredictiveUncertainty } from './predictive.ts';
+import { probabilitiesOf, type PredictiveUncertainty } from './predictive.ts';
+import { itemChunks, sampledPredictive } from './sampled-predictive.ts';
 import { checkFinite } from './util.ts';
 
 export interface EnsembleOptions {
@@ -41,48 +42,29 @@ export async function ensemble(models: readonly (Module | ((x: Tensor) => Tensor
   const modules = models.filter((m): m is Module => m instanceof Module);
   const modes = modules.flatMap((m) => m.namedModules().map(([, s]) => [s, s.training] as const));
   modules.forEach((m) => m.eval());
-  const N = x.shape[0], item = x.shape.slice(1);
-  const parts: ReturnType<SampleStats['result']>[] = [];
+  const item = x.shape.slice(1);
+  let r: PredictiveUncertainty;
   try {
-    for (let s = 0; s < N; s += bs) {
-      const count = Math.min(bs, N - s);
-      const stats = new SampleStats();
-      try {
-        const block = bl.tidy(() => {
-          const xs = bl.stopGradient(bl.slice(x, [s, ...item.map(() => 0)], [count, ...item]));
-          const ps = models.map((m, i) => {
-            let out: Tensor;
-            try {
-              out = m instanceof Module ? m.call(xs) : m(xs);
-            } catch (e) {
-              throw new Error(`${op}: member ${i} failed: ${(e as Error).message}`, { cause: e });
-            }
-            return probabilitiesOf(`${op}: member ${i}`, out, count, outputs);
-          });
-          const C = ps[0].shape[1];
-          ps.forEach((p, i) => {
-            if (p.shape[1] !== C) throw new Error(`${op}: member ${i} returns ${p.shape[1]} classes, member 0 returns ${C}`);
-          });
-          return bl.stack(ps, 1); // [count, M, C]
-        });
+    r = sampledPredictive(itemChunks(x.shape[0], bs, models.length), models.length, (s, count) => {
+      const xs = bl.stopGradient(bl.slice(x, [s, ...item.map(() => 0)], [count, ...item]));
+      const ps = models.map((m, i) => {
+        let out: Tensor;
         try {
-          stats.add(block);
-        } finally {
-          block.dispose();
+          out = m instanceof Module ? m.call(xs) : m(xs);
+        } catch (e) {
+          throw new Error(`${op}: member ${i} failed: ${(e as Error).message}`, { cause: e });
         }
-        parts.push(stats.result());
-      } catch (e) {
-        stats.dispose();
-        throw e;
-      }
-    }
-  } catch (e) {
-    for (const p of parts) Object.values(p).forEach((t) => t.dispose());
-    throw e;
+        return probabilitiesOf(`${op}: member ${i}`, out, count, outputs);
+      });
+      const C = ps[0].shape[1];
+      ps.forEach((p, i) => {
+        if (p.shape[1] !== C) throw new Error(`${op}: member ${i} returns ${p.shape[1]} classes, member 0 returns ${C}`);
+      });
+      return bl.stack(ps, 1); // [count, M, C]
+    });
   } finally {
     for (const [m, t] of modes) m.training = t;
   }
-  const r = concatResults(parts, models.length);
   await checkFinite(op, r);
   return r;
 }

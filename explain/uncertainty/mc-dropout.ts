@@ -17,7 +17,8 @@ import type { Tensor } from '../../engine/index.ts';
 import { Module } from '../../models/module.ts';
 import { Dropout } from '../../models/layers.ts';
 import { checkInput, positiveInt, repeatEach } from '../common.ts';
-import { SampleStats, concatResults, probabilitiesOf, type PredictiveUncertainty } from './predictive.ts';
+import { probabilitiesOf, type PredictiveUncertainty } from './predictive.ts';
+import { sampledPredictive } from './sampled-predictive.ts';
 import { checkFinite, chunkPlan } from './util.ts';
 
 export interface McDropoutOptions {
@@ -82,39 +83,20 @@ export async function mcDropout(model: Module, x: Tensor, opts: McDropoutOptions
     // Instance-level forward: the same op as Dropout.forward, with a seed of our own (see the header).
     (d as { forward: (t: Tensor) => Tensor }).forward = (t: Tensor) => bl.dropout(t, { p: d.p, active: true, seed: dropoutSeed(seed, j, call) });
   });
-  const parts: ReturnType<SampleStats['result']>[] = [];
+  let r: PredictiveUncertainty;
   try {
-    for (const { start, count, sampleBlocks } of chunkPlan(N, K, rows)) {
-      const stats = new SampleStats();
+    r = sampledPredictive(chunkPlan(N, K, rows), K, (start, count, kb) => {
+      const xs = bl.slice(x, [start, ...x.shape.slice(1).map(() => 0)], [count, ...x.shape.slice(1)]);
+      let out: Tensor;
       try {
-        for (const kb of sampleBlocks) {
-          const block = bl.tidy(() => {
-            const xs = bl.slice(x, [start, ...x.shape.slice(1).map(() => 0)], [count, ...x.shape.slice(1)]);
-            let out: Tensor;
-            try {
-              out = model.call(repeatEach(bl.stopGradient(xs), kb));
-            } catch (e) {
-              throw new Error(`${op}: the model failed on a batch of ${count} item(s) x ${kb} samples (${count * kb} rows): ${(e as Error).message}`, { cause: e });
-            }
-            call++;
-            const p = probabilitiesOf(op, out, count * kb, outputs);
-            return bl.reshape(p, [count, kb, p.shape[1]]);
-          });
-          try {
-            stats.add(block);
-          } finally {
-            block.dispose();
-          }
-        }
-        parts.push(stats.result());
+        out = model.call(repeatEach(bl.stopGradient(xs), kb));
       } catch (e) {
-        stats.dispose();
-        throw e;
+        throw new Error(`${op}: the model failed on a batch of ${count} item(s) x ${kb} samples (${count * kb} rows): ${(e as Error).message}`, { cause: e });
       }
-    }
-  } catch (e) {
-    for (const p of parts) Object.values(p).forEach((t) => t.dispose());
-    throw e;
+      call++;
+      const p = probabilitiesOf(op, out, count * kb, outputs);
+      return bl.reshape(p, [count, kb, p.shape[1]]);
+    });
   } finally {
     drops.forEach(([, d], j) => {
       delete (d as { forward?: unknown }).forward;
@@ -122,7 +104,6 @@ export async function mcDropout(model: Module, x: Tensor, opts: McDropoutOptions
     });
     for (const [m, t] of wasTraining) m.training = t;
   }
-  const r = concatResults(parts, K);
   await checkFinite(op, r);
   return r;
 }
