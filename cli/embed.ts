@@ -13,6 +13,9 @@ import { npyBatch, readInputFile } from './input.ts';
 import { resolveModel, type ResolvedModel } from './model.ts';
 import type { Command } from './main.ts';
 
+/** Above this many items `embed` runs t-SNE by Barnes-Hut unless --tsne-method says otherwise. */
+export const EXACT_LIMIT = 3000;
+
 export const EMBED_METHODS = ['pca', 'mds', 'tsne'] as const;
 type Method = (typeof EMBED_METHODS)[number];
 
@@ -36,7 +39,8 @@ export const embedCommand: Command = {
     "The layer defaults to the one before the classifier head ('pool' for the bundled image models); --layer input\n" +
     'embeds the inputs themselves (then --model is optional). Output: E.npy gets float32 [N, 2] coordinates, rows in the\n' +
     "data's order, and E.labels.npy the labels (float32 [N]); E.html a self-contained SVG scatter plot coloured by label.\n" +
-    't-SNE is exact (O(N^2) per iteration, on the device): a few thousand points at most. PCA and MDS run in float64 on the host.',
+    `t-SNE is exact (O(N^2) per iteration, on the device) up to ${EXACT_LIMIT} items, Barnes-Hut on the host above (--tsne-method).\n` +
+    'PCA and MDS run in float64 on the host.',
   options: {
     model: { type: 'string', valueName: 'M', description: 'bundled name, .safetensors or .onnx file (needed unless --layer input)' },
     layer: { type: 'string', valueName: 'L', description: "layer whose activations are embedded (default: the one before the head; 'input': the inputs)" },
@@ -48,6 +52,8 @@ export const embedCommand: Command = {
     seed: { type: 'int', valueName: 'S', description: 't-SNE: seed of the initial layout (default 0)' },
     perplexity: { type: 'number', valueName: 'P', description: 't-SNE: perplexity (default 30, below N - 1)' },
     iterations: { type: 'int', valueName: 'N', description: 't-SNE: gradient-descent iterations (default 1000)' },
+    'tsne-method': { type: 'string', valueName: 'exact|barnes-hut', choices: ['exact', 'barnes-hut'], description: `t-SNE: exact O(N^2) on the device, or Barnes-Hut on the host (default: exact up to ${EXACT_LIMIT} items)` },
+    theta: { type: 'number', valueName: 'T', description: 't-SNE Barnes-Hut accuracy (default 0.5; 0 is exact)' },
     'learning-rate': { type: 'number', valueName: 'LR', description: 't-SNE: step size (default max(N / 48, 50))' },
     'batch-size': { type: 'int', valueName: 'N', description: 'items per forward pass (default 256)' },
     out: { type: 'string', valueName: 'E.npy|E.html', required: true, description: 'where to write the embedding' },
@@ -63,12 +69,14 @@ export const embedCommand: Command = {
     const out = String(o.out);
     const kind = /\.npy$/i.test(out) ? 'npy' : /\.html?$/i.test(out) ? 'html' : null;
     if (!kind) throw new UsageError(`option '--out' must name a .npy or .html file, got '${out}'`);
-    const tsneOnly = ['seed', 'perplexity', 'iterations', 'learning-rate'].filter((k) => o[k] !== undefined);
+    const tsneOnly = ['seed', 'perplexity', 'iterations', 'learning-rate', 'tsne-method', 'theta'].filter((k) => o[k] !== undefined);
     if (method !== 'tsne' && tsneOnly.length) throw new UsageError(`option${tsneOnly.length > 1 ? 's' : ''} ${tsneOnly.map((k) => `'--${k}'`).join(', ')} belong${tsneOnly.length > 1 ? '' : 's'} to --method tsne`);
     if (o.seed !== undefined && (o.seed as number) < 0) throw new UsageError(`option '--seed' must be non-negative, got ${o.seed}`);
     if (o.perplexity !== undefined && !((o.perplexity as number) >= 1)) throw new UsageError(`option '--perplexity' must be at least 1, got ${o.perplexity}`);
     if (o.iterations !== undefined && (o.iterations as number) < 1) throw new UsageError(`option '--iterations' must be at least 1, got ${o.iterations}`);
     if (o['learning-rate'] !== undefined && !((o['learning-rate'] as number) > 0)) throw new UsageError(`option '--learning-rate' must be positive, got ${o['learning-rate']}`);
+    if (o.theta !== undefined && !((o.theta as number) >= 0)) throw new UsageError(`option '--theta' must be non-negative, got ${o.theta}`);
+    if (o.theta !== undefined && o['tsne-method'] === 'exact') throw new UsageError("option '--theta' belongs to --tsne-method barnes-hut");
     if (o.n !== undefined && (o.n as number) < 2) throw new UsageError(`option '--n' must be at least 2, got ${o.n}`);
     if (o['batch-size'] !== undefined && (o['batch-size'] as number) < 1) throw new UsageError(`option '--batch-size' must be at least 1, got ${o['batch-size']}`);
     const layerOpt = o.layer as string | undefined;
@@ -147,14 +155,17 @@ export const embedCommand: Command = {
         coords = r.coords;
         note = `eigenvalues ${Array.from(r.eigenvalues, (v) => v.toPrecision(5)).join(', ')}`;
       } else {
+        const tm = (o['tsne-method'] as 'exact' | 'barnes-hut' | undefined) ?? (o.theta !== undefined || N > EXACT_LIMIT ? 'barnes-hut' : 'exact');
         const r = await ex.tsne(acts, {
+          method: tm,
+          theta: o.theta as number | undefined,
           seed: o.seed as number | undefined,
           perplexity: o.perplexity as number | undefined,
           iterations: o.iterations as number | undefined,
           learningRate: o['learning-rate'] as number | undefined,
         });
         coords = r.coords;
-        note = `KL ${r.klDivergence.toFixed(4)}, learning rate ${r.learningRate}, ${r.iterations} iterations`;
+        note = `${tm === 'exact' ? 'exact' : `Barnes-Hut (theta ${o.theta ?? 0.5})`}, KL ${r.klDivergence.toFixed(4)}, learning rate ${r.learningRate}, ${r.iterations} iterations`;
       }
       owned.push(coords);
       let c = Float32Array.from(await coords.data());
@@ -173,7 +184,7 @@ export const embedCommand: Command = {
         write(lp, serializeNpy([N], labels));
         ctx.stderr(`wrote ${out} [${N}, 2] and ${lp} [${N}]\n`);
       } else {
-        const title = `${method.toUpperCase()} of ${m ? `${m.name}, layer '${layer}'` : 'the inputs'} (${source}, ${N} items)`;
+        const title = `${{ pca: 'PCA', mds: 'Classical MDS', tsne: 't-SNE' }[method]} of ${m ? `${m.name}, layer '${layer}'` : 'the inputs'} (${source}, ${N} items)`;
         write(out, ex.scatterHtml(c, labels, { title, classNames, caption: `${note}. 5-NN accuracy in 2-D: ${Number.isNaN(knn) ? 'n/a' : `${(knn * 100).toFixed(1)}%`}. Computed by backlight embed in ${seconds.toFixed(2)} s.` }));
         ctx.stderr(`wrote ${out} (${N} points)\n`);
       }

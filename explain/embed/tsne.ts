@@ -5,6 +5,7 @@
 import * as bl from '../../engine/index.ts';
 import type { Backend, Tensor } from '../../engine/index.ts';
 import { hostMatrix, squaredDistances } from './linalg.ts';
+import { barnesHutDescent, barnesHutKl, sparseAffinities } from './barnes-hut.ts';
 import { positiveIntOption } from './pca.ts';
 
 export interface TsneOptions {
@@ -30,6 +31,14 @@ export interface TsneOptions {
   minGain?: number;
   /** Seed of the initial layout, N(0, 1e-4^2) by Philox `randn` (default 0): the same seed gives the same coordinates. */
   seed?: number;
+  /**
+   * 'exact' (default): the O(N^2) gradient on the device. 'barnes-hut': on the host in float64,
+   * sparse P over the 3 * perplexity nearest neighbours and the quadtree repulsion (2-D only), for
+   * more points than N x N matrices allow.
+   */
+  method?: 'exact' | 'barnes-hut';
+  /** Barnes-Hut accuracy: a cell counts as one point when its width / distance < theta (default 0.5; 0 is exact). */
+  theta?: number;
   /** Where the descent runs (default: the input's backend). */
   backend?: Backend;
   /** Wait for the device every this many iterations, to bound queued work (default 50). No readback. */
@@ -45,7 +54,7 @@ export interface TsneResult {
   klDivergence: number;
   learningRate: number;
   iterations: number;
-  /** The Gaussian precision 1 / (2 sigma_i^2) found for each point. */
+  /** The Gaussian precision 1 / (2 sigma_i^2) found for each point (exact method; empty for Barnes-Hut). */
   betas: Float64Array;
 }
 
@@ -120,11 +129,11 @@ export function tsneGradient(P: Tensor, Y: Tensor, exaggeration = 1, offDiagonal
   }
   return bl.tidy(() => {
     const mask = offDiagonal ?? offDiagonalMask(N, Y.backend);
+    // Few [N, N] ops (each is a pass over N^2 values): 1 + d = (|y_i|^2 + 1) + |y_j|^2 + (-2 Y) Y^T.
     const sq = bl.sum(bl.mul(Y, Y), 1, { keepDims: true });
-    const d = bl.maximum(bl.add(bl.add(sq, bl.transpose(sq)), bl.mul(bl.matmul(Y, bl.transpose(Y)), -2)), 0);
-    const w = bl.mul(bl.reciprocal(bl.add(d, 1)), mask);
-    const q = bl.div(w, bl.sum(w));
-    const m = bl.mul(bl.sub(exaggeration === 1 ? P : bl.mul(P, exaggeration), q), w);
+    const onePlusD = bl.add(bl.add(bl.add(sq, 1), bl.transpose(sq)), bl.matmul(bl.mul(Y, -2), bl.transpose(Y)));
+    const w = bl.mul(bl.reciprocal(onePlusD), mask);
+    const m = bl.mul(bl.sub(exaggeration === 1 ? P : bl.mul(P, exaggeration), bl.div(w, bl.sum(w))), w);
     return bl.mul(bl.sub(bl.mul(bl.sum(m, 1, { keepDims: true }), Y), bl.matmul(m, Y)), 4);
   });
 }
@@ -186,10 +195,25 @@ export async function tsne(x: Tensor, opts: TsneOptions = {}): Promise<TsneResul
   if (opts.learningRate === undefined || opts.learningRate === 'auto') lr = Math.max(N / ee / 4, 50);
   else lr = numberOption(op, 'learningRate', opts.learningRate, 0, (v) => v > 0, "positive or 'auto'");
   const backend = opts.backend ?? x.backend;
+  const method = opts.method ?? 'exact';
+  if (method !== 'exact' && method !== 'barnes-hut') throw new Error(`${op}: option 'method' must be 'exact' or 'barnes-hut', got ${String(method)}`);
+  if (method === 'barnes-hut') {
+    if (k !== 2) throw new Error(`${op}: the Barnes-Hut method embeds in 2-D only (components ${k})`);
+    const theta = numberOption(op, 'theta', opts.theta, 0.5, (v) => v >= 0, 'non-negative');
+    const P = sparseAffinities(m.data, N, m.cols, perplexity);
+    // The same start as the exact method for this seed.
+    const y0 = bl.tidy(() => bl.mul(bl.randn([N, k], { seed, backend }), 1e-4));
+    const init = Float64Array.from(await y0.data());
+    y0.dispose();
+    const y = barnesHutDescent(P, init, { iterations, lr, ee, eeIters, mom0, mom1, momSwitch, minGain, theta });
+    opts.onProgress?.(iterations, iterations);
+    return { coords: bl.tensor(y, [N, k], backend), klDivergence: barnesHutKl(P, y, theta), learningRate: lr, iterations, betas: new Float64Array(0) };
+  }
 
   const { P: Ph, betas } = tsneAffinities(squaredDistances(m), N, perplexity);
   const P = bl.tensor(Ph, [N, N], backend);
   const mask = offDiagonalMask(N, backend);
+  const Pe = ee === 1 || eeIters === 0 ? null : bl.mul(P, ee);
   let Y = bl.tidy(() => bl.mul(bl.randn([N, k], { seed, backend }), 1e-4));
   let upd = bl.zeros([N, k], backend);
   let gains = bl.ones([N, k], backend);
@@ -198,7 +222,7 @@ export async function tsne(x: Tensor, opts: TsneOptions = {}): Promise<TsneResul
       const exag = it < eeIters ? ee : 1;
       const mom = it < momSwitch ? mom0 : mom1;
       const next = bl.tidy(() => {
-        const g = tsneGradient(P, Y, exag, mask);
+        const g = tsneGradient(exag === 1 || !Pe ? P : Pe, Y, 1, mask);
         const inc = bl.less(bl.mul(upd, g), 0);
         const gn = bl.maximum(bl.where(inc, bl.add(gains, 0.2), bl.mul(gains, 0.8)), minGain);
         const un = bl.sub(bl.mul(upd, mom), bl.mul(bl.mul(gn, g), lr));
@@ -221,6 +245,7 @@ export async function tsne(x: Tensor, opts: TsneOptions = {}): Promise<TsneResul
     throw e;
   } finally {
     P.dispose();
+    Pe?.dispose();
     mask.dispose();
     upd.dispose();
     gains.dispose();

@@ -70,6 +70,16 @@ describe('backlight embed', () => {
     expect(readFileSync(a).equals(readFileSync(b))).toBe(true);
   });
 
+  it('Barnes-Hut t-SNE of the raw digits (--layer input, whole test split) separates the classes', () => {
+    const out = join(dir, 'bh.npy');
+    const r = cli('--layer', 'input', '--data', 'digits', '--method', 'tsne', '--tsne-method', 'barnes-hut', '--out', out);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr).toMatch(/Barnes-Hut \(theta 0\.5\)/);
+    const e = readNpy(out), l = readNpy(join(dir, 'bh.labels.npy'));
+    expect(e.shape).toEqual([359, 2]);
+    expect(ex.knnAccuracy(e.data, l.data, 5)).toBeGreaterThan(0.9);
+  });
+
   it('MDS of inputs from a .npy (--layer input, no model) with --labels', () => {
     const x = new Float32Array(12 * 3);
     for (let i = 0; i < 12; i++) [x[3 * i], x[3 * i + 1], x[3 * i + 2]] = [i % 4, Math.floor(i / 4), 0];
@@ -98,6 +108,9 @@ describe('backlight embed', () => {
       [['--model', 'digits-cnn', '--method', 'pca', '--perplexity', '5', '--out', out], /'--perplexity' belongs to --method tsne/],
       [['--model', 'digits-cnn', '--method', 'tsne', '--perplexity', '0', '--out', out], /'--perplexity' must be at least 1/],
       [['--model', 'digits-cnn', '--method', 'tsne', '--iterations', '0', '--out', out], /'--iterations' must be at least 1/],
+      [['--model', 'digits-cnn', '--method', 'tsne', '--tsne-method', 'exact', '--theta', '0.3', '--out', out], /'--theta' belongs to --tsne-method barnes-hut/],
+      [['--model', 'digits-cnn', '--method', 'tsne', '--tsne-method', 'fast', '--out', out], /tsne-method/],
+      [['--model', 'digits-cnn', '--method', 'mds', '--theta', '0.3', '--out', out], /'--theta' belongs to --method tsne/],
       [['--model', 'digits-cnn', '--data', 'digitz', '--method', 'pca', '--out', out], /did you mean 'digits'/],
       [['--model', 'digits-cnn', '--split', 'val', '--method', 'pca', '--out', out], /'--split' must be one of train, test/],
       [['--method', 'pca', '--out', out], /'--model' is required \(unless --layer input/],

@@ -150,6 +150,39 @@ describe('t-SNE optimisation', () => {
     m.dispose();
   });
 
+  it('Barnes-Hut: theta = 0 equals the exact gradient on the same sparse P; theta = 0.5 within 3%', async () => {
+    const d = datasetSplits('digits').test;
+    const N = 120, D = 64;
+    const x = Float64Array.from(d.x.subarray(0, N * D));
+    const P = ex.sparseAffinities(x, N, D, 10);
+    const dense = new Float64Array(N * N);
+    let total = 0;
+    for (let i = 0; i < N; i++) for (let t = P.rowStart[i]; t < P.rowStart[i + 1]; t++) {
+      dense[i * N + P.cols[t]] = P.vals[t];
+      total += P.vals[t];
+    }
+    expect(Math.abs(total - 1)).toBeLessThan(1e-12);
+    for (let i = 0; i < N; i++) for (let j = 0; j < N; j++) expect(dense[i * N + j]).toBe(dense[j * N + i]);
+    const r = rng(9);
+    const y = Float64Array.from({ length: 2 * N }, () => r() * 20 - 10);
+    const exact = gradHost(dense, y, N, 2, 12);
+    expectClose(ex.barnesHutGradient(P, y, 0, 12), exact, 1e-10, 1e-12, 'theta 0');
+    const g = ex.barnesHutGradient(P, y, 0.5, 12);
+    const err = Math.hypot(...g.map((v, i) => v - exact[i])) / Math.hypot(...exact);
+    expect(err).toBeLessThan(0.03);
+    expect(err).toBeGreaterThan(0); // it did approximate
+  });
+
+  it('Barnes-Hut separates the digits too (359 test digits, 1000 iterations, host float64)', async () => {
+    const d = datasetSplits('digits').test;
+    const t0 = performance.now();
+    const r = await ex.tsne(bl.tensor(d.x, [d.n, 64]), { method: 'barnes-hut', seed: 0 });
+    const acc = ex.knnAccuracy(await r.coords.data(), d.y, 5);
+    console.log(`Barnes-Hut t-SNE digits (N=${d.n}, 1000 iterations, theta 0.5): 5-NN ${(acc * 100).toFixed(1)}%, KL ${r.klDivergence.toFixed(3)}, ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+    expect(acc).toBeGreaterThan(0.9);
+    await expect(ex.tsne(bl.tensor(d.x.subarray(0, 640), [10, 64]), { method: 'barnes-hut', components: 3, perplexity: 3 })).rejects.toThrow(/2-D only/);
+  });
+
   it('rejects bad options', async () => {
     const x = bl.tensor(cloud(10, 3, 5), [10, 3]);
     await expect(ex.tsne(x)).rejects.toThrow(/perplexity 30 must be below N - 1 = 9/);
@@ -158,6 +191,8 @@ describe('t-SNE optimisation', () => {
     await expect(ex.tsne(x, { perplexity: 3, learningRate: -1 })).rejects.toThrow(/learningRate' must be positive or 'auto'/);
     await expect(ex.tsne(x, { perplexity: 3, seed: -2 })).rejects.toThrow(/seed' must be a non-negative integer/);
     await expect(ex.tsne(bl.zeros([3, 2]))).rejects.toThrow(/at least 4 points/);
+    await expect(ex.tsne(x, { perplexity: 3, method: 'umap' as 'exact' })).rejects.toThrow(/'method' must be 'exact' or 'barnes-hut'/);
+    await expect(ex.tsne(x, { perplexity: 3, method: 'barnes-hut', theta: -1 })).rejects.toThrow(/theta' must be non-negative/);
     expect(() => ex.tsneGradient(bl.zeros([3, 3]), bl.zeros([4, 2]))).toThrow(/P must be \[N, N\] and Y \[N, k\]/);
   });
 });
