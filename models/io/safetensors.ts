@@ -22,6 +22,9 @@ export function f16(bits: number): number {
   return s * (1 + m / 1024) * 2 ** (e - 15);
 }
 
+const bf16Scratch = new Uint32Array(1);
+const bf16View = new Float32Array(bf16Scratch.buffer);
+
 function decode(dtype: string, bytes: Uint8Array, n: number): Float32Array {
   const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const out = new Float32Array(n);
@@ -30,7 +33,7 @@ function decode(dtype: string, bytes: Uint8Array, n: number): Float32Array {
       case 'F32': out[i] = dv.getFloat32(i * 4, true); break;
       case 'F64': out[i] = dv.getFloat64(i * 8, true); break;
       case 'F16': out[i] = f16(dv.getUint16(i * 2, true)); break;
-      case 'BF16': out[i] = new Float32Array(new Uint32Array([dv.getUint16(i * 2, true) << 16]).buffer)[0]; break;
+      case 'BF16': bf16Scratch[0] = dv.getUint16(i * 2, true) << 16; out[i] = bf16View[0]; break;
       case 'I64': out[i] = Number(dv.getBigInt64(i * 8, true)); break;
       case 'I32': out[i] = dv.getInt32(i * 4, true); break;
       case 'I16': out[i] = dv.getInt16(i * 2, true); break;
@@ -41,16 +44,43 @@ function decode(dtype: string, bytes: Uint8Array, n: number): Float32Array {
   return out;
 }
 
-/** Parse a safetensors file; `source` names it in errors. Every inconsistency is an error. */
-export function parseSafetensors(buf: Uint8Array, source = 'safetensors'): { tensors: Map<string, SafeTensor>; metadata: Record<string, string> } {
+export interface ParseSafetensorsOptions {
+  /** The longest JSON header accepted, in bytes (default 100,000,000, the reference implementation's limit). */
+  maxHeaderBytes?: number;
+  /** The most bytes of float32 values the tensors may decode to, all together (default 2 GiB). */
+  maxBytes?: number;
+  /**
+   * Accept NaN and infinities in float tensors (F64, F32, F16, BF16). Default false: weights that
+   * hold them are corrupt (a diverged run, a bad conversion), so the error names the tensor and the
+   * first bad element rather than letting NaN propagate through every explanation.
+   */
+  allowNonFinite?: boolean;
+}
+
+export const DEFAULT_MAX_SAFETENSORS_BYTES = 2 ** 31;
+
+const FLOAT_DTYPES = new Set(['F64', 'F32', 'F16', 'BF16']);
+
+/**
+ * Parse a safetensors file; `source` names it in errors. Every inconsistency is an error: the
+ * header length past the end or over `maxHeaderBytes`, invalid JSON, unknown dtypes, shapes that
+ * are not lists of safe integers, offsets that are not [begin, end] within the data, sizes that
+ * disagree with the shape, gaps or overlaps between tensors, decoded sizes over `maxBytes`, and
+ * (unless allowNonFinite) NaN or infinite float values. The whole header is checked before any
+ * tensor is decoded, so memory stays bounded by the file size and `maxBytes`.
+ */
+export function parseSafetensors(buf: Uint8Array, source = 'safetensors', opts: ParseSafetensorsOptions = {}): { tensors: Map<string, SafeTensor>; metadata: Record<string, string> } {
   const fail = (msg: string): never => {
     throw new Error(`${source}: ${msg}`);
   };
+  const maxHeader = opts.maxHeaderBytes ?? 100_000_000;
+  const maxBytes = opts.maxBytes ?? DEFAULT_MAX_SAFETENSORS_BYTES;
+  if (!(buf instanceof Uint8Array)) fail("expected the file's bytes as a Uint8Array");
   if (buf.byteLength < 8) fail(`truncated: ${buf.byteLength} bytes, need at least 8 for the header length`);
   const dv = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
   const headerLen = Number(dv.getBigUint64(0, true));
   if (headerLen > buf.byteLength - 8) fail(`header length ${headerLen} runs past the end of the file (${buf.byteLength} bytes)`);
-  if (headerLen > 100_000_000) fail(`header length ${headerLen} is implausibly large`);
+  if (headerLen > maxHeader) fail(`header length ${headerLen} is implausibly large (over maxHeaderBytes = ${maxHeader})`);
   let header: Record<string, unknown>;
   try {
     header = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(buf.subarray(8, 8 + headerLen)));
@@ -60,39 +90,55 @@ export function parseSafetensors(buf: Uint8Array, source = 'safetensors'): { ten
   if (!header || typeof header !== 'object' || Array.isArray(header)) fail('header is not a JSON object');
   const data = buf.subarray(8 + headerLen);
   const metadata: Record<string, string> = {};
-  const tensors = new Map<string, SafeTensor>();
-  const spans: [number, number, string][] = [];
+  const entries: { name: string; dtype: string; shape: number[]; b: number; e: number; n: number }[] = [];
+  let decoded = 0;
   for (const [name, v] of Object.entries(header)) {
     if (name === '__metadata__') {
-      if (!v || typeof v !== 'object') fail('__metadata__ must be an object of strings');
+      if (!v || typeof v !== 'object' || Array.isArray(v)) fail('__metadata__ must be an object of strings');
       for (const [k, s] of Object.entries(v as object)) {
         if (typeof s !== 'string') fail(`__metadata__.${k} is not a string`);
-        metadata[k] = s as string;
+        // defineProperty: a key '__proto__' is kept as data, never as the object's prototype
+        Object.defineProperty(metadata, k, { value: s, enumerable: true, writable: true, configurable: true });
       }
       continue;
     }
+    if (!v || typeof v !== 'object' || Array.isArray(v)) fail(`tensor '${name}': expected an object { dtype, shape, data_offsets }, got ${JSON.stringify(v)?.slice(0, 100)}`);
     const info = v as { dtype?: unknown; shape?: unknown; data_offsets?: unknown };
-    const dtype = info?.dtype;
-    if (typeof dtype !== 'string' || !(dtype in DTYPE_BYTES)) fail(`tensor '${name}': unsupported dtype ${JSON.stringify(dtype)} (supported: ${Object.keys(DTYPE_BYTES).join(', ')})`);
+    const dtype = info.dtype;
+    if (typeof dtype !== 'string' || !Object.prototype.hasOwnProperty.call(DTYPE_BYTES, dtype)) {
+      fail(`tensor '${name}': unsupported dtype ${JSON.stringify(dtype)?.slice(0, 100)} (supported: ${Object.keys(DTYPE_BYTES).join(', ')})`);
+    }
     const shape = info.shape;
-    if (!Array.isArray(shape) || shape.some((d) => !Number.isInteger(d) || d < 0)) fail(`tensor '${name}': invalid shape ${JSON.stringify(shape)}`);
+    if (!Array.isArray(shape) || shape.some((d) => !Number.isSafeInteger(d) || d < 0)) fail(`tensor '${name}': invalid shape ${JSON.stringify(shape)?.slice(0, 200)} (a list of integers in [0, 2^53))`);
     const offs = info.data_offsets;
-    if (!Array.isArray(offs) || offs.length !== 2 || offs.some((o) => !Number.isInteger(o) || o < 0)) fail(`tensor '${name}': invalid data_offsets ${JSON.stringify(offs)}`);
+    if (!Array.isArray(offs) || offs.length !== 2 || offs.some((o) => !Number.isSafeInteger(o) || o < 0)) fail(`tensor '${name}': invalid data_offsets ${JSON.stringify(offs)?.slice(0, 200)} (two integers [begin, end] in [0, 2^53))`);
     const [b, e] = offs as [number, number];
     const n = (shape as number[]).reduce((a, d) => a * d, 1);
     const bytes = n * DTYPE_BYTES[dtype as string];
     if (e < b || e - b !== bytes) fail(`tensor '${name}': data_offsets [${b}, ${e}] hold ${e - b} bytes, but ${dtype} ${JSON.stringify(shape)} needs ${bytes}`);
     if (e > data.byteLength) fail(`tensor '${name}': data_offsets [${b}, ${e}] run past the data (${data.byteLength} bytes): the file is truncated or the header lies`);
-    spans.push([b, e, name]);
-    tensors.set(name, { dtype: dtype as string, shape: shape as number[], data: decode(dtype as string, data.subarray(b, e), n) });
+    decoded += n * 4;
+    if (decoded > maxBytes) fail(`the tensors decode to more than ${maxBytes} bytes of float32 values (maxBytes) at tensor '${name}'`);
+    entries.push({ name, dtype: dtype as string, shape: shape as number[], b, e, n });
   }
-  spans.sort((x, y) => x[0] - y[0]);
+  // gaps and overlaps first, so that a header listing one span a million times decodes nothing
+  const spans = [...entries].sort((x, y) => x.b - y.b || x.e - y.e);
   let at = 0;
-  for (const [b, e, name] of spans) {
+  for (const { b, e, name } of spans) {
     if (b !== at) fail(`tensor '${name}' starts at ${b}, expected ${at}: tensors must cover the data buffer without gaps or overlap`);
     at = e;
   }
   if (at !== data.byteLength) fail(`the data buffer has ${data.byteLength} bytes but the tensors cover ${at}`);
+  const tensors = new Map<string, SafeTensor>();
+  for (const { name, dtype, shape, b, e, n } of entries) {
+    const values = decode(dtype, data.subarray(b, e), n);
+    if (!opts.allowNonFinite && FLOAT_DTYPES.has(dtype)) {
+      for (let i = 0; i < n; i++) {
+        if (!Number.isFinite(values[i])) fail(`tensor '${name}' holds ${values[i]} at flat index ${i} (of ${n}): the weights are corrupt (pass allowNonFinite: true to read them anyway)`);
+      }
+    }
+    tensors.set(name, { dtype, shape, data: values });
+  }
   return { tensors, metadata };
 }
 
