@@ -256,6 +256,10 @@ export async function activationMaximization(model: Model, opts: ActivationMaxOp
       }
       old.dispose();
       g.dispose();
+      // Submit the step: emits the pending elementwise chains (the parameters and Adam's moments),
+      // so the next step's fused kernels start from buffers instead of inlining every earlier step
+      // (a longer chain, hence a new pipeline, per step). No read-back.
+      param.backend.flush();
       if (opts.onStep) opts.onStep({ step, objective: await (obj as unknown as Tensor).item() });
       else if (step % 16 === 15) await param.backend.sync();
     }
