@@ -39,6 +39,12 @@ export function defaultEmbeddingLayer(model: Model): string {
   throw new Error(`layerActivations: cannot tell which layer comes before this model's head; name one with 'layer'${model instanceof Module ? ` (layers: ${model.namedModules().map(([p]) => p).filter(Boolean).join(', ')})` : ''}`);
 }
 
+function layerNames(model: Model): string[] {
+  if (model instanceof GraphModel) return model.nodes.map((n) => n.name);
+  if (model instanceof Module) return model.namedModules().map(([p]) => p).filter(Boolean);
+  return [];
+}
+
 /**
  * Activations of `layer` for every item of `data` [N, ...], in batches, flattened per item to
  * [N, D], on the model's backend (no readback). The model runs in eval mode.
@@ -57,7 +63,13 @@ export async function layerActivations(model: Model, data: Tensor, opts: Activat
       const k = Math.min(bs, N - s);
       const a = bl.tidy(() => {
         const xb = k === N ? x : bl.slice(x, [s, ...x.shape.slice(1).map(() => 0)], [k, ...x.shape.slice(1)]);
-        const act = activationOf(f, xb, layer);
+        let act: Tensor;
+        try {
+          act = activationOf(f, xb, layer);
+        } catch (e) {
+          if (!/no activation named/.test((e as Error).message)) throw e;
+          throw new Error(`${op}: the model has no layer '${layer}'; layers: ${layerNames(model).join(', ') || '(unknown)'}, or 'input'`);
+        }
         if (act.rank < 1 || act.shape[0] !== k) throw new Error(`${op}: layer '${layer}' gave shape [${act.shape.join(', ')}] for a batch of ${k}`);
         return bl.reshape(act, [k, -1]);
       });

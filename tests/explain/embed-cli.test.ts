@@ -125,7 +125,7 @@ describe('backlight embed', () => {
     // Run-time errors: exit 1 with the reason.
     const r1 = await inProcess('--model', 'digits-cnn', '--layer', 'features.9', '--method', 'pca', '--out', out);
     expect(r1.code).toBe(1);
-    expect(r1.stderr).toMatch(/features\.9/);
+    expect(r1.stderr).toMatch(/no layer 'features\.9'; layers: features, features\.0, .*pool, classifier, or 'input'/);
     const r2 = await inProcess('--model', 'digits-cnn', '--n', '10', '--method', 'tsne', '--out', out);
     expect(r2.code).toBe(1);
     expect(r2.stderr).toMatch(/perplexity 30 must be below N - 1 = 9/);

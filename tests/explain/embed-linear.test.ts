@@ -5,6 +5,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import * as bl from '../../engine/index.ts';
 import * as ex from '../../explain/index.ts';
 import { datasetSplits } from '../../models/data/index.ts';
+import { loadBundled } from '../../models/zoo/index.ts';
 import { expectClose, rng } from '../helpers.ts';
 
 beforeAll(async () => {
@@ -192,5 +193,34 @@ describe('classical MDS', () => {
     await expect(ex.mds(bl.tensor([1, 1, 1, 0], [2, 2]), { precomputed: true })).rejects.toThrow(/zero diagonal/);
     await expect(ex.mds(bl.tensor([0, -1, -1, 0], [2, 2]), { precomputed: true })).rejects.toThrow(/non-negative/);
     await expect(ex.mds(bl.zeros([3, 2]), { precomputed: true })).rejects.toThrow(/square/);
+  });
+});
+
+describe('layerActivations', () => {
+  it("digits-cnn: default layer 'pool' in batches equals the spatial mean of 'features'; 'input' flattens", async () => {
+    const d = datasetSplits('digits').test;
+    const N = 23;
+    const m = await loadBundled('digits-cnn');
+    const x = bl.tensor(d.x.subarray(0, N * 64), [N, 1, 8, 8]);
+    const pool = await ex.layerActivations(m, x, { batchSize: 5 });
+    expect(pool.shape).toEqual([N, 32]);
+    const feats = await ex.layerActivations(m, x, { layer: 'features' });
+    expect(feats.shape).toEqual([N, 32 * 4 * 4]);
+    const f = await feats.data();
+    const want = Array.from({ length: N * 32 }, (_, t) => {
+      let s = 0;
+      for (let k = 0; k < 16; k++) s += f[t * 16 + k];
+      return s / 16;
+    });
+    expectClose(await pool.data(), want, 1e-12);
+    const inp = await ex.layerActivations(m, x, { layer: 'input' });
+    expect(inp.shape).toEqual([N, 64]);
+    expectClose(await inp.data(), d.x.subarray(0, N * 64), 0, 0);
+    await expect(ex.layerActivations(m, x, { layer: 'nope' })).rejects.toThrow(/no layer 'nope'; layers: features, features\.0/);
+    await expect(ex.layerActivations(m, x, { batchSize: 0 })).rejects.toThrow(/batchSize' must be a positive integer/);
+    m.dispose();
+    const mlp = await loadBundled('breast-cancer-mlp');
+    expect(ex.defaultEmbeddingLayer(mlp)).toBe('features');
+    mlp.dispose();
   });
 });
