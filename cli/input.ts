@@ -2,6 +2,7 @@
 // and PNG images (decoded with pngjs, converted to the model's channels, resized bilinearly to its
 // size, scaled to [0, 1]).
 import { readFileSync } from 'node:fs';
+import { inflateSync } from 'node:zlib';
 import { PNG } from 'pngjs';
 import { parseNpy } from '../models/io/npy.ts';
 
@@ -31,7 +32,7 @@ const fmt = (s: readonly (number | string | null)[]) => `[${s.join(', ')}]`;
  * Accepts [N, ...sampleShape] or one sample of sampleShape.
  */
 export function npyBatch(bytes: Uint8Array, path: string, sampleShape: readonly number[] | null): HostBatch {
-  const a = parseNpy(bytes, path);
+  const a = parseNpy(bytes, path, { allowNonFinite: false });
   let shape = a.shape;
   if (sampleShape) {
     const same = (s: readonly number[]) => s.length === sampleShape.length && s.every((d, i) => d === sampleShape[i]);
@@ -84,16 +85,88 @@ export function resizeBilinear(src: Float32Array, c: number, h: number, w: numbe
   return out;
 }
 
+/** The most pixels a PNG input may declare (default 2^26, 64 megapixels: 256 MiB of RGBA). */
+export const DEFAULT_MAX_PNG_PIXELS = 2 ** 26;
+
+const PNG_SIGNATURE = [137, 80, 78, 71, 13, 10, 26, 10];
+const PNG_CHANNELS: Record<number, number> = { 0: 1, 2: 3, 3: 1, 4: 2, 6: 4 };
+const PNG_DEPTHS: Record<number, number[]> = { 0: [1, 2, 4, 8, 16], 2: [8, 16], 3: [1, 2, 4, 8], 4: [8, 16], 6: [8, 16] };
+
+/**
+ * Check a PNG's structure before pngjs decodes it, so that a hostile or damaged file gives an
+ * error naming it rather than an allocation of its declared size or a silently padded image:
+ * the signature; every chunk's length within the file; IHDR first, with sizes in [1, 2^31),
+ * width * height <= maxPixels and a valid colour type and bit depth; at least one IDAT; an IEND
+ * (else the file is truncated); and IDAT data that inflates (output capped at the size the
+ * header implies, so a zlib bomb stops there) to at least the scanlines the header implies.
+ * Returns the declared width and height.
+ */
+export function checkPng(bytes: Uint8Array, path: string, maxPixels = DEFAULT_MAX_PNG_PIXELS): { width: number; height: number } {
+  const fail = (msg: string): never => {
+    throw new Error(`${path}: not a readable PNG (${msg})`);
+  };
+  if (bytes.byteLength < 8 || PNG_SIGNATURE.some((b, i) => bytes[i] !== b)) fail('no PNG signature: the file is not a PNG, or is empty');
+  const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  let pos = 8;
+  let ihdr: { width: number; height: number; depth: number; color: number; interlace: number } | null = null;
+  const idat: Uint8Array[] = [];
+  let ended = false;
+  while (pos < bytes.byteLength && !ended) {
+    if (pos + 12 > bytes.byteLength) fail(`truncated: chunk header at byte ${pos} needs 12 bytes, ${bytes.byteLength - pos} remain`);
+    const len = dv.getUint32(pos);
+    const type = String.fromCharCode(...bytes.subarray(pos + 4, pos + 8));
+    if (len > bytes.byteLength - pos - 12) fail(`truncated: chunk '${type.replace(/[^\x20-\x7e]/g, '?')}' at byte ${pos} declares ${len} bytes, ${Math.max(0, bytes.byteLength - pos - 12)} remain`);
+    const body = bytes.subarray(pos + 8, pos + 8 + len);
+    if (!ihdr && type !== 'IHDR') fail(`the first chunk is '${type.replace(/[^\x20-\x7e]/g, '?')}', not IHDR`);
+    if (type === 'IHDR') {
+      if (ihdr) fail('more than one IHDR chunk');
+      if (len !== 13) fail(`IHDR holds ${len} bytes, not 13`);
+      const width = dv.getUint32(pos + 8), height = dv.getUint32(pos + 12);
+      const depth = body[8], color = body[9], interlace = body[12];
+      if (width === 0 || height === 0 || width >= 2 ** 31 || height >= 2 ** 31) fail(`invalid size ${width} x ${height}`);
+      if (width * height > maxPixels) fail(`its declared size ${width} x ${height} (${width * height} pixels) is over the limit of ${maxPixels} pixels`);
+      if (!PNG_DEPTHS[color]?.includes(depth)) fail(`invalid colour type ${color} with bit depth ${depth}`);
+      if (body[10] !== 0 || body[11] !== 0 || interlace > 1) fail(`unknown compression, filter or interlace method (${body[10]}, ${body[11]}, ${interlace})`);
+      ihdr = { width, height, depth, color, interlace };
+    } else if (type === 'IDAT') idat.push(body);
+    else if (type === 'IEND') ended = true;
+    pos += 12 + len;
+  }
+  if (!ihdr) fail('truncated: no IHDR chunk after the signature');
+  if (!ended) fail(`truncated: no IEND chunk${idat.length ? '' : ', and no image data (IDAT)'}`);
+  if (!idat.length) fail('no image data (IDAT)');
+  const { width, height, depth, color, interlace } = ihdr!;
+  const bpp = PNG_CHANNELS[color] * depth;
+  const rows = (w: number, h: number) => (w && h ? h * (1 + Math.ceil((w * bpp) / 8)) : 0);
+  let need = rows(width, height);
+  if (interlace) {
+    // Adam7: the seven passes' sub-images
+    const passes: [number, number, number, number][] = [[0, 0, 8, 8], [4, 0, 8, 8], [0, 4, 4, 8], [2, 0, 4, 4], [0, 2, 2, 4], [1, 0, 2, 2], [0, 1, 1, 2]];
+    need = passes.reduce((a, [x0, y0, dx, dy]) => a + rows(Math.ceil((width - x0) / dx), Math.ceil((height - y0) / dy)), 0);
+  }
+  let got: number;
+  try {
+    got = inflateSync(Buffer.concat(idat), { maxOutputLength: need }).byteLength;
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'ERR_BUFFER_TOO_LARGE') got = need; // more data than the image needs: the rest is ignored
+    else return fail(`its image data does not inflate: ${(e as Error).message}`);
+  }
+  if (got < need) fail(`truncated image data: ${got} bytes of scanlines, ${width} x ${height} needs ${need}`);
+  return { width, height };
+}
+
 /** A PNG file as one [channels, h, w] sample for an image model taking `sampleShape` ([C, H, W]). */
-export function pngSample(bytes: Uint8Array, path: string, sampleShape: readonly number[] | null): Float32Array {
+export function pngSample(bytes: Uint8Array, path: string, sampleShape: readonly number[] | null, maxPixels = DEFAULT_MAX_PNG_PIXELS): Float32Array {
   if (!sampleShape || sampleShape.length !== 3) {
     throw new Error(`${path}: PNG inputs need an image model with a known [C, H, W] input; this model's input is ${sampleShape ? fmt(sampleShape) : 'unknown'} (pass --input-shape C,H,W, or a .npy)`);
   }
+  checkPng(bytes, path, maxPixels);
   let png: PNG;
   try {
     png = PNG.sync.read(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength));
   } catch (e) {
-    throw new Error(`${path}: not a readable PNG (${(e as Error).message})`);
+    throw new Error(`${path}: not a readable PNG (${e instanceof Error ? e.message : String(e)})`);
   }
   const [c, h, w] = sampleShape;
   return resizeBilinear(pngToChannels(png, c, path), c, png.height, png.width, h, w);
@@ -103,7 +176,7 @@ export function pngSample(bytes: Uint8Array, path: string, sampleShape: readonly
  * The batch that `--input` names: one .npy, or one or more PNGs (comma-separated), for a model
  * with per-sample input shape `sampleShape` (null when unknown).
  */
-export function loadInputs(spec: string, sampleShape: readonly number[] | null, option = '--input'): HostBatch {
+export function loadInputs(spec: string, sampleShape: readonly number[] | null, option = '--input', limits: { maxPngPixels?: number } = {}): HostBatch {
   const paths = spec.split(',').map((p) => p.trim()).filter(Boolean);
   if (!paths.length) throw new Error(`${option}: no file given`);
   const kind = (p: string) => (/\.npy$/i.test(p) ? 'npy' : /\.png$/i.test(p) ? 'png' : null);
@@ -112,7 +185,7 @@ export function loadInputs(spec: string, sampleShape: readonly number[] | null, 
     if (paths.length !== 1) throw new Error(`${option}: give one .npy (with a batch axis) or a list of .png files, not a mix or several .npy files`);
     return npyBatch(readInputFile(paths[0], option), paths[0], sampleShape);
   }
-  const samples = paths.map((p) => pngSample(readInputFile(p, option), p, sampleShape));
+  const samples = paths.map((p) => pngSample(readInputFile(p, option), p, sampleShape, limits.maxPngPixels));
   const per = samples[0].length;
   const data = new Float32Array(samples.length * per);
   samples.forEach((s, i) => data.set(s, i * per));

@@ -176,8 +176,30 @@ export class ProtoReader {
     return v;
   }
 
-  /** Skip one value of wire type `wire` (groups: up to the matching end tag). */
+  /**
+   * Skip one value of wire type `wire` (groups: up to the matching end tag). Nested groups are
+   * walked with an explicit stack (no recursion, so a file of a million start-group tags cannot
+   * overflow the call stack) and at most MAX_DEPTH deep, protobuf's own default recursion limit.
+   */
   skip(wire: number, field: number, what: string): void {
+    if (wire !== WIRE_SGROUP) return this.skipScalar(wire, what);
+    const open = [field];
+    while (open.length) {
+      if (this.done) this.fail(`group ${open[open.length - 1]} in ${what} is not closed before byte ${this.pos}`);
+      const tag = this.uvarint('tag');
+      const w = tag & 7;
+      const f = Math.floor(tag / 8);
+      if (w === WIRE_EGROUP) {
+        if (f !== open[open.length - 1]) this.fail(`group ${open[open.length - 1]} in ${what} closed by end tag ${f} at byte ${this.pos}`);
+        open.pop();
+      } else if (w === WIRE_SGROUP) {
+        if (open.length >= MAX_DEPTH) this.fail(`groups in ${what} are nested more than ${MAX_DEPTH} deep at byte ${this.pos}`);
+        open.push(f);
+      } else this.skipScalar(w, what);
+    }
+  }
+
+  private skipScalar(wire: number, what: string): void {
     switch (wire) {
       case WIRE_VARINT:
         this.varint64(what);
@@ -193,23 +215,14 @@ export class ProtoReader {
         this.need(4, what);
         this.pos += 4;
         return;
-      case WIRE_SGROUP: {
-        for (;;) {
-          if (this.done) this.fail(`group ${field} in ${what} is not closed before byte ${this.pos}`);
-          const tag = this.uvarint('tag');
-          const w = tag & 7;
-          if (w === WIRE_EGROUP) {
-            if (tag >>> 3 !== field) this.fail(`group ${field} in ${what} closed by end tag ${tag >>> 3} at byte ${this.pos}`);
-            return;
-          }
-          this.skip(w, tag >>> 3, what);
-        }
-      }
       default:
         this.fail(`${what}: invalid wire type ${wire} at byte ${this.pos}`);
     }
   }
 }
+
+/** Nesting limit for groups and sub-messages (protobuf's default recursion limit). */
+export const MAX_DEPTH = 100;
 
 function readScalar(r: ProtoReader, t: ScalarType, what: string): unknown {
   switch (t) {
@@ -266,21 +279,40 @@ function readPacked(r: ProtoReader, t: ScalarType, what: string): ArrayLike<unkn
   return out;
 }
 
+export interface DecodeOptions {
+  /**
+   * The most messages (sub-messages included) one decode may create, default 10,000,000. An
+   * empty sub-message costs 2 bytes of file but ~100 bytes of memory, so without a bound a hostile
+   * file could make the decoder allocate ~50x its size; real ONNX models hold well under 10^6.
+   */
+  maxMessages?: number;
+}
+
+export const DEFAULT_MAX_MESSAGES = 10_000_000;
+
 /**
  * Decode `buf[start, end)` as message `spec`. `source` names the file in errors. Repeated float
  * and double fields come back as Float32Array / Float64Array, other repeated scalars as arrays.
  */
-export function decodeMessage(spec: MessageSpec, buf: Uint8Array, source = 'protobuf', start = 0, end = buf.byteLength): Decoded {
+export function decodeMessage(spec: MessageSpec, buf: Uint8Array, source = 'protobuf', start = 0, end = buf.byteLength, opts: DecodeOptions = {}): Decoded {
+  const max = opts.maxMessages ?? DEFAULT_MAX_MESSAGES;
+  return decodeAt(spec, buf, source, start, end, { messages: 0, max }, 0);
+}
+
+function decodeAt(spec: MessageSpec, buf: Uint8Array, source: string, start: number, end: number, count: { messages: number; max: number }, depth: number): Decoded {
   const r = new ProtoReader(buf, source, start, end);
+  if (++count.messages > count.max) r.fail(`more than ${count.max} messages (at ${spec.name}, byte ${start}); raise maxMessages if the file is trusted`);
+  if (depth > MAX_DEPTH) r.fail(`messages nested more than ${MAX_DEPTH} deep (at ${spec.name}, byte ${start})`);
   const out: Decoded = {};
-  const lists: Record<string, ArrayLike<unknown>[]> = {};
+  // per repeated field: packed runs as chunks, unpacked values gathered into one array between them
+  const lists: Record<string, { chunks: ArrayLike<unknown>[]; loose: unknown[] }> = {};
   while (!r.done) {
     const tagAt = r.pos;
     const tag = r.uvarint(`tag in ${spec.name}`);
     const field = Math.floor(tag / 8);
     const wire = tag & 7;
     if (field === 0) r.fail(`field number 0 in ${spec.name} at byte ${tagAt}`);
-    const f = spec.fields[field];
+    const f = Object.prototype.hasOwnProperty.call(spec.fields, field) ? spec.fields[field] : undefined;
     const what = `${spec.name}.${f?.name ?? `field ${field}`}`;
     if (!f) {
       if (wire === WIRE_EGROUP) r.fail(`unexpected end-group tag in ${spec.name} at byte ${tagAt}`);
@@ -295,22 +327,32 @@ export function decodeMessage(spec: MessageSpec, buf: Uint8Array, source = 'prot
       else {
         const bytes = r.lengthDelimited(what);
         const off = bytes.byteOffset - buf.byteOffset;
-        value = decodeMessage(f.type, buf, source, off, off + bytes.byteLength);
+        value = decodeAt(f.type, buf, source, off, off + bytes.byteLength, count, depth + 1);
       }
     } else if (wire === WIRE_LEN && f.repeated && expected !== WIRE_LEN) {
       packed = readPacked(r, f.type as ScalarType, what);
     } else {
       return r.fail(`${what} (field ${field}) at byte ${tagAt} has wire type ${wire}, expected ${expected}`);
     }
-    if (f.repeated) (lists[f.name] ??= []).push(packed ?? [value]);
-    else out[f.name] = value; // the last one wins (the protobuf rule for scalars; ONNX never splits sub-messages)
+    if (f.repeated) {
+      const l = (lists[f.name] ??= { chunks: [], loose: [] });
+      if (packed) {
+        if (l.loose.length) l.chunks.push(l.loose), (l.loose = []);
+        l.chunks.push(packed);
+      } else l.loose.push(value);
+    } else out[f.name] = value; // the last one wins (the protobuf rule for scalars; ONNX never splits sub-messages)
   }
-  for (const [name, chunks] of Object.entries(lists)) {
+  for (const [name, l] of Object.entries(lists)) {
     const f = Object.values(spec.fields).find((x) => x.name === name)!;
-    const n = chunks.reduce((a, c) => a + c.length, 0);
+    if (l.loose.length) l.chunks.push(l.loose);
+    if (f.type !== 'float' && f.type !== 'double' && l.chunks.length === 1) {
+      out[name] = Array.isArray(l.chunks[0]) ? l.chunks[0] : Array.from(l.chunks[0]);
+      continue;
+    }
+    const n = l.chunks.reduce((a, c) => a + c.length, 0);
     const arr: { [i: number]: unknown; length: number } = f.type === 'float' ? new Float32Array(n) : f.type === 'double' ? new Float64Array(n) : new Array<unknown>(n);
     let k = 0;
-    for (const c of chunks) for (let i = 0; i < c.length; i++) arr[k++] = c[i];
+    for (const c of l.chunks) for (let i = 0; i < c.length; i++) arr[k++] = c[i];
     out[name] = arr;
   }
   return out;

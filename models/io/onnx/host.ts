@@ -23,12 +23,18 @@ export const numel = (dims: readonly number[]) => dims.reduce((a, b) => a * b, 1
 
 export const bf16 = (bits: number) => new Float32Array(new Uint32Array([bits << 16]).buffer)[0];
 
+/** The index and value of the first NaN or infinity in `data`, or null when all are finite. */
+export function firstNonFinite(data: ArrayLike<number>): [number, number] | null {
+  for (let i = 0; i < data.length; i++) if (!Number.isFinite(data[i])) return [i, data[i]];
+  return null;
+}
+
 export const LITTLE_ENDIAN = new Uint8Array(Uint16Array.of(1).buffer)[0] === 1;
 
 /** A TensorProto's values. `what` names it in errors. */
 export function tensorToHost(t: TensorP, what: string): HostValue {
   const dims = (t.dims ?? []).map(Number);
-  if (dims.some((d) => !Number.isInteger(d) || d < 0)) throw new Error(`${what}: invalid dims [${dims.join(', ')}]`);
+  if (dims.some((d) => !Number.isSafeInteger(d) || d < 0)) throw new Error(`${what}: invalid dims [${dims.join(', ')}] (each must be an integer in [0, 2^53))`);
   const dt = t.data_type ?? 0;
   const tname = DTYPES[dt] ?? `type ${dt}`;
   if (t.data_location === 1 || (t.external_data && t.external_data.length)) {
@@ -86,9 +92,18 @@ export function tensorToHost(t: TensorP, what: string): HostValue {
 
 // ---- host arithmetic on small values (shape computations) ----
 
+/**
+ * The most elements a value computed on the host may have (2^25, 256 MiB as float64). Host values
+ * are shapes, axes and small folded constants; without a bound, folding a broadcast of two
+ * [100000, 1] and [1, 100000] initializers (800 KB of file) would allocate 80 GB.
+ */
+export const MAX_HOST_ELEMENTS = 2 ** 25;
+
 /** out[idx] = f(multi-index) for every index of `dims`. */
 export function build(dims: number[], float: boolean, f: (idx: number[]) => number): HostValue {
   const n = numel(dims);
+  if (!dims.every((d) => Number.isSafeInteger(d) && d >= 0)) throw new Error(`invalid result dims [${dims.join(', ')}]`);
+  if (n > MAX_HOST_ELEMENTS) throw new Error(`a value computed at load time would have dims [${dims.join(', ')}] (${n} elements), over the ${MAX_HOST_ELEMENTS}-element limit for host values`);
   const data = new Float64Array(n);
   const idx = new Array<number>(dims.length).fill(0);
   for (let k = 0; k < n; k++) {
@@ -175,6 +190,8 @@ export function hostConcat(vs: HostValue[], axis: number, what: string): HostVal
 }
 
 export function hostTranspose(v: HostValue, perm: number[]): HostValue {
+  const r = v.dims.length;
+  if (perm.length !== r || [...perm].sort((a, b) => a - b).some((p, i) => p !== i)) throw new Error(`perm [${perm.join(', ')}] is not a permutation of the ${r} axes`);
   const dims = perm.map((p) => v.dims[p]);
   const s = stridesOf(v.dims);
   return build(dims, v.float, (idx) => {

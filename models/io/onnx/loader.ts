@@ -17,7 +17,7 @@ import type { Tensor } from '../../../engine/index.ts';
 import { GraphModel, type GraphNode } from '../../containers.ts';
 import type { Module } from '../../module.ts';
 import { type AttrP, type ValueInfoP, parseOnnx } from './schema.ts';
-import { DTYPES, FLOAT_TYPES, type HostValue, tensorToHost } from './host.ts';
+import { DTYPES, FLOAT_TYPES, firstNonFinite, type HostValue, tensorToHost } from './host.ts';
 import { OPS } from './ops.ts';
 
 // ---- the loader ----
@@ -281,6 +281,12 @@ export function valueInfo(v: ValueInfoP): OnnxValueInfo {
 export interface LoadOnnxOptions {
   /** Names the file in errors (default 'onnx'). */
   source?: string;
+  /** The largest file accepted, in bytes (default 2 GiB, protobuf's limit). */
+  maxBytes?: number;
+  /** The most protobuf messages (nodes, attributes, tensors, ...) the file may hold (default 10,000,000). */
+  maxMessages?: number;
+  /** Accept NaN or infinite values in float initializers (default false: an error naming the initializer). */
+  allowNonFinite?: boolean;
 }
 
 /**
@@ -292,7 +298,7 @@ export function loadOnnx(bytes: Uint8Array, opts: LoadOnnxOptions = {}): OnnxMod
   const source = opts.source ?? 'onnx';
   const made: { L?: Loader } = {};
   try {
-    return buildModel(bytes, source, made);
+    return buildModel(bytes, source, made, opts);
   } catch (e) {
     // free what was made before the error
     for (const n of made.L?.nodes ?? []) n.module?.dispose();
@@ -301,15 +307,15 @@ export function loadOnnx(bytes: Uint8Array, opts: LoadOnnxOptions = {}): OnnxMod
   }
 }
 
-export function buildModel(bytes: Uint8Array, source: string, made: { L?: Loader }): OnnxModel {
-  const m = parseOnnx(bytes, source);
+export function buildModel(bytes: Uint8Array, source: string, made: { L?: Loader }, opts: LoadOnnxOptions = {}): OnnxModel {
+  const m = parseOnnx(bytes, source, { maxBytes: opts.maxBytes, maxMessages: opts.maxMessages });
   const g = m.graph;
   if (!g) throw new Error(`${source}: not an ONNX model: no graph (is the file truncated, or not an .onnx file?)`);
   const ops = (m.opset_import ?? []).filter((o) => !o.domain || o.domain === 'ai.onnx');
   if (!ops.length) {
     throw new Error(`${source}: the model imports no opset for the default domain (ai.onnx); the file may be truncated or not an ONNX model`);
   }
-  const opset = Math.max(...ops.map((o) => o.version ?? 0));
+  const opset = ops.reduce((a, o) => Math.max(a, o.version ?? 0), 0); // (not Math.max(...): a hostile file may list millions)
   if (opset < 7) throw new Error(`${source}: opset ${opset} is too old; supported: opset 7 and later (tested 11-17). Re-export with a newer opset.`);
   if (g.sparse_initializer?.length) throw new Error(`${source}: sparse initializers are not supported`);
 
@@ -328,12 +334,23 @@ export function buildModel(bytes: Uint8Array, source: string, made: { L?: Loader
   inits.forEach((t, k) => {
     const name = t.name ?? '';
     if (!name) throw new Error(`${source}: initializer ${k} has no name`);
-    L.vals.set(name, { kind: 'host', v: tensorToHost(t, `${source}: initializer '${name}'`) });
+    const v = tensorToHost(t, `${source}: initializer '${name}'`);
+    const bad = v.float && !opts.allowNonFinite ? firstNonFinite(v.data) : null;
+    if (bad) {
+      throw new Error(`${source}: initializer '${name}' holds ${bad[1]} at flat index ${bad[0]} (of ${v.data.length}): the weights are corrupt (pass allowNonFinite: true to load them anyway)`);
+    }
+    L.vals.set(name, { kind: 'host', v });
   });
   const nodesP = g.node ?? [];
   for (const nd of nodesP) for (const i of nd.input ?? []) if (i) L.uses.set(i, (L.uses.get(i) ?? 0) + 1);
   for (const o of graphOutputs) L.uses.set(o, (L.uses.get(o) ?? 0) + 1);
 
+  // Where each name is first produced, to explain a read of a later node's output (a cycle, or
+  // nodes out of topological order: ONNX requires them sorted).
+  const producer = new Map<string, number>();
+  nodesP.forEach((nd, k) => {
+    for (const o of nd.output ?? []) if (o && !producer.has(o)) producer.set(o, k);
+  });
   const taken = new Set<string>();
   nodesP.forEach((nd, index) => {
     const op = nd.op_type ?? '';
@@ -344,9 +361,19 @@ export function buildModel(bytes: Uint8Array, source: string, made: { L?: Loader
     const ins = nd.input ?? [];
     for (const i of ins) {
       if (i && !L.vals.has(i)) {
-        throw new Error(
-          `${source}: node '${name}' (${op}) reads input '${i}', which is not a graph input, an initializer or an earlier node's output (missing initializer?)`,
-        );
+        const p = producer.get(i);
+        const why =
+          p === undefined
+            ? 'missing initializer?'
+            : p === index
+              ? 'the node reads its own output: the graph is cyclic'
+              : `it is produced by node ${p} ('${nodesP[p].name || nodesP[p].op_type}'), later: the graph is cyclic or its nodes are not topologically sorted`;
+        throw new Error(`${source}: node '${name}' (${op}) reads input '${i}', which is not a graph input, an initializer or an earlier node's output (${why})`);
+      }
+    }
+    for (const o of nd.output ?? []) {
+      if (o && L.vals.has(o)) {
+        throw new Error(`${source}: node '${name}' (${op}) writes output '${o}', which is already defined (a graph input, an initializer or another node's output): ONNX graphs assign each name once`);
       }
     }
     const h = domain === '' || domain === 'ai.onnx' ? OPS[op] : undefined;

@@ -1,7 +1,7 @@
 // The parts of onnx.proto that inference reads, as protobuf message specs for models/io/protobuf.ts,
 // the decoded shapes, and parseOnnx. Field numbers are those of onnx.proto
 // (https://github.com/onnx/onnx/blob/main/onnx/onnx.proto).
-import { decodeMessage, type Decoded, type MessageSpec } from '../protobuf.ts';
+import { DEFAULT_MAX_MESSAGES, decodeMessage, type Decoded, type MessageSpec } from '../protobuf.ts';
 
 // ---- the schema: the parts of onnx.proto we read ----
 
@@ -155,9 +155,20 @@ export interface ModelP {
   metadata_props?: { key?: string; value?: string }[];
 }
 
+export interface ParseOnnxOptions {
+  /** The largest file accepted, in bytes (default 2 GiB, protobuf's own limit for one message). */
+  maxBytes?: number;
+  /** The most protobuf messages the file may hold (default 10,000,000; see DecodeOptions). */
+  maxMessages?: number;
+}
+
+export const DEFAULT_MAX_ONNX_BYTES = 2 ** 31;
+
 /** Decode an ONNX file into plain objects (field names as in onnx.proto). */
-export function parseOnnx(bytes: Uint8Array, source = 'onnx'): ModelP {
+export function parseOnnx(bytes: Uint8Array, source = 'onnx', opts: ParseOnnxOptions = {}): ModelP {
   if (!(bytes instanceof Uint8Array)) throw new Error(`${source}: expected the file's bytes as a Uint8Array`);
   if (bytes.byteLength === 0) throw new Error(`${source}: empty file, not an ONNX model`);
-  return decodeMessage(ModelProto, bytes, source) as Decoded as ModelP;
+  const maxBytes = opts.maxBytes ?? DEFAULT_MAX_ONNX_BYTES;
+  if (bytes.byteLength > maxBytes) throw new Error(`${source}: the file has ${bytes.byteLength} bytes, over the limit of ${maxBytes} (maxBytes)`);
+  return decodeMessage(ModelProto, bytes, source, 0, bytes.byteLength, { maxMessages: opts.maxMessages ?? DEFAULT_MAX_MESSAGES }) as Decoded as ModelP;
 }
