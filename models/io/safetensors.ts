@@ -81,9 +81,22 @@ export function parseSafetensors(buf: Uint8Array, source = 'safetensors', opts: 
   const headerLen = Number(dv.getBigUint64(0, true));
   if (headerLen > buf.byteLength - 8) fail(`header length ${headerLen} runs past the end of the file (${buf.byteLength} bytes)`);
   if (headerLen > maxHeader) fail(`header length ${headerLen} is implausibly large (over maxHeaderBytes = ${maxHeader})`);
+  // A safetensors header nests 3 deep ({ name: { shape: [...] } }). JSON.parse of deep nesting
+  // is slow (about 0.5 s per MB of '['), so deeper headers are refused by a quick scan first.
+  const hb = buf.subarray(8, 8 + headerLen);
+  for (let i = 0, depth = 0, inString = false; i < hb.length; i++) {
+    const c = hb[i];
+    if (inString) {
+      if (c === 0x5c) i++; // backslash: skip the escaped byte
+      else if (c === 0x22) inString = false;
+    } else if (c === 0x22) inString = true;
+    else if (c === 0x7b || c === 0x5b) {
+      if (++depth > 16) fail(`header nests deeper than 16 levels at byte ${8 + i}: not a safetensors header`);
+    } else if (c === 0x7d || c === 0x5d) depth--;
+  }
   let header: Record<string, unknown>;
   try {
-    header = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(buf.subarray(8, 8 + headerLen)));
+    header = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(hb));
   } catch (e) {
     return fail(`header is not valid UTF-8 JSON: ${(e as Error).message}`);
   }

@@ -11,7 +11,7 @@ import { readFileSync, readdirSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import fc from 'fast-check';
 import { afterAll, describe, expect, it } from 'vitest';
-import { init, memory, withBackend } from '../../engine/index.ts';
+import { init, memory, tidy, withBackend, zeros } from '../../engine/index.ts';
 import { loadOnnx, parseOnnx } from '../../models/io/onnx.ts';
 import { ModelProto } from '../../models/io/onnx/schema.ts';
 import { decodeMessage, type MessageSpec, type ScalarType } from '../../models/io/protobuf.ts';
@@ -224,6 +224,39 @@ describe('fuzz: ONNX', () => {
       }),
       { seed: 15201, numRuns: 600 },
     );
+    expect(memory(cpu).liveBuffers).toBe(before);
+  });
+
+  it('(a) mutated fixtures that still load also run on a small input, or fail with an Error naming the node', () => {
+    const before = memory(cpu).liveBuffers;
+    let ran = 0;
+    fc.assert(
+      fc.property(fc.nat({ max: files.length - 1 }), fc.array(fc.record({ at: fc.nat(), v: fc.integer({ min: 0, max: 255 }) }), { minLength: 1, maxLength: 3 }), (fi, flips) => {
+        const b = files[fi].slice();
+        for (const { at, v } of flips) b[at % b.length] = v;
+        const r = outcome(() => withBackend(cpu, () => loadOnnx(b, { source: 'run.onnx' })), 'run.onnx');
+        if (!r.ok) return;
+        const m = r.value;
+        try {
+          const shape = m.info.inputs[0]?.shape;
+          if (!shape || !shape.every((d) => typeof d === 'number' && d > 0 && d <= 64) || (shape as number[]).reduce((a, d) => a * d, 1) > 4096) return;
+          const t0 = performance.now();
+          try {
+            const y = withBackend(cpu, () => tidy(() => m.forward(zeros(shape as number[]))));
+            for (const t of ([] as unknown[]).concat(y)) (t as { dispose(): void }).dispose();
+            ran++;
+          } catch (e) {
+            expect(e).toBeInstanceOf(Error);
+            expect((e as Error).message).toMatch(/node '/);
+          }
+          expect(performance.now() - t0).toBeLessThan(CASE_MS);
+        } finally {
+          m.dispose();
+        }
+      }),
+      { seed: 15207, numRuns: 400 },
+    );
+    expect(ran).toBeGreaterThan(0);
     expect(memory(cpu).liveBuffers).toBe(before);
   });
 

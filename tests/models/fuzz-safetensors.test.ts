@@ -235,6 +235,15 @@ describe('safetensors regressions', () => {
     expect(parseSafetensors(b, 'nan.safetensors', { allowNonFinite: true }).tensors.get('w')!.data[1]).toBeNaN();
   });
 
+  it('a deeply nested header is refused quickly (JSON.parse took ~0.5 s per MB of "[": ~50 s at the 100 MB header limit)', () => {
+    const b = stBytes('['.repeat(4_000_000), new Uint8Array(0));
+    const t0 = performance.now();
+    expect(() => parseSafetensors(b, 'deep.safetensors')).toThrow(/^deep\.safetensors: header nests deeper than 16 levels at byte 24/);
+    expect(performance.now() - t0).toBeLessThan(500);
+    // brackets inside strings do not count
+    expect(parseSafetensors(stBytes({ __metadata__: { k: '[[[[[[[[[[[[[[[[[[[[[[[[["\\' } }, new Uint8Array(0)), 's.safetensors').metadata.k).toBe('[[[[[[[[[[[[[[[[[[[[[[[[["\\');
+  });
+
   it('maxHeaderBytes and maxBytes are configurable limits', () => {
     const b = serializeSafetensors(new Map([['w', { shape: [1000], data: new Float32Array(1000) }]]));
     expect(() => parseSafetensors(b, 'h.safetensors', { maxHeaderBytes: 10 })).toThrow(/^h\.safetensors: header length \d+ is implausibly large \(over maxHeaderBytes = 10\)/);

@@ -12,6 +12,15 @@
 // - Every node output is tapped under its tensor name and its node's name (GraphModel), so
 //   explainers address '/layer1/conv1/Conv' or '/layer1/conv1/Conv_output_0'.
 // Field numbers are those of onnx.proto (https://github.com/onnx/onnx/blob/main/onnx/onnx.proto).
+//
+// Untrusted files: every failure is an Error starting "<source>: ". The decoder (protobuf.ts)
+// refuses reads past a message's end, bad wire types, over-long varints, groups nested over 100
+// deep, more than maxMessages messages and files over maxBytes. The loader refuses a missing graph
+// or opset, initializer dims that are not safe integers or hold over 2^31 elements, data lengths
+// that disagree with the dims, external/segmented/sparse data, NaN/inf float initializers (unless
+// allowNonFinite), a node reading a name nothing earlier defines (saying whether it is a cycle or
+// a later node's output), a node redefining a name, host values over MAX_HOST_ELEMENTS, and
+// unsupported ops and attributes (naming the node, its op and the opset).
 import * as bl from '../../../engine/index.ts';
 import type { Tensor } from '../../../engine/index.ts';
 import { GraphModel, type GraphNode } from '../../containers.ts';
