@@ -134,14 +134,22 @@ export const embedCommand: Command = {
       const x = bl.tensor(xs, shape);
       owned.push(x);
       const layer = layerOpt ?? (m ? ex.defaultEmbeddingLayer(m.model) : 'input');
+      if (!labels && !m) throw new UsageError(`embed: ${source} has no labels to colour the points by: give --labels L.npy, or --model M to colour them by its predictions`);
       const t0 = performance.now();
       const acts = layer === 'input' ? bl.reshape(x, [N, -1]) : await ex.layerActivations(m!.model, x, { layer, batchSize: o['batch-size'] as number | undefined });
       owned.push(acts);
       if (!labels) {
         // Predicted classes for unlabelled inputs (one readback).
-        const pred = bl.tidy(() => bl.argmax(m!.model.call(x), -1));
-        owned.push(pred);
-        labels = Float32Array.from(await pred.data());
+        // batched like the activations (--batch-size), one readback per batch
+        const bsz = (o['batch-size'] as number | undefined) ?? 256;
+        const out = new Float32Array(N);
+        for (let a = 0; a < N; a += bsz) {
+          const k = Math.min(bsz, N - a);
+          const pred = bl.tidy(() => bl.argmax(bl.reshape(m!.model.call(bl.slice(x, [a], [k])), [k, -1]), -1));
+          out.set(await pred.data(), a);
+          pred.dispose();
+        }
+        labels = out;
       }
       ctx.stderr(`embed: ${N} items of ${source}, layer '${layer}' ${fmtShape(acts.shape)}, ${method}\n`);
       let coords: Tensor, note = '';

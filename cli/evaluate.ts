@@ -126,6 +126,7 @@ export async function trustEvaluate(m: ResolvedModel, input: TrustInput, o: Trus
   const chosenMetrics = metrics ?? ex.applicableMetrics(m.model, masks !== undefined);
   for (const k of chosenMetrics) if (ex.METRICS[k].masks && !masks) throw new UsageError(`metric '${k}' needs ground-truth masks; data set '${input.data}' has none (the shapes and spurious sets do)`);
   log(`evaluating ${names.join(', ')} on ${x.shape[0]} items of ${input.data}${input.splitName ? `/${input.splitName}` : ''}: ${chosenMetrics.join(', ')}\n`);
+  try {
   const cmp = await ex.compareExplainers(m.model, x, {
     methods, metrics: chosenMetrics, masks, seed,
     onProgress: (p) => log(`  ${p.method} ${p.metric} (${p.done}/${p.total})\n`),
@@ -159,8 +160,10 @@ export async function trustEvaluate(m: ResolvedModel, input: TrustInput, o: Trus
   if (o.json && !outKind) stdout(JSON.stringify(report, null, 2) + '\n');
   if (!o.json || outKind) stdout(tableText(report));
   if (o.out) log(`wrote ${o.out}\n`);
-  x.dispose();
   return report;
+  } finally {
+    x.dispose();
+  }
 }
 
 /** A note when the fitted temperature hit its search range: the validation half is separable. */
@@ -242,15 +245,26 @@ async function trustHtml(r: TrustReport & { modelRef: ex.Model }, cmp: ex.Explai
   if (x.rank === 4) {
     const rows: string[] = [];
     const xs = bl.slice(x, [0], [k]);
-    rows.push(`<tr><th>input</th>${await Promise.all(Array.from({ length: k }, async (_, i) => `<td><img src="${enc(await ex.heatmapPng(bl.slice(xs, [i], [1]), bl.slice(xs, [i], [1]), { alpha: 0 }))}"><div>class ${cmp.target[i]}</div></td>`)).then((a) => a.join(''))}</tr>`);
+    // heatmapPng of one item's slice; the slices are freed at once
+    const png = async (t: Tensor, i: number, over?: Tensor, alpha?: number) => {
+      const a = bl.slice(t, [i], [1]);
+      const b = over ? bl.slice(over, [i], [1]) : undefined;
+      try {
+        return enc(await ex.heatmapPng(a, b, alpha === undefined ? {} : { alpha }));
+      } finally {
+        a.dispose();
+        b?.dispose();
+      }
+    };
+    rows.push(`<tr><th>input</th>${await Promise.all(Array.from({ length: k }, async (_, i) => `<td><img src="${await png(xs, i, xs, 0)}"><div>class ${cmp.target[i]}</div></td>`)).then((a) => a.join(''))}</tr>`);
     if (masks) {
       const mt = bl.tensor(masks.data.subarray(0, k * masks.shape[1] * masks.shape[2]), [k, 1, masks.shape[1], masks.shape[2]]);
-      rows.push(`<tr><th>object mask</th>${await Promise.all(Array.from({ length: k }, async (_, i) => `<td><img src="${enc(await ex.heatmapPng(bl.slice(mt, [i], [1])))}"></td>`)).then((a) => a.join(''))}</tr>`);
+      rows.push(`<tr><th>object mask</th>${await Promise.all(Array.from({ length: k }, async (_, i) => `<td><img src="${await png(mt, i)}"></td>`)).then((a) => a.join(''))}</tr>`);
       mt.dispose();
     }
     for (const [name, run] of Object.entries(methods ?? {})) {
       const a = await run(r.modelRef, xs, cmp.target.slice(0, k));
-      rows.push(`<tr><th>${esc(name)}</th>${await Promise.all(Array.from({ length: k }, async (_, i) => `<td><img src="${enc(await ex.heatmapPng(bl.slice(a, [i], [1]), bl.slice(xs, [i], [1])))}"></td>`)).then((v) => v.join(''))}</tr>`);
+      rows.push(`<tr><th>${esc(name)}</th>${await Promise.all(Array.from({ length: k }, async (_, i) => `<td><img src="${await png(a, i, xs)}"></td>`)).then((v) => v.join(''))}</tr>`);
       a.dispose();
     }
     xs.dispose();

@@ -45,12 +45,14 @@ export function forwardOf(model: Model, rules?: RulesOption): (x: Tensor) => Ten
 function plainForward(model: Model): (x: Tensor) => Tensor {
   if (model instanceof Module) {
     return (x) => {
-      const was = model.training;
-      if (was) model.eval();
+      // eval mode for the call; every submodule's own flag is restored after (a caller may keep
+      // some children in eval mode inside a training model)
+      const flags = model.training || model.namedModules().some(([, m]) => m.training) ? model.namedModules().map(([, m]) => [m, m.training] as const) : null;
+      if (flags) model.eval();
       try {
         return model.call(x);
       } finally {
-        if (was) model.train();
+        if (flags) for (const [m, t] of flags) m.training = t;
       }
     };
   }

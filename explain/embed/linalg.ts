@@ -123,12 +123,30 @@ export function topEigen(a: Float64Array, n: number, k: number, opts: { jacobiLi
     const e = jacobiEigen(a, n);
     return { values: e.values.slice(0, k), vectors: e.vectors.slice(0, k * n) };
   }
+  // Subspace iteration finds the eigenvalues largest in magnitude. If any of those found is
+  // negative (an indefinite matrix: MDS of non-Euclidean distances), iterate again on A + sigma I,
+  // sigma a Gershgorin bound (positive semi-definite), whose largest are the largest algebraic ones.
+  const plain = subspaceIteration(a, n, k, opts.maxIterations);
+  if (!plain.values.some((v) => v < 0)) return plain;
+  let sigma = 0;
+  for (let i = 0; i < n; i++) {
+    let r = 0;
+    for (let j = 0; j < n; j++) r += Math.abs(a[i * n + j]);
+    sigma = Math.max(sigma, r);
+  }
+  const shifted = Float64Array.from(a);
+  for (let i = 0; i < n; i++) shifted[i * n + i] += sigma;
+  const e = subspaceIteration(shifted, n, k, opts.maxIterations);
+  return { values: e.values.map((v) => v - sigma), vectors: e.vectors };
+}
+
+function subspaceIteration(a: Float64Array, n: number, k: number, maxIterations?: number): Eigen {
   const b = Math.min(n, Math.max(2 * k + 8, 12));
   let X = new Float64Array(b * n);
   // A deterministic, well-spread start: a cosine basis, plus the diagonal's weight.
   for (let v = 0; v < b; v++) for (let j = 0; j < n; j++) X[v * n + j] = Math.cos((Math.PI * (v + 0.5) * (j + 0.5)) / n) + (v === 0 ? Math.sqrt(Math.abs(a[j * n + j])) : 0);
   orthonormalise(X, n, b);
-  const maxIt = opts.maxIterations ?? 3000;
+  const maxIt = maxIterations ?? 3000;
   let values: Float64Array = new Float64Array(b);
   for (let it = 0; it < maxIt; it++) {
     const AX = symTimes(a, n, X, b);

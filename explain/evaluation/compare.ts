@@ -207,8 +207,9 @@ export async function compareExplainers(model: Model, x: Tensor, opts: CompareOp
       for (const metric of metrics) {
         const ctx: MetricContext = { model, x, attributions: a, target, masks: opts.masks, explain, seed: opts.seed ?? 0 };
         const v = await METRICS[metric].run(ctx);
-        const finite = Array.from(v).filter(Number.isFinite);
-        out.methods[name][metric] = finite.length ? mean(finite) : NaN;
+        // A non-finite item (e.g. a rank correlation of a constant map) makes the mean NaN rather
+        // than being dropped, which would flatter the method on exactly its worst items.
+        out.methods[name][metric] = Array.from(v).every(Number.isFinite) ? mean(v) : NaN;
         out.perItem[name][metric] = Array.from(v);
         if (ctx.curves) out.curves[name][metric] = ctx.curves;
         if (ctx.rows) out.randomisation[name] = ctx.rows;

@@ -81,6 +81,7 @@ async function curve(op: string, model: PerturbationModel, x: Tensor, attributio
   const s = await featureScores(op, attributions, x.shape);
   const F = s.features;
   const steps = Math.min(intOption(op, 'steps', opts.steps, 20), F);
+  if (Array.isArray(opts.target) && opts.target.length !== s.n) throw new Error(`${op}: ${opts.target.length} targets for ${s.n} items`);
   const order = opts.order ?? 'morf';
   if (order !== 'morf' && order !== 'lerf') throw new Error(`${op}: option 'order' must be 'morf' or 'lerf', got ${String(order)}`);
   const score = opts.score ?? 'probability';
@@ -100,8 +101,9 @@ async function curve(op: string, model: PerturbationModel, x: Tensor, attributio
   };
   if (imputation === 'road') return roadCurve(op, model, x, s, stepMask, steps, score, opts, fractions);
   const ref = referenceTensor(op, x, reference, dflt);
-  const runner = await PerturbationRunner.create(op, model, x, { baseline: ref }, { ...opts, target: opts.target ?? 'predicted' });
+  let runner: PerturbationRunner | undefined;
   try {
+    runner = await PerturbationRunner.create(op, model, x, { baseline: ref }, { ...opts, target: opts.target ?? 'predicted' });
     if (score === 'probability') runner.outputTransform = softmaxLast;
     const curves: Float64Array[] = [];
     runner.plan(s.n, steps + 1);
@@ -113,7 +115,7 @@ async function curve(op: string, model: PerturbationModel, x: Tensor, attributio
     }
     return { auc: Float64Array.from(curves, aucTrapezoid), curves, fractions };
   } finally {
-    runner.dispose();
+    runner?.dispose();
     if (ref instanceof bl.Tensor && ref !== reference) ref.dispose();
   }
 }
@@ -229,7 +231,7 @@ async function roadCurve(
 export interface RegionPerturbationOptions extends EngineOptions {
   /** Side of the square regions (non-overlapping cells) perturbed together. Default 1 (pixel flipping). */
   regionSize?: number;
-  /** Steps (regions perturbed cumulatively, in relevance order). Default min(100, regions). */
+  /** Steps L: step k has perturbed the k most relevant regions (as Samek et al.). Default min(100, regions). */
   steps?: number;
   /** Perturbed regions take values drawn uniformly from [low, high] (default [0, 1]) or a reference. */
   reference?: Reference | 'uniform';
@@ -267,8 +269,9 @@ export async function regionPerturbation(model: PerturbationModel, x: Tensor, at
   if (opts.reference === undefined || opts.reference === 'uniform') {
     ref = bl.tidy(() => bl.add(bl.mul(bl.rand(x.shape, { seed: opts.seed ?? 0, backend: x.backend }), high - low), low));
   } else ref = referenceTensor(op, x, opts.reference, 0);
-  const runner = await PerturbationRunner.create(op, model, x, { baseline: ref }, { ...opts, target: opts.target ?? 'predicted' });
+  let runner: PerturbationRunner | undefined;
   try {
+    runner = await PerturbationRunner.create(op, model, x, { baseline: ref }, { ...opts, target: opts.target ?? 'predicted' });
     const curves: Float64Array[] = [];
     runner.plan(s.n, steps + 1);
     for (let i = 0; i < s.n; i++) {
@@ -277,7 +280,7 @@ export async function regionPerturbation(model: PerturbationModel, x: Tensor, at
       const order = orderDescending(rel);
       const rank = new Int32Array(regions);
       order.forEach((g, k) => (rank[g] = k));
-      const counts = Array.from({ length: steps + 1 }, (_, k) => Math.round((k / steps) * regions));
+      const counts = Array.from({ length: steps + 1 }, (_, k) => k); // step k: the k most relevant regions
       const pert = featurePerturbations(s, channelsOf(x, s), steps + 1, (k, f) => {
         for (let j = 0; j < s.features; j++) f[j] = rank[regionOf(j)] < counts[k] ? 0 : 1;
       }, x.backend);
@@ -292,7 +295,7 @@ export async function regionPerturbation(model: PerturbationModel, x: Tensor, at
     });
     return { aopc, curves };
   } finally {
-    runner.dispose();
+    runner?.dispose();
     if (ref instanceof bl.Tensor && ref !== opts.reference) ref.dispose();
   }
 }
@@ -325,8 +328,9 @@ export async function faithfulnessCorrelation(model: PerturbationModel, x: Tenso
   const size = intOption(op, 'subsetSize', opts.subsetSize, Math.max(1, Math.round(0.1 * s.features)));
   if (size > s.features) throw new Error(`${op}: option 'subsetSize' (${size}) exceeds the ${s.features} features per item`);
   const ref = referenceTensor(op, x, opts.reference, 0);
-  const runner = await PerturbationRunner.create(op, model, x, { baseline: ref }, { ...opts, target: opts.target ?? 'predicted' });
+  let runner: PerturbationRunner | undefined;
   try {
+    runner = await PerturbationRunner.create(op, model, x, { baseline: ref }, { ...opts, target: opts.target ?? 'predicted' });
     const out = new Float64Array(s.n);
     runner.plan(s.n, samples + 1);
     for (let i = 0; i < s.n; i++) {
@@ -357,7 +361,7 @@ export async function faithfulnessCorrelation(model: PerturbationModel, x: Tenso
     }
     return out;
   } finally {
-    runner.dispose();
+    runner?.dispose();
     if (ref instanceof bl.Tensor && ref !== opts.reference) ref.dispose();
   }
 }

@@ -44,6 +44,7 @@ export async function infidelity(model: Model, input: Tensor, attributions: Tens
   const f = forwardOf(model);
   const n = x.shape[0];
   const target = bl.tidy(() => resolveTarget(op, f, x, opts.target ?? 'predicted'));
+  const ownTarget = target instanceof bl.Tensor && target !== opts.target; // never dispose the caller's
   const per = Math.max(1, Math.floor(rows / k));
   const dots = new Float64Array(n * k), effects = new Float64Array(n * k);
   try {
@@ -53,7 +54,8 @@ export async function infidelity(model: Model, input: Tensor, attributions: Tens
         const xi = bl.slice(x, [i0], [m]);
         const ai = bl.broadcastTo(attributions.shape[0] === n ? bl.slice(attributions, [i0], [m]) : attributions, xi.shape);
         const ti = target instanceof bl.Tensor ? bl.slice(target, [i0], [m]) : Array.isArray(target) ? target.slice(i0, i0 + m) : target;
-        const I = bl.mul(bl.randn([m * k, ...x.shape.slice(1)], { seed: (opts.seed ?? 0) * 7919 + i0, backend: x.backend }), sd);
+        // one noise draw per item (seeded by the item's index), so chunking never changes a value
+        const I = bl.mul(bl.concat(Array.from({ length: m }, (_, j) => bl.randn([k, ...x.shape.slice(1)], { seed: (opts.seed ?? 0) * 1000003 + i0 + j, backend: x.backend })), 0), sd);
         const fx = scores(op, f(xi), ti, m); // [m]
         const fp = scores(op, f(bl.sub(repeatEach(xi, k), I)), ti, m, k); // [m*k]
         const effect = bl.sub(repeatEach(fx, k), fp);
@@ -66,7 +68,7 @@ export async function infidelity(model: Model, input: Tensor, attributions: Tens
       eff.dispose();
     }
   } finally {
-    if (target instanceof bl.Tensor) target.dispose();
+    if (ownTarget) (target as Tensor).dispose();
   }
   const out = new Float64Array(n);
   for (let i = 0; i < n; i++) {
@@ -95,6 +97,7 @@ export interface SensitivityOptions {
 
 /**
  * Sensitivity-max per item: max over delta ~ U(-r, r)^d of ||e(x + delta) - e(x)|| / ||e(x)||
+ * (unnormalised where e(x) is all zero, as Captum)
  * (Frobenius norms), where e is `explain` (any attributor: (x, target) => attributions). The
  * perturbed copies of all items are explained in one call of `explain`.
  */
@@ -111,30 +114,35 @@ export async function sensitivityMax(explain: (x: Tensor, target: number[]) => P
   const k = intOption(op, 'samples', opts.samples, 10);
   const r = numberOption(op, 'radius', opts.radius, 0.02, (v) => v > 0 && Number.isFinite(v), 'a positive number');
   const base = await explain(x, targets);
-  const pert = bl.tidy(() => bl.add(repeatEach(x, k), bl.mul(bl.sub(bl.rand([n * k, ...x.shape.slice(1)], { seed: opts.seed ?? 0, backend: x.backend }), 0.5), 2 * r)));
-  let moved: Tensor;
+  let moved: Tensor | null = null;
   try {
-    moved = await explain(pert, targets.flatMap((c) => Array(k).fill(c)));
-  } finally {
-    pert.dispose();
-  }
-  if (moved.shape[0] !== n * k || moved.size !== base.size * k) throw new Error(`${op}: explain returned ${fmtShape(moved.shape)} for ${n * k} perturbed items (and ${fmtShape(base.shape)} for ${n})`);
-  const e0 = await base.data(), e1 = await moved.data();
-  base.dispose();
-  moved.dispose();
-  const per = e0.length / n;
-  const out = new Float64Array(n);
-  for (let i = 0; i < n; i++) {
-    let norm0 = 0;
-    for (let j = 0; j < per; j++) norm0 += e0[i * per + j] ** 2;
-    norm0 = Math.sqrt(norm0);
-    let worst = 0;
-    for (let s = 0; s < k; s++) {
-      let d = 0;
-      for (let j = 0; j < per; j++) d += (e1[(i * k + s) * per + j] - e0[i * per + j]) ** 2;
-      worst = Math.max(worst, Math.sqrt(d));
+    const pert = bl.tidy(() => bl.add(repeatEach(x, k), bl.mul(bl.sub(bl.rand([n * k, ...x.shape.slice(1)], { seed: opts.seed ?? 0, backend: x.backend }), 0.5), 2 * r)));
+    try {
+      moved = await explain(pert, targets.flatMap((c) => Array(k).fill(c)));
+    } finally {
+      pert.dispose();
     }
-    out[i] = norm0 > 0 ? worst / norm0 : worst === 0 ? 0 : Infinity;
+    if (moved.shape[0] !== n * k || moved.size !== base.size * k) throw new Error(`${op}: explain returned ${fmtShape(moved.shape)} for ${n * k} perturbed items (and ${fmtShape(base.shape)} for ${n})`);
+    const e0 = await base.data(), e1 = await moved.data();
+    const per = e0.length / n;
+    const out = new Float64Array(n);
+    for (let i = 0; i < n; i++) {
+      let norm0 = 0;
+      for (let j = 0; j < per; j++) norm0 += e0[i * per + j] ** 2;
+      norm0 = Math.sqrt(norm0);
+      let worst = 0;
+      for (let s = 0; s < k; s++) {
+        let d = 0;
+        for (let j = 0; j < per; j++) d += (e1[(i * k + s) * per + j] - e0[i * per + j]) ** 2;
+        worst = Math.max(worst, Math.sqrt(d));
+      }
+      // Captum's convention: relative to |e(x)|, unnormalised where the explanation is all zero
+      out[i] = norm0 > 0 ? worst / norm0 : worst;
+    }
+    return out;
+  } finally {
+    base.dispose();
+    moved?.dispose();
   }
-  return out;
 }
+

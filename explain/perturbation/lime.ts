@@ -1,6 +1,6 @@
 // LIME (Ribeiro, Singh & Guestrin 2016, "Why should I trust you?"): fit an interpretable linear
 // surrogate g(z) = b + sum_j beta_j z_j to the model on coalitions z near the input, weighted by
-// their proximity pi(z) = exp(-D(z, 1)^2 / width^2); the coefficients are the attributions.
+// their proximity pi(z) = exp(-D(z, 1)^2 / (2 width^2)); the coefficients are the attributions.
 //
 // Choices, after Captum's Lime where it has them: coalitions sample each feature present with
 // probability 1/2 (Captum's default perturbation); the distance is measured between the binary
@@ -82,7 +82,7 @@ export async function lime(model: PerturbationModel, input: Tensor, opts: LimeOp
         }
         // Distance from the all-present coalition: cosine 1 - on / sqrt(on * M), euclidean sqrt(M - on).
         const d = distance === 'cosine' ? (on === 0 ? 1 : 1 - Math.sqrt(on / m)) : Math.sqrt(m - on);
-        w[c] = Math.exp(-(d * d) / (width * width));
+        w[c] = Math.exp(-(d * d) / (2 * width * width)); // lime's sqrt(exp(-d^2/w^2)), Captum's exp(-d^2/(2 w^2))
       }
       // Weighted means and the centred Gram matrix of the design (host).
       const sw = w.reduce((a, b) => a + b, 0);

@@ -19,7 +19,8 @@ export function findPrototypeClassifier(model: Module | ((x: Tensor) => Tensor))
   if (model instanceof PrototypeClassifier) return model;
   if (typeof model !== 'function' && typeof (model as Module).namedModules === 'function') {
     const m = (model as Module).namedModules().find(([, l]) => l instanceof PrototypeClassifier);
-    if (m) return m[1] as PrototypeClassifier;
+    // Its attention is computed from the raw input, so layers in front of it would be skipped.
+    if (m) throw new Error(`prototypes: the PrototypeClassifier is nested at '${m[0]}'; explain it directly (the layer itself), after applying the layers before it to the input`);
   }
   throw new Error('prototypes: the model is not a prototype classifier (no PrototypeClassifier layer; e.g. the bundled prototype-digits)');
 }

@@ -115,8 +115,10 @@ export async function trainEnsemble(spec: EnsembleSpec, train: Dataset, opts: Tr
   });
   const recipe: TrainRecipe = { ...spec.recipe, ...(opts.epochs !== undefined ? { epochs: positiveInt(op, 'epochs', opts.epochs, 1) } : {}) };
   const out: Module[] = [];
+  let current = 0; // the member being built or trained, for the error
   try {
     for (let i = 0; i < members; i++) {
+      current = i;
       const seed = seeds[i];
       const model = spec.build(seed);
       out.push(model);
@@ -144,7 +146,7 @@ export async function trainEnsemble(spec: EnsembleSpec, train: Dataset, opts: Tr
     }
   } catch (e) {
     out.forEach((m) => m.dispose());
-    throw new Error(`${op}${spec.name ? ` (${spec.name})` : ''}: training member ${out.length - 1} failed: ${(e as Error).message}`, { cause: e });
+    throw new Error(`${op}${spec.name ? ` (${spec.name})` : ''}: training member ${current} failed: ${(e as Error).message}`, { cause: e });
   }
   return out;
 }

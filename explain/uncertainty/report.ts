@@ -7,7 +7,7 @@ import type { Tensor } from '../../engine/index.ts';
 import { Module } from '../../models/module.ts';
 import type { Dataset } from '../../models/train.ts';
 import { checkInput, positiveInt } from '../common.ts';
-import { binConfidences, fitTemperatureDetails, softmaxHost, type ReliabilityBin } from './calibration.ts';
+import { binConfidences, fitTemperatureDetails, nllAtTemperature, softmaxHost, type ReliabilityBin } from './calibration.ts';
 import { dropoutLayers, describeLayers, mcDropout } from './mc-dropout.ts';
 import { ensemble } from './ensemble.ts';
 import { reconstructionError } from './autoencoder.ts';
@@ -119,9 +119,9 @@ export async function calibrationReport(model: Module | ((x: Tensor) => Tensor),
       for (let j = 1; j < t.c; j++) if (p[i * t.c + j] > p[i * t.c + best]) best = j;
       conf[i] = p[i * t.c + best];
       correct[i] = best === t.labels[i] ? 1 : 0;
-      nll -= Math.log(Math.max(p[i * t.c + t.labels[i]], Number.MIN_VALUE));
     }
-    return { ...binConfidences(conf, correct, bins), nll: nll / t.n };
+    // the exact log-sum-exp NLL the temperature fit minimises (no underflow at confident mistakes)
+    return { ...binConfidences(conf, correct, bins), nll: nllAtTemperature(t.logits, t.labels, t.c, temp) };
   };
   const before = atT(1), after = atT(T);
   return {

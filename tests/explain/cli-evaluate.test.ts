@@ -38,7 +38,9 @@ describe('backlight evaluate (trust report)', () => {
     expect(typeof j.calibration.ece_after_temperature).toBe('number');
     expect(j.uncertainty.mc_dropout).toBeNull();
     expect(j.uncertainty.reason).toMatch(/no Dropout/);
-    expect(r.stdout).toMatch(/saliency .*\*/); // the table marks the best method
+    // saliency beats the random reference on deletion (lower AUC), and the table marks it best
+    expect(j.methods.saliency.deletion).toBeLessThan(j.methods.random.deletion);
+    expect(r.stdout).toMatch(/saliency .*\*/);
     // the numbers are the in-process comparison's
     const m = await loadBundled('digits-cnn');
     const d = datasetSplits('digits').test;

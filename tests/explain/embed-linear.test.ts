@@ -152,6 +152,31 @@ describe('jacobiEigen', () => {
   });
 });
 
+describe('topEigen above the Jacobi limit', () => {
+  it('finds the largest algebraic eigenvalues of an indefinite matrix (non-Euclidean MDS), as Jacobi does', async () => {
+    const { topEigen, jacobiEigen } = await import('../../explain/embed/linalg.ts');
+    // Q diag(l) Q^T with a Householder Q: 30 eigenvalues at -50 dominate in magnitude
+    const n = 200;
+    const lam = Array.from({ length: n }, (_, i) => (i < 30 ? -50 : 10 - (i - 30) * 0.05));
+    const v = Array.from({ length: n }, (_, i) => Math.sin(i + 1));
+    const vn = Math.hypot(...v);
+    const u = v.map((t) => t / vn);
+    const a = new Float64Array(n * n);
+    // (I - 2uu^T) diag(l) (I - 2uu^T), expanded
+    const ul = u.map((ui, i) => ui * lam[i]);
+    const s = u.reduce((acc, ui, i) => acc + ui * ui * lam[i], 0);
+    for (let i = 0; i < n; i++) for (let j = 0; j < n; j++) {
+      a[i * n + j] = (i === j ? lam[i] : 0) - 2 * u[i] * ul[j] - 2 * ul[i] * u[j] + 4 * u[i] * u[j] * s;
+    }
+    const got = topEigen(a, n, 2);
+    const want = jacobiEigen(a, n).values.slice(0, 2);
+    // The spectrum is clustered (gaps of 0.05 below 10), so shifted subspace iteration settles to
+    // ~1e-6; the point is that it finds 10 and 9.95, not -50 (before the shift it returned -50).
+    expectClose(got.values, want, 1e-5, 1e-5);
+    expectClose(want, [10, 9.95], 1e-9, 1e-9);
+  });
+});
+
 describe('classical MDS', () => {
   it('recovers points from their distances (pairwise distances equal, up to rotation)', async () => {
     // Points in the plane with known coordinates; only their distances are given.

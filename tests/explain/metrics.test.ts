@@ -152,6 +152,34 @@ describe('robustness (Yeh et al. 2019)', () => {
     for (const v of await M.infidelity(f, x, doubled, { samples: 16, normalize: true })) expect(v).toBeLessThan(1e-20);
   });
 
+  it("infidelity: the caller's target tensor survives; values do not depend on the chunk size; the effect is f(x) - f(x - I)", async () => {
+    // a quadratic, two-output model: with a = grad f at x the error is second order, not zero,
+    // and it differs between f(x) - f(x - I) and f(x + I) - f(x)
+    const f = (t: Tensor) => bl.concat([bl.sum(bl.mul(t, t), 1, { keepDims: true }), bl.sum(t, 1, { keepDims: true })], 1);
+    const x = bl.tensor([[1, 2, 3], [0.5, -1, 2], [2, 0, -1]]);
+    const target = bl.tensor([0, 1, 0]);
+    const a = bl.tensor([[2, 4, 6], [1, 1, 1], [4, 0, -2]]); // the exact gradients of the targets
+    const big = await M.infidelity(f, x, a, { target, samples: 8, seed: 3 });
+    expect(target.disposed).toBe(false);
+    const small = await M.infidelity(f, x, a, { target, samples: 8, seed: 3, batchSize: 8 });
+    expectClose(small, big, 1e-12, 1e-15, 'chunked');
+    // item 1 (the linear output) is exact: 0; items 0 and 2 have E[(I.I)^2] = sigma^4 (d^2 + 2d) > 0
+    expect(big[1]).toBeLessThan(1e-20);
+    for (const i of [0, 2]) expect(big[i]).toBeGreaterThan(1e-5);
+  });
+
+  it('metrics leave no tensors behind when the explainer or the model fails', async () => {
+    const x = bl.tensor([[1, 2, 3, 4]]);
+    const before = bl.memory().liveBuffers;
+    await expect(M.sensitivityMax(async (t: Tensor) => bl.zeros([t.shape[0] + 1, 4]), x, { target: 0 })).rejects.toThrow(/explain returned/);
+    const box = ex.blackBox(async () => {
+      throw new Error('served model down');
+    });
+    await expect(M.deletion(box, bl.tensor(randArray(2 * 16, 9), [1, 2, 4, 4]), bl.ones([1, 2, 4, 4]), { reference: 'blur', target: 0 })).rejects.toThrow(/served model down/);
+    await expect(M.regionPerturbation(box, x, bl.ones([1, 4]), { target: 0 })).rejects.toThrow(/served model down/);
+    expect(bl.memory().liveBuffers - before).toBeLessThanOrEqual(3); // x and the two inputs made here
+  });
+
   it('sensitivity-max: 0 for a constant explanation; for e(x) = x it is at most r sqrt(d) / |x|', async () => {
     const x = bl.tensor([[1, 2, 3, 4]]);
     const constant = async (t: Tensor) => bl.onesLike(t);

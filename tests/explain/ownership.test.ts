@@ -43,6 +43,18 @@ describe('ownership and option handling', () => {
     await expect(ex.saliency(m, x, { target: [[0, 1], [2, 3]] as unknown as number[] })).rejects.toThrow(/one class index per item \(a flat array of 2 numbers\).*nested/);
   });
 
+  it("explainers run the model in eval mode and give back every submodule's own training flag", async () => {
+    const m = await loadBundled('breast-cancer-mlp');
+    m.train();
+    const dropout = m.namedModules().find(([, l]) => l.kind === 'Dropout')![1];
+    dropout.eval(); // a caller's frozen child inside a training model
+    const x = bl.tensor(randArray(2 * 30, 7, 0, 10), [2, 30]);
+    await ex.saliency(m, x, { target: 0 });
+    expect(m.training).toBe(true);
+    expect(dropout.training).toBe(false);
+    expect(m.module('features.0').training).toBe(true);
+  });
+
   it('a layer may be given as the layer module itself', async () => {
     const m = await loadBundled('digits-cnn');
     const x = bl.tensor(randArray(2 * 64, 6, 0, 1), [2, 1, 8, 8]);
