@@ -1,11 +1,11 @@
 // Occlusion (Zeiler & Fergus 2014) and prediction difference analysis (Zintgraf et al. 2017):
 // slide a window over the input, replace what it covers, watch the score.
 //
-// Captum's Occlusion convention, kept here: window shapes and strides are given per item axis
-// (channels included); windows start at 0, stride, 2*stride, ... and stay inside the item; the
-// attribution of an element is the mean, over the windows that cover it, of
-// f(x) - f(x with the window replaced). Elements no window covers (when the stride skips them)
-// get 0.
+// Convention (Captum's, with one difference): window shapes and strides are given per item axis
+// (channels included); the attribution of an element is the mean, over the windows that cover it,
+// of f(x) - f(x with the window replaced). Windows start at 0, stride, 2*stride, ... and here stay
+// wholly inside the item, so elements past the last full window (when the stride does not divide
+// the size) get 0; Captum instead adds a last, cropped window so every element is covered.
 import * as bl from '../../engine/index.ts';
 import type { Backend, Tensor } from '../../engine/index.ts';
 import { fmtShape } from '../../engine/shape.ts';
