@@ -17,6 +17,7 @@ import { randomShader } from '../../shaders/random.ts';
 import { type GpuBuf, Runtime } from './runtime.ts';
 import type { AcquiredDevice } from './device.ts';
 import { type ElementwiseOp, Fusion, type GpuStorage } from './fusion.ts';
+import { sameShape, stridesOf } from '../shape.ts';
 
 export type { GpuStorage } from './fusion.ts';
 /** What the kernels below read: realised buffers (run() emits pending chains first). */
@@ -55,15 +56,6 @@ function shader(key: string, make: () => string): string {
   return s;
 }
 
-function stridesOf(shape: Shape): number[] {
-  const s = new Array<number>(shape.length);
-  let acc = 1;
-  for (let i = shape.length - 1; i >= 0; i--) {
-    s[i] = acc;
-    acc *= shape[i];
-  }
-  return s;
-}
 
 /** Strides of `shape` read as if broadcast to `out` (right-aligned, 0 along broadcast axes). */
 function broadcastStrides(shape: Shape, out: Shape): number[] {
@@ -76,9 +68,6 @@ function broadcastStrides(shape: Shape, out: Shape): number[] {
 
 const f32bits = (v: number) => new Uint32Array(new Float32Array([v]).buffer)[0];
 
-function sameShape(a: Shape, b: Shape): boolean {
-  return a.length === b.length && a.every((d, i) => d === b[i]);
-}
 
 function fmt(shape: Shape): string {
   return `[${shape.join(',')}]`;

@@ -28,6 +28,7 @@ import { sizeOf } from '../backend.ts';
 import { FUSED_MAX_LEAVES, FUSED_MAX_SCALARS, type FusedProgram, type FusedStep, fusedShader, fusedStrideBase } from '../../shaders/fused.ts';
 import type { GpuBuf, Runtime } from './runtime.ts';
 import { PARAM_WORDS } from '../../shaders/params.ts';
+import { sameShape, stridesOf } from '../shape.ts';
 
 /** The primitives a chain may hold. `expand` is a broadcast read, folded into its consumer. */
 export type ElementwiseOp =
@@ -126,19 +127,7 @@ function isLazy(s: GpuStorage): s is LazyValue {
   return s instanceof LazyValue;
 }
 
-function stridesOf(shape: Shape): number[] {
-  const s = new Array<number>(shape.length);
-  let acc = 1;
-  for (let i = shape.length - 1; i >= 0; i--) {
-    s[i] = acc;
-    acc *= shape[i];
-  }
-  return s;
-}
 
-function sameShape(a: Shape, b: Shape): boolean {
-  return a.length === b.length && a.every((d, i) => d === b[i]);
-}
 
 const WG = 64;
 
