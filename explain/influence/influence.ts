@@ -110,7 +110,7 @@ const rowsOf = (d: Labelled, a: number, n: number): Labelled => ({
 });
 
 function pick(d: Labelled, idx: ArrayLike<number>): Labelled {
-  const t = bl.tensor(Array.from(idx), [idx.length]);
+  const t = bl.tensor(Array.from(idx), [idx.length], d.x.backend);
   const r = { x: bl.gather(d.x, t, 0), y: bl.gather(d.y, t, 0) };
   t.dispose();
   return r;

@@ -85,7 +85,8 @@ export function parameterVector(model: Module, params?: readonly string[]): Para
     assign(theta: ArrayLike<number>) {
       if (theta.length !== size) throw new Error(`parameterVector.assign: ${theta.length} values for ${size} parameters`);
       const v = Float64Array.from(theta);
-      local.forEach((n, i) => model.setTensor(n, bl.tensor(v.subarray(offsets[i], offsets[i] + sizes[i]), shapes[i])));
+      // on the backend the parameters live on (not necessarily the default one)
+      local.forEach((n, i) => model.setTensor(n, bl.tensor(v.subarray(offsets[i], offsets[i] + sizes[i]), shapes[i], chosen[i][1].backend)));
     },
   };
 }

@@ -151,7 +151,7 @@ export async function projectPrototypes(model: Module, train: Dataset, opts: { s
   }
   const missing = best.findIndex((b) => b.index < 0);
   if (missing >= 0) throw new Error(`projectPrototypes: no training row of class ${cls[missing]} for prototype ${missing}`);
-  m.setTensor('prototypes', bl.tensor(chosen, [P, D]));
+  m.setTensor('prototypes', bl.tensor(chosen, [P, D], m.param('prototypes').backend));
   return best.map((b) => b.index);
 }
 

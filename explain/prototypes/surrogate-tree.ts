@@ -178,7 +178,8 @@ export async function fitSurrogateTree(model: Module | ((x: Tensor) => Tensor), 
     const bs = opts.batchSize ?? 256;
     for (let a = 0; a < n; a += bs) {
       const k = Math.min(bs, n - a);
-      const p = bl.tidy(() => bl.argmax(call(bl.tensor(X.subarray(a * features, (a + k) * features), [k, ...shape])), 1));
+      const on = isTensor ? (x as Tensor).backend : mod?.parameters()[0]?.backend; // the model's, not the default
+      const p = bl.tidy(() => bl.argmax(call(bl.tensor(X.subarray(a * features, (a + k) * features), [k, ...shape], on)), 1));
       const d = await p.data();
       p.dispose();
       for (let i = 0; i < k; i++) net[a + i] = Math.round(d[i]);

@@ -16,6 +16,7 @@
 // image is clamp(z, lo, hi) and, for pixel parameters, z is projected back into the range after
 // every step (projected gradient ascent).
 import * as bl from '../../engine/index.ts';
+import { Module } from '../../models/module.ts';
 import type { Tensor } from '../../engine/index.ts';
 import { fmtShape } from '../../engine/shape.ts';
 import { mulberry32 } from '../../models/data/random.ts';
@@ -170,10 +171,12 @@ export async function activationMaximization(model: Model, opts: ActivationMaxOp
   const f = forwardOf(model);
   const [lo, hi] = c.range;
   const mid = (lo + hi) / 2;
+  // The image lives where the model does (its parameters' backend), not on the default one.
+  const on = opts.from?.backend ?? (model instanceof Module ? model.parameters()[0]?.backend : undefined) ?? bl.getBackend();
 
   // The layer's shape, from one forward of a mid-grey batch; checks the unit against it.
   const unit = bl.tidy(() => {
-    const { A } = forwardWithActivation(op, model, f, bl.full([N, C, H, W], mid), unitSpec.layer);
+    const { A } = forwardWithActivation(op, model, f, bl.full([N, C, H, W], mid, on), unitSpec.layer);
     return resolveUnit(op, unitSpec, A.shape, N);
   });
 
@@ -198,10 +201,10 @@ export async function activationMaximization(model: Model, opts: ActivationMaxOp
     }
     if (c.param === 'fourier') {
       // Lucid's start: coefficients ~ N(0, 0.01^2) (a faint 1/f noise image around the middle).
-      const coeffs = bl.mul(bl.randn([2, N, C, H, halfWidth(W)], { seed: c.seed }), 0.01);
-      return c.squash === 'sigmoid' ? coeffs : bl.add(coeffs, fourierCoefficients(bl.full([N, C, H, W], mid)));
+      const coeffs = bl.mul(bl.randn([2, N, C, H, halfWidth(W)], { seed: c.seed, backend: on }), 0.01);
+      return c.squash === 'sigmoid' ? coeffs : bl.add(coeffs, fourierCoefficients(bl.full([N, C, H, W], mid, on)));
     }
-    const noise = bl.mul(bl.randn([N, C, H, W], { seed: c.seed }), 0.01);
+    const noise = bl.mul(bl.randn([N, C, H, W], { seed: c.seed, backend: on }), 0.01);
     return c.squash === 'sigmoid' ? noise : bl.add(bl.mul(noise, hi - lo), mid);
   });
 
