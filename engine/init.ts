@@ -13,6 +13,19 @@ export interface InitOptions extends WebGpuOptions {
   setDefault?: boolean;
 }
 
+let warnedFallback = false;
+
+/**
+ * 'auto' fell back to the CPU: say so, with the reason, once per process (on stderr in Node, the
+ * console in a browser), so that a slow run is never a silent mystery and a loop of init() calls
+ * does not repeat it.
+ */
+function warnCpuFallback(reason: string): void {
+  if (warnedFallback) return;
+  warnedFallback = true;
+  console.warn(`backlight: WebGPU unavailable, running on the float64 CPU backend (much slower). Why: ${reason}`);
+}
+
 /**
  * Create a backend and make it the default. Returns the backend; `backend.info` says which
  * adapter runs the work (vendor, architecture, device).
@@ -29,7 +42,7 @@ export async function init(opts: InitOptions = {}): Promise<Backend> {
       b = await createWebGpuBackend(opts);
     } catch (e) {
       if (kind !== 'auto') throw e;
-      console.warn(`backlight: WebGPU unavailable, using the float64 CPU backend (${(e as Error).message})`);
+      warnCpuFallback((e as Error).message);
       b = createCpuBackend();
     }
   }

@@ -1,3 +1,7 @@
+// The WebGPU types (GPUDevice, ...) this module's public types use: kept in the published .d.ts
+// (preserve) so that a consumer's tsc finds them through the @webgpu/types dependency, with no
+// setup of its own.
+/// <reference types="@webgpu/types" preserve="true" />
 // Acquiring a WebGPU device in Node (Dawn through the `webgpu` package) or in a browser
 // (navigator.gpu), behind one function.
 import type { AdapterInfo } from '../backend.ts';
@@ -66,7 +70,7 @@ async function requestDevice(adapter: GPUAdapter): Promise<GPUDevice> {
 }
 
 /** The lavapipe ICD file, if Mesa's Vulkan drivers are installed. */
-function findLavapipeIcd(fs: typeof import('node:fs')): string | null {
+function findLavapipeIcd(fs: NodeFs): string | null {
   for (const dir of ICD_DIRS) {
     let names: string[];
     try {
@@ -78,6 +82,58 @@ function findLavapipeIcd(fs: typeof import('node:fs')): string | null {
     if (hit) return `${dir}/${hit}`;
   }
   return null;
+}
+
+// The two node:fs functions used here, typed structurally so that the published .d.ts does not
+// need @types/node (browser projects type-check it too).
+type NodeFs = { readdirSync(path: string): string[]; existsSync(path: string): boolean };
+
+/**
+ * node:fs without an import statement. This file is part of the browser-safe engine: a static
+ * `import 'node:fs'` (or a dynamic one a bundler can see) would make every browser bundle of the
+ * engine fail or need a shim. process.getBuiltinModule (Node >= 20.16, package.json engines)
+ * is a plain property call that bundlers leave alone, and it is only reached in Node.
+ */
+function nodeFs(): NodeFs {
+  const get = (globalThis as { process?: { getBuiltinModule?: (id: string) => unknown } }).process?.getBuiltinModule;
+  if (typeof get !== 'function') throw new Error(`backlight: WebGPU in Node needs Node >= 20.16 (process.getBuiltinModule); this is Node ${process.versions.node}`);
+  return get('node:fs') as NodeFs;
+}
+
+/** BACKLIGHT_DEBUG set (any value but '' or '0'): Dawn's own probe warnings and our adapter log may reach the terminal. */
+export function debugEnabled(env: Record<string, string | undefined>): boolean {
+  const v = env.BACKLIGHT_DEBUG?.trim();
+  return !!v && v !== '0';
+}
+
+/**
+ * Vulkan ICD manifests the Vulkan loader would read for the system's default driver (Linux).
+ * Dawn's Vulkan backend prints "Warning: vkCreateInstance: Found no drivers!" plus a
+ * VK_ERROR_INCOMPATIBLE_DRIVER stack trace straight to stderr (native fprintf, out of reach of
+ * JavaScript) whenever it creates an instance on a machine with no driver installed. Looking
+ * for the manifests first lets us skip that attempt, and its noise, when it cannot succeed.
+ * Returns null where the loader's search is not known (not Linux): there we just try.
+ */
+export function vulkanIcdManifests(fs: NodeFs, env: Record<string, string | undefined>, platform: string): string[] | null {
+  if (platform !== 'linux') return null;
+  // The loader's own overrides: a list of files (or folders), ':'-separated.
+  const override = env.VK_DRIVER_FILES || env.VK_ICD_FILENAMES;
+  if (override) return override.split(':').filter((f) => f && fs.existsSync(f));
+  const dirs = [
+    ...(env.XDG_CONFIG_DIRS || '/etc/xdg').split(':').map((d) => `${d}/vulkan/icd.d`),
+    '/usr/local/etc/vulkan/icd.d', '/etc/vulkan/icd.d',
+    ...(env.XDG_DATA_HOME ? [`${env.XDG_DATA_HOME}/vulkan/icd.d`] : env.HOME ? [`${env.HOME}/.local/share/vulkan/icd.d`] : []),
+    ...(env.XDG_DATA_DIRS || '/usr/local/share:/usr/share').split(':').map((d) => `${d}/vulkan/icd.d`),
+  ];
+  const found: string[] = [];
+  for (const dir of dirs) {
+    try {
+      for (const n of fs.readdirSync(dir)) if (n.endsWith('.json')) found.push(`${dir}/${n}`);
+    } catch {
+      // a folder that does not exist: the loader skips it too
+    }
+  }
+  return found;
 }
 
 /** BACKLIGHT_ADAPTER, or 'swiftshader' for the older BACKLIGHT_FORCE_SWIFTSHADER=1. */
@@ -100,18 +156,12 @@ export function adapterChoice(env: Record<string, string | undefined>): AdapterC
  * Lavapipe is preferred over SwiftShader because it is ~5x faster on the same cores (DESIGN.md).
  */
 async function nodeAdapter(choice: AdapterChoice): Promise<{ adapter: GPUAdapter | null; root: unknown; tried: string[] }> {
-  // The module name is in a variable so that browser bundlers leave it alone.
-  const mod = 'webgpu';
-  const webgpu = (await import(/* @vite-ignore */ mod)) as {
-    create: (flags: string[]) => GPU;
-    globals: Record<string, unknown>;
-  };
+  const webgpu = await loadDawn();
   // Dawn's objects (GPUBufferUsage, ...) as globals, as in a browser.
   for (const [k, v] of Object.entries(webgpu.globals)) {
     if (!(k in globalThis)) (globalThis as Record<string, unknown>)[k] = v;
   }
-  const fsName = 'node:fs'; // in a variable, so browser bundlers do not try to resolve it
-  const fs = (await import(/* @vite-ignore */ fsName)) as typeof import('node:fs');
+  const fs = nodeFs();
   const tried: string[] = [];
   const env = process.env;
   // SwiftShader complains on stderr at every start when this is unset; any writable dir will do.
@@ -131,8 +181,16 @@ async function nodeAdapter(choice: AdapterChoice): Promise<{ adapter: GPUAdapter
   };
 
   if (choice === 'auto' || choice === 'system') {
-    const r = await attempt('system default Vulkan driver', userIcdFilenames);
-    if (r || choice === 'system') return r ?? { adapter: null, root: null, tried };
+    const userEnv = { ...env, VK_ICD_FILENAMES: userIcdFilenames };
+    const manifests = vulkanIcdManifests(fs, userEnv, process.platform);
+    if (manifests && manifests.length === 0 && !debugEnabled(env)) {
+      // No driver for Dawn to find: asking would only print its "Found no drivers!" warning.
+      tried.push(userIcdFilenames ? `system default Vulkan driver (VK_ICD_FILENAMES=${userIcdFilenames}: no such file)` : 'system default Vulkan driver (none installed: no Vulkan ICD manifest in /usr/share/vulkan/icd.d, /etc/vulkan/icd.d, ...)');
+      if (choice === 'system') return { adapter: null, root: null, tried };
+    } else {
+      const r = await attempt('system default Vulkan driver', userIcdFilenames);
+      if (r || choice === 'system') return r ?? { adapter: null, root: null, tried };
+    }
   }
   if (choice === 'lavapipe') {
     const icd = findLavapipeIcd(fs);
@@ -154,6 +212,34 @@ async function nodeAdapter(choice: AdapterChoice): Promise<{ adapter: GPUAdapter
   return { adapter: null, root: null, tried };
 }
 
+/** The command that installs Dawn for Node, named in every error about it. */
+export const INSTALL_DAWN = 'npm install webgpu';
+
+interface DawnModule {
+  create: (flags: string[]) => GPU;
+  globals: Record<string, unknown>;
+}
+
+/**
+ * The `webgpu` package (Dawn for Node). It is an optional dependency of backlight (npm installs
+ * it by default; browser-only users may leave it out with --omit=optional), so a missing one is
+ * an expected situation with a message that names the command to install it.
+ */
+async function loadDawn(): Promise<DawnModule> {
+  // The name is in a variable so that browser bundlers do not try to resolve it (a browser
+  // never reaches this: it has navigator.gpu).
+  const mod = 'webgpu';
+  try {
+    return (await import(/* @vite-ignore */ /* webpackIgnore: true */ mod)) as DawnModule;
+  } catch (e) {
+    const err = e as NodeJS.ErrnoException;
+    if (err.code === 'ERR_MODULE_NOT_FOUND' && String(err.message).includes("'webgpu'")) {
+      throw new Error(`backlight: WebGPU in Node needs the 'webgpu' package (Dawn), which is not installed. Install it with \`${INSTALL_DAWN}\` (in a clone of backlight: npm ci), or use init({ backend: 'cpu' }).`);
+    }
+    throw new Error(`backlight: the 'webgpu' package (Dawn for Node) failed to load: ${err.message}. Reinstall it with \`${INSTALL_DAWN}\`, or use init({ backend: 'cpu' }).`);
+  }
+}
+
 export async function acquireDevice(): Promise<AcquiredDevice> {
   if (typeof navigator !== 'undefined' && (navigator as Navigator & { gpu?: GPU }).gpu) {
     const gpu = (navigator as Navigator & { gpu: GPU }).gpu;
@@ -168,18 +254,15 @@ export async function acquireDevice(): Promise<AcquiredDevice> {
     throw new Error('backlight: no WebGPU here (no navigator.gpu and not Node). Use init({ backend: "cpu" }).');
   }
   const choice = adapterChoice(process.env);
-  let found;
-  try {
-    found = await nodeAdapter(choice);
-  } catch (e) {
-    throw new Error(`backlight: could not load the 'webgpu' package (Dawn for Node): ${(e as Error).message}. Run npm ci.`);
-  }
+  const found = await nodeAdapter(choice);
+  if (debugEnabled(process.env)) console.error(`backlight: adapter probe (BACKLIGHT_ADAPTER=${choice}): ${found.tried.join('; ')}`);
   if (!found.adapter) {
     throw new Error(
       `backlight: no WebGPU adapter found (tried: ${found.tried.join('; ')}). ` +
-        'Install a Vulkan driver: on Debian, `bash scripts/setup.sh` installs the Vulkan loader (libvulkan1), ' +
-        "Mesa's lavapipe (mesa-vulkan-drivers >= 24; from bookworm-backports on Debian 12) and SwiftShader (chromium); " +
-        'or use init({ backend: "cpu" }).',
+        'Install a Vulkan driver: on Debian/Ubuntu the Vulkan loader (libvulkan1) and Mesa\'s lavapipe ' +
+        '(mesa-vulkan-drivers >= 24; from bookworm-backports on Debian 12), e.g. `sudo apt-get install libvulkan1 mesa-vulkan-drivers`, ' +
+        'or SwiftShader (Debian\'s chromium package); in a clone of backlight `bash scripts/setup.sh` does this. ' +
+        'Or use init({ backend: "cpu" }).',
     );
   }
   const device = await requestDevice(found.adapter);

@@ -2,16 +2,17 @@
 // BACKLIGHT_FORCE_SWIFTSHADER=1, and that backend.info says which driver runs. Each adapter is
 // tried in a child process, since Dawn reads VK_ICD_FILENAMES once per instance.
 import { spawnSync } from 'node:child_process';
-import { existsSync, readdirSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import { adapterChoice } from '../../engine/webgpu/device.ts';
+import { adapterChoice, debugEnabled, vulkanIcdManifests } from '../../engine/webgpu/device.ts';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
 const hasLavapipe = ['/usr/share/vulkan/icd.d', '/etc/vulkan/icd.d'].some((d) => existsSync(d) && readdirSync(d).some((n) => /^lvp_icd/.test(n)));
 const hasSwiftShader = existsSync('/usr/lib/chromium/vk_swiftshader_icd.json');
 
-function infoWith(env: Record<string, string>): { adapter?: string; description: string } {
+function runWith(env: Record<string, string>): { info: { adapter?: string; description: string }; stderr: string } {
   const code = `
     const { init } = await import(${JSON.stringify(`${root}engine/init.ts`)});
     const b = await init({ backend: 'webgpu', setDefault: false });
@@ -29,8 +30,10 @@ function infoWith(env: Record<string, string>): { adapter?: string; description:
   });
   expect(res.status, res.stderr).toBe(0);
   const line = res.stdout.split('\n').find((l) => l.startsWith('INFO'))!;
-  return JSON.parse(line.slice(4));
+  return { info: JSON.parse(line.slice(4)), stderr: res.stderr };
 }
+
+const infoWith = (env: Record<string, string>) => runWith(env).info;
 
 describe('BACKLIGHT_ADAPTER', () => {
   it('parses system|lavapipe|swiftshader|auto, keeps BACKLIGHT_FORCE_SWIFTSHADER=1, rejects others', () => {
@@ -53,5 +56,46 @@ describe('BACKLIGHT_ADAPTER', () => {
     expect(lvp.description).toMatch(/llvmpipe/);
     // The default prefers a GPU, then lavapipe; never SwiftShader while lavapipe works.
     expect(['gpu', 'lavapipe']).toContain(infoWith({}).adapter);
+  });
+});
+
+describe('the Vulkan driver probe', () => {
+  const nodeFs = { readdirSync: (p: string) => readdirSync(p), existsSync: (p: string) => existsSync(p) };
+
+  it('finds the ICD manifests the Vulkan loader would read, and none on a machine without drivers', () => {
+    const dir = mkdtempSync(`${tmpdir()}/bl-icd-`);
+    const none = { XDG_CONFIG_DIRS: `${dir}/nothing`, XDG_DATA_DIRS: `${dir}/nothing`, HOME: `${dir}/home` };
+    // (the fixed /etc and /usr/local folders are real here, so only count what is under dir)
+    const under = (r: string[] | null) => r!.filter((f) => f.startsWith(dir));
+    expect(under(vulkanIcdManifests(nodeFs, none, 'linux'))).toEqual([]);
+    mkdirSync(`${dir}/share/vulkan/icd.d`, { recursive: true });
+    writeFileSync(`${dir}/share/vulkan/icd.d/lvp_icd.json`, '{}');
+    writeFileSync(`${dir}/share/vulkan/icd.d/README`, '');
+    expect(under(vulkanIcdManifests(nodeFs, { ...none, XDG_DATA_DIRS: `${dir}/share` }, 'linux'))).toEqual([`${dir}/share/vulkan/icd.d/lvp_icd.json`]);
+    // VK_ICD_FILENAMES / VK_DRIVER_FILES replace the search: only the files that exist count
+    expect(vulkanIcdManifests(nodeFs, { VK_ICD_FILENAMES: `${dir}/missing.json` }, 'linux')).toEqual([]);
+    expect(vulkanIcdManifests(nodeFs, { VK_DRIVER_FILES: `${dir}/missing.json:${dir}/share/vulkan/icd.d/lvp_icd.json` }, 'linux')).toEqual([`${dir}/share/vulkan/icd.d/lvp_icd.json`]);
+    // elsewhere the loader's search is not known: the probe just tries
+    expect(vulkanIcdManifests(nodeFs, {}, 'darwin')).toBeNull();
+  });
+
+  it('BACKLIGHT_DEBUG: any value but empty or 0', () => {
+    expect(debugEnabled({})).toBe(false);
+    expect(debugEnabled({ BACKLIGHT_DEBUG: '0' })).toBe(false);
+    expect(debugEnabled({ BACKLIGHT_DEBUG: '1' })).toBe(true);
+    expect(debugEnabled({ BACKLIGHT_DEBUG: 'wgsl' })).toBe(true);
+  });
+
+  // A machine whose system Vulkan driver is missing (here: VK_ICD_FILENAMES naming no file):
+  // Dawn would print "vkCreateInstance: Found no drivers!" with a stack trace; the default
+  // adapter choice goes to SwiftShader without it, and says what it tried only when asked.
+  it.runIf(hasSwiftShader)('no system driver: SwiftShader, and Dawn\'s "Found no drivers!" kept off stderr unless BACKLIGHT_DEBUG', () => {
+    const quiet = runWith({ VK_ICD_FILENAMES: '/nonexistent/icd.json' });
+    expect(quiet.info.adapter).toBe('swiftshader');
+    expect(quiet.stderr).not.toMatch(/Found no drivers|vkCreateInstance|VK_ERROR_INCOMPATIBLE_DRIVER/);
+    const loud = runWith({ VK_ICD_FILENAMES: '/nonexistent/icd.json', BACKLIGHT_DEBUG: '1' });
+    expect(loud.info.adapter).toBe('swiftshader');
+    expect(loud.stderr).toMatch(/backlight: adapter probe \(BACKLIGHT_ADAPTER=auto\): system default Vulkan driver: no adapter; SwiftShader/);
+    expect(loud.stderr).toMatch(/Found no drivers/);
   });
 });
