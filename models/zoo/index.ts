@@ -1,12 +1,14 @@
 // The bundled trained models: their specifications (architecture, data set, training recipe),
-// and loading their weights from models/weights/<name>.safetensors. Node only (reads files).
+// and loading their weights. Browser-safe: in Node the weights are read from
+// models/weights/<name>.safetensors (so a model retrained with `npm run train:<name>` is used at
+// once); elsewhere, and wherever that file is missing, from the data modules that
+// scripts/build-weights.mjs writes (models/zoo/bundled/, the `backlight/weights` entry).
 //
 //   const model = await loadBundled('digits-cnn');   // built, weights loaded, eval mode
 //   listModels()                                       // names, input shapes, classes, accuracy
+//   await fetchModel(url)                              // any model of this zoo from a safetensors URL
 //
 // Train them again with `npm run train:<name>` (models/zoo/train.ts).
-import { existsSync, readFileSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
 import type { Module } from '../module.ts';
 import type { Dataset } from '../train.ts';
 import { loadWeights } from '../io/weights.ts';
@@ -15,12 +17,37 @@ import { fitStandardizer } from '../data/split.ts';
 import { SPURIOUS_CLASSES, SHAPE_CLASSES } from '../data/synthetic.ts';
 import { breastCancerMlp, digitsCnn, resnetBn, smallCnn, Standardize } from './architectures.ts';
 import { prototypeDigits } from './architectures.ts';
+import { BUNDLED_SUMMARIES, bundledWeights } from './bundled/index.ts';
 
 export { Standardize, digitsCnn, smallCnn, breastCancerMlp, resnetBn } from './architectures.ts';
 export { PrototypeClassifier, prototypeDigits } from './architectures.ts';
+export { BUNDLED_WEIGHTS, BUNDLED_SUMMARIES, bundledWeights } from './bundled/index.ts';
 
-/** Where the bundled weights and their JSON summaries live. */
-export const WEIGHTS_DIR = fileURLToPath(new URL('../weights/', import.meta.url));
+// The two node:fs functions used here, typed structurally (the .d.ts needs no @types/node).
+type NodeFs = { existsSync(path: string): boolean; readFileSync(path: string): Uint8Array; readFileSync(path: string, encoding: 'utf8'): string };
+
+/**
+ * node:fs in Node, null elsewhere. Not imported: a static (or bundler-visible dynamic) import of
+ * node:fs would break every browser bundle of the zoo; process.getBuiltinModule (Node >= 20.16)
+ * is a plain call that bundlers leave alone.
+ */
+function nodeFs(): NodeFs | null {
+  const get = (globalThis as { process?: { getBuiltinModule?: (id: string) => unknown } }).process?.getBuiltinModule;
+  return typeof get === 'function' ? (get('node:fs') as NodeFs) : null;
+}
+
+/** A file: URL as a path (node:url's fileURLToPath, without importing it), else the URL itself. */
+function urlToPath(u: URL): string {
+  if (u.protocol !== 'file:') return u.href;
+  const p = decodeURIComponent(u.pathname);
+  return /^\/[A-Za-z]:\//.test(p) ? p.slice(1) : p; // Windows: /C:/x -> C:/x
+}
+
+/**
+ * Where the bundled weights and their JSON summaries live on disk (models/weights/; in the
+ * published package dist/models/weights/). In a browser bundle: the URL it would have, or ''.
+ */
+export const WEIGHTS_DIR = typeof import.meta.url === 'string' ? urlToPath(new URL('../weights/', import.meta.url)) : '';
 
 export interface TrainRecipe {
   seed: number;
@@ -156,11 +183,22 @@ export interface ModelSummary {
   history: { epoch: number; loss: number; accuracy: number; valLoss?: number; valAccuracy?: number; seconds: number }[];
 }
 
-/** The recorded summary, or null if the model has not been trained (no JSON file). */
+/** The file at path, or null where there is none (or no file system: a browser). */
+function readIfThere(path: string): Uint8Array | null {
+  const fs = nodeFs();
+  return fs && WEIGHTS_DIR && fs.existsSync(path) ? fs.readFileSync(path) : null;
+}
+
+/**
+ * The recorded summary, or null if the model has not been trained: models/weights/<name>.json
+ * in Node, else the one bundled as data.
+ */
 export function modelSummary(name: string): ModelSummary | null {
   zooSpec(name);
+  const fs = nodeFs();
   const p = summaryPath(name);
-  return existsSync(p) ? (JSON.parse(readFileSync(p, 'utf8')) as ModelSummary) : null;
+  if (fs && WEIGHTS_DIR && fs.existsSync(p)) return JSON.parse(fs.readFileSync(p, 'utf8')) as ModelSummary;
+  return BUNDLED_SUMMARIES[name] ?? null;
 }
 
 export interface ModelListing {
@@ -172,7 +210,13 @@ export interface ModelListing {
   accuracy: number | null;
   accuracies: Record<string, number> | null;
   dataset: string;
+  /** The weights file's path; `bundled:<name>` where they exist only as data (a browser); null when none are bundled. */
   weights: string | null;
+}
+
+function hasDiskWeights(name: string): boolean {
+  const fs = nodeFs();
+  return !!fs && !!WEIGHTS_DIR && fs.existsSync(weightsPath(name));
 }
 
 /** The bundled models, with the accuracy recorded when they were trained. */
@@ -188,7 +232,7 @@ export function listModels(): ModelListing[] {
       accuracy: sum?.accuracy ?? null,
       accuracies: sum?.accuracies ?? null,
       dataset: s.dataset,
-      weights: existsSync(w) ? w : null,
+      weights: hasDiskWeights(s.name) ? w : BUNDLED_SUMMARIES[s.name] ? `bundled:${s.name}` : null,
     };
   });
 }
@@ -210,10 +254,38 @@ export function modelFromSafetensors(bytes: Uint8Array, source = 'weights'): { m
   return { model: model.eval(), spec, metadata };
 }
 
-/** A bundled model with its trained weights, in eval mode (needs an initialised backend). */
+/**
+ * A bundled model with its trained weights, in eval mode, on the default backend (initialise one
+ * first). Node: models/weights/<name>.safetensors; a browser (or a missing file): the weights
+ * bundled as data.
+ */
 export async function loadBundled(name: string): Promise<Module> {
   zooSpec(name);
   const p = weightsPath(name);
-  if (!existsSync(p)) throw new Error(`bundled model '${name}' has no weights at ${p}; train them with \`npm run train:${name}\``);
-  return modelFromSafetensors(new Uint8Array(readFileSync(p)), p).model;
+  const disk = readIfThere(p);
+  if (disk) return modelFromSafetensors(new Uint8Array(disk.buffer, disk.byteOffset, disk.byteLength), p).model;
+  let bytes: Uint8Array;
+  try {
+    bytes = await bundledWeights(name);
+  } catch (e) {
+    throw new Error(`bundled model '${name}' has no weights (not at ${p || 'models/weights/'}, and ${(e as Error).message}); train them with \`npm run train:${name}\``);
+  }
+  return modelFromSafetensors(bytes, `bundled:${name}`).model;
+}
+
+/**
+ * A model of this zoo from a safetensors file's bytes or URL (fetch; a browser, or Node >= 18):
+ * the file's metadata names the architecture. Its weights are checked against the architecture.
+ */
+export async function fetchModel(source: string | URL | Response | ArrayBuffer | Uint8Array, init?: RequestInit): Promise<{ model: Module; spec: ZooSpec; metadata: Record<string, string> }> {
+  let bytes: Uint8Array, what: string;
+  if (source instanceof Uint8Array) [bytes, what] = [source, 'weights'];
+  else if (source instanceof ArrayBuffer) [bytes, what] = [new Uint8Array(source), 'weights'];
+  else {
+    const res = source instanceof Response ? source : await fetch(source, init);
+    what = res.url || String(source instanceof Response ? 'response' : source);
+    if (!res.ok) throw new Error(`${what}: HTTP ${res.status} ${res.statusText} fetching the model's safetensors file`);
+    bytes = new Uint8Array(await res.arrayBuffer());
+  }
+  return modelFromSafetensors(bytes, what);
 }
