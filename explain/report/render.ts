@@ -234,7 +234,7 @@ h1{font-size:24px;margin:0 0 4px}h2{font-size:19px;margin:28px 0 8px;border-bott
 .sub{color:#555;margin:0 0 8px}.meta{display:grid;grid-template-columns:max-content auto;gap:2px 14px;font-size:13px;margin:8px 0 16px}.meta dt{color:#666}.meta dd{margin:0}
 .item{border:1px solid #e3e3e3;border-radius:6px;padding:8px 12px;margin:10px 0}.row{display:flex;flex-wrap:wrap;gap:14px;align-items:flex-start}
 figure{margin:0}figcaption{font-size:12px;color:#444;max-width:240px}.map figcaption{max-width:230px}
-img{image-rendering:pixelated;image-rendering:crisp-edges;border:1px solid #ccc;display:block}.pic{display:flex;gap:4px;align-items:flex-start}
+img{image-rendering:pixelated;border:1px solid #ccc;display:block}.pic{display:flex;gap:4px;align-items:flex-start}
 svg text{font-size:11px;fill:#222}svg .tick{font-size:10px;fill:#444}svg .num{font-variant-numeric:tabular-nums}svg .hl{font-weight:bold}
 .pred,.unc{font-size:12px;margin-bottom:4px}.unc{color:#555;max-width:260px}.warn{color:#b00020;font-weight:bold}.ok{color:#2a7a2a}
 dl.legend{font-size:13px;margin:6px 0}dl.legend dt{font-weight:bold;margin-top:6px}dl.legend dd{margin:0 0 0 16px;color:#333}
@@ -252,7 +252,7 @@ export async function renderReport(doc: ReportDocument, opts: RenderOptions = {}
   const meta = doc.meta?.length ? `<dl class="meta">${doc.meta.map((m) => `<dt>${esc(m.label)}</dt><dd>${esc(m.value)}</dd>`).join('')}</dl>` : '';
   return `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
-<title>${esc(doc.title)}</title><style>${CSS}</style></head>
+<link rel="icon" href="data:,"><title>${esc(doc.title)}</title><style>${CSS}</style></head>
 <body><h1>${esc(doc.title)}</h1>${doc.subtitle ? `<p class="sub">${esc(doc.subtitle)}</p>` : ''}${meta}
 ${body.join('\n')}
 <footer>Made by backlight. This file is self-contained: no scripts, no network requests.</footer></body></html>
