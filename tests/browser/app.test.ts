@@ -1,0 +1,249 @@
+// The browser app (examples/app) in a real browser: built with its own build (esbuild, no Node
+// built-ins), served on 127.0.0.1, loaded in Debian's headless Chromium with WebGPU on SwiftShader
+// (tests/browser/chromium.ts), and driven through its page as a user would: a sample picked, a
+// backward rule and an LRP composite switched, a digit drawn. Every heatmap the page computed on
+// WebGPU is compared with the same explanation computed here, in Node, on the float64 CPU backend,
+// from the bundled weights read by models/zoo (not by the app's loader), and the page's canvas
+// pixels with the pixels examples/app/render.ts makes from that Node result.
+//
+// BACKLIGHT_SKIP_BROWSER=1 skips this file; BACKLIGHT_CHROMIUM names another Chromium.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Browser, Page } from 'playwright-core';
+import type { Server } from 'node:http';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import * as bl from '../../engine/index.ts';
+import { loadBundled } from '../../models/zoo/index.ts';
+import type { Module } from '../../models/module.ts';
+import { buildApp, bundleApp, sampleSets } from '../../examples/app/build.ts';
+import { serveDir } from '../../examples/app/serve.ts';
+import { METHODS, methodById } from '../../examples/app/methods.ts';
+import { heatmapPixels } from '../../examples/app/render.ts';
+import type { AppReport, MethodResult } from '../../examples/app/main.ts';
+import { closeServer, launchChromium, SKIP_BROWSER } from './chromium.ts';
+
+// Attribution values: WebGPU computes in float32, the CPU backend in float64, so each map differs
+// by float32 rounding accumulated through a few dozen ops (forward, backward, and for IG 16 path
+// points, for Grad-CAM++ third derivatives, for KernelSHAP a least-squares solve on the host). We
+// measured max |gpu - cpu| / max |cpu| at about 1e-6 to 1e-5; 1e-3 of the map's largest
+// magnitude is two orders of magnitude above that and still far below anything visible, while a
+// wrong rule, target, layer or input changes maps by tens of percent.
+const VALUE_TOL = 1e-3;
+// Pixels: maps within 1e-3 move a colour channel by at most ~0.5 levels (jet rises by 4 x 255 per
+// unit; alpha 0.5); rounding can add one: 2 levels of 255.
+const PIXEL_TOL = 2;
+
+const ROOT = fileURLToPath(new URL('../../', import.meta.url));
+
+describe.skipIf(SKIP_BROWSER)('browser app (examples/app, headless Chromium, WebGPU)', () => {
+  let dir: string;
+  let server: Server | undefined;
+  let url: string;
+  let browser: Browser | undefined;
+  let page: Page;
+  const consoleErrors: string[] = [];
+  const pageLog: string[] = [];
+  const offsite: string[] = [];
+  const failedRequests: string[] = [];
+  const models = new Map<string, Module>();
+
+  const appReport = () => page.evaluate(() => window.__backlightApp!) as Promise<AppReport>;
+
+  /** Wait until every refresh asked for has finished (each UI change asks for one). */
+  async function settled(timeout = 60_000): Promise<AppReport> {
+    try {
+      await page.waitForFunction(() => {
+        const r = window.__backlightApp;
+        return !!r && r.ready && !r.busy && r.completed === r.requested;
+      }, null, { timeout, polling: 100 });
+    } catch (e) {
+      throw new Error(`the app did not settle: ${(e as Error).message}\n${pageLog.join('\n')}`);
+    }
+    return appReport();
+  }
+
+  async function model(name: string): Promise<Module> {
+    if (!models.has(name)) models.set(name, await loadBundled(name));
+    return models.get(name)!;
+  }
+
+  /** The page's canvas pixels of one card. */
+  const cardPixels = (id: string) =>
+    page.evaluate((id) => {
+      const c = document.querySelector<HTMLCanvasElement>(`.card[data-method="${id}"] canvas`)!;
+      return { w: c.width, h: c.height, px: Array.from(c.getContext('2d', { willReadFrequently: true })!.getImageData(0, 0, c.width, c.height).data) };
+    }, id);
+
+  /**
+   * Recompute method `id` in Node on the CPU backend for what the page reports (its model, input,
+   * target and settings) and compare the values and the card's pixels. Returns the worst errors.
+   */
+  async function compare(r: AppReport, id: string): Promise<{ id: string; rel: number; pixel: number }> {
+    const res: MethodResult | undefined = r.results[id];
+    expect(res, `the page has no ${id} result`).toBeDefined();
+    expect(res!.refresh, `${id} is from an older refresh`).toBe(r.completed);
+    const spec = methodById(id);
+    const [c, h, w] = r.inputShape!;
+    const input = Float32Array.from(r.input!);
+    const x = bl.tensor(input, [1, c, h, w]);
+    const attr = await spec.run(await model(r.model!), x, {
+      target: res!.target, camLayer: 'features', rule: res!.rule, composite: res!.composite, igSteps: res!.igSteps, shapSamples: res!.shapSamples,
+    });
+    try {
+      expect(res!.shape, id).toEqual([...attr.shape]);
+      const want = await attr.data();
+      const scale = Math.max(...Array.from(want, Math.abs));
+      expect(scale, `${id}: the Node map is all zeros, so the comparison would prove nothing`).toBeGreaterThan(0);
+      let maxAbs = 0;
+      for (let i = 0; i < want.length; i++) maxAbs = Math.max(maxAbs, Math.abs(res!.data[i] - want[i]));
+      const rel = maxAbs / scale;
+      expect(rel, `${id}: max |page - node| = ${maxAbs.toExponential(2)} vs the map's max ${scale.toExponential(2)}`).toBeLessThanOrEqual(VALUE_TOL);
+
+      const nodePx = await heatmapPixels(attr, input, c, spec.sign);
+      const pagePx = await cardPixels(id);
+      expect([pagePx.w, pagePx.h], `${id} canvas size`).toEqual([nodePx.w, nodePx.h]);
+      let pixel = 0;
+      for (let i = 0; i < nodePx.rgba.length; i++) pixel = Math.max(pixel, Math.abs(pagePx.px[i] - nodePx.rgba[i]));
+      expect(pixel, `${id}: largest channel difference between the page's canvas and Node's pixels`).toBeLessThanOrEqual(PIXEL_TOL);
+      return { id, rel, pixel };
+    } finally {
+      attr.dispose();
+      x.dispose();
+    }
+  }
+
+  const measured: { step: string; id: string; rel: number; pixel: number }[] = [];
+  const timings: Record<string, unknown> = {};
+
+  beforeAll(async () => {
+    let t = performance.now();
+    await bl.init({ backend: 'cpu' });
+    dir = mkdtempSync(join(tmpdir(), 'backlight-app-'));
+    await buildApp(dir);
+    timings.build = performance.now() - t;
+    ({ server, url } = await serveDir(dir));
+    browser = await launchChromium();
+    page = await browser.newPage({ viewport: { width: 1280, height: 1000 } });
+    page.on('console', (m) => {
+      pageLog.push(`console.${m.type()}: ${m.text()}`);
+      if (m.type() === 'error') consoleErrors.push(m.text());
+    });
+    page.on('pageerror', (e) => {
+      pageLog.push(`pageerror: ${e.message}`);
+      consoleErrors.push(`uncaught: ${e.message}`);
+    });
+    page.on('request', (req) => {
+      if (!req.url().startsWith(url) && !req.url().startsWith('data:') && !req.url().startsWith('blob:')) offsite.push(req.url());
+    });
+    page.on('requestfailed', (req) => failedRequests.push(`${req.url()}: ${req.failure()?.errorText}`));
+    page.on('response', (res) => {
+      if (res.status() >= 400) failedRequests.push(`${res.url()}: HTTP ${res.status()}`);
+    });
+    t = performance.now();
+    await page.goto(url);
+    await settled(90_000);
+    timings.firstPass = performance.now() - t;
+    timings.firstPassMethods = Object.fromEntries(Object.entries((await appReport()).results).map(([k, v]) => [k, Math.round(v.ms)]));
+  }, 150_000);
+
+  afterAll(async () => {
+    if (process.env.BACKLIGHT_DEBUG?.split(',').includes('browser')) console.log({ timings, measured }, pageLog.join('\n'));
+    await browser?.close();
+    await closeServer(server);
+    for (const m of models.values()) m.dispose();
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  }, 30_000);
+
+  it('the bundle has no Node built-ins (the guard fails the build on one)', async () => {
+    const { js } = await bundleApp();
+    expect(js).not.toMatch(/from\s*["']node:|require\(["']node:|from\s*["'](fs|zlib|stream|util)["']/);
+  });
+
+  it('starts on WebGPU with the first bundled model and a test digit', async () => {
+    const r = await appReport();
+    expect(r.errors, pageLog.join('\n')).toEqual([]);
+    expect(r.adapter?.backend).toBe('webgpu');
+    expect(r.model).toBe('digits-cnn');
+    // the input is the digits test split's first sample, as models/data makes it in Node
+    const digits = sampleSets().find((s) => s.set.name === 'digits')!;
+    expect(r.input).toEqual(Array.from(digits.images.subarray(0, 64)));
+    const p = r.probabilities!;
+    expect(p.length).toBe(10);
+    expect(p.reduce((a, b) => a + b, 0)).toBeCloseTo(1, 5);
+    // the page's prediction is the Node model's
+    const m = await model('digits-cnn');
+    const q = bl.tidy(() => bl.softmax(m.call(bl.tensor(Float32Array.from(r.input!), [1, 1, 8, 8])), -1));
+    const want = Array.from(await q.data());
+    q.dispose();
+    for (let i = 0; i < 10; i++) expect(Math.abs(p[i] - want[i])).toBeLessThan(1e-4);
+    expect(r.target).toBe(want.indexOf(Math.max(...want)));
+    // the probability bars show it
+    expect(await page.locator('#probs li').count()).toBe(10);
+    expect(await page.locator('#probs li.predicted .name').textContent()).toBe(String(r.target));
+  });
+
+  it(`every method family's heatmap matches Node's CPU result (values within ${VALUE_TOL} of the map's max, pixels within ${PIXEL_TOL}/255)`, async () => {
+    const r = await appReport();
+    expect(Object.keys(r.results).sort()).toEqual(METHODS.map((m) => m.id).sort());
+    for (const m of METHODS) measured.push({ step: 'default', ...(await compare(r, m.id)) });
+    const families = new Set(METHODS.map((m) => m.family));
+    expect([...families].sort()).toEqual(['cam', 'gradient', 'lrp', 'perturbation']);
+  });
+
+  it('switching the backward rule and the LRP composite changes the heatmaps as Node computes them', async () => {
+    const before = await appReport();
+    // perturbation methods ignore rules: switch them off for this step (and keep the test short)
+    for (const id of ['occlusion', 'kernel-shap', 'grad-cam-plus-plus']) await page.locator(`.card[data-method="${id}"] input[type=checkbox]`).uncheck();
+    await page.locator('#samples canvas[data-index="4"]').click();
+    await page.selectOption('#rule', 'guided');
+    await page.selectOption('#composite', 'epsilon-gamma-box');
+    let r = await settled();
+    expect(r.input).not.toEqual(before.input);
+    expect(await page.locator('.card[data-method="occlusion"]').getAttribute('data-state')).toBe('off');
+    for (const id of ['saliency', 'integrated-gradients', 'grad-cam', 'lrp']) measured.push({ step: 'guided, epsilon-gamma-box', ...(await compare(r, id)) });
+    expect(r.results.saliency.rule).toBe('guided');
+    expect(r.results.lrp.composite).toBe('epsilon-gamma-box');
+
+    // the same input under the default rule: guided backprop's map differs from the gradient's
+    const guided = r.results.saliency.data;
+    await page.selectOption('#rule', 'default');
+    r = await settled();
+    const plain = r.results.saliency.data;
+    const diff = Math.max(...plain.map((v, i) => Math.abs(v - guided[i]))) / Math.max(...plain.map(Math.abs));
+    expect(diff, 'guided and plain saliency maps are the same').toBeGreaterThan(0.05);
+    await page.selectOption('#rule', 'deconvnet');
+    r = await settled();
+    measured.push({ step: 'deconvnet', ...(await compare(r, 'saliency')) });
+  });
+
+  it('a digit drawn on the pad is classified and explained like in Node', async () => {
+    const box = (await page.locator('#pad').boundingBox())!;
+    await page.locator('#clear').click();
+    // a vertical stroke down the middle: a "1"
+    await page.mouse.move(box.x + box.width / 2, box.y + box.height * 0.15);
+    await page.mouse.down();
+    for (let k = 1; k <= 8; k++) await page.mouse.move(box.x + box.width / 2, box.y + box.height * (0.15 + 0.7 * (k / 8)));
+    await page.mouse.up();
+    const r = await settled();
+    const ink = r.input!;
+    expect(Math.max(...ink)).toBeGreaterThan(0.5);
+    // the middle columns are inked, the border ones are not
+    expect(ink[4 * 8 + 3] + ink[4 * 8 + 4]).toBeGreaterThan(0.5);
+    expect(ink[4 * 8 + 0] + ink[4 * 8 + 7]).toBe(0);
+    measured.push({ step: 'drawn', ...(await compare(r, 'saliency')) });
+    measured.push({ step: 'drawn', ...(await compare(r, 'lrp')) });
+
+    mkdirSync(join(ROOT, 'test-results'), { recursive: true });
+    await page.screenshot({ path: join(ROOT, 'test-results', 'app.png'), fullPage: true });
+  });
+
+  it('made no console errors, failed requests or requests outside 127.0.0.1', async () => {
+    const r = await appReport();
+    expect(r.errors).toEqual([]);
+    expect(consoleErrors, pageLog.join('\n')).toEqual([]);
+    expect(failedRequests).toEqual([]);
+    expect(offsite).toEqual([]);
+  });
+});
