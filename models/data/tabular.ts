@@ -1,23 +1,42 @@
 // Loaders for the real data sets shipped in data/ (see data/README.md for their sources and
-// licences). Node only: they read the files with node:fs (and node:zlib for the gzip'd digits).
-import { readFileSync } from 'node:fs';
-import { gunzipSync } from 'node:zlib';
-import { fileURLToPath } from 'node:url';
+// licences). The loaders read the files in Node (node:fs, and node:zlib for the gzip'd digits);
+// the parsers (parseDigits, parseBreastCancer, ...) take the files' text and work anywhere, e.g.
+// in a browser on text it fetched.
+//
+// Browser-safe as a module: node:fs and node:zlib are not imported (a browser bundle would fail
+// on them) but taken from process.getBuiltinModule (Node >= 20.16), a plain call bundlers leave
+// alone, when a loader runs.
 import type { Dataset } from '../train.ts';
 import type { TabularDataset } from './split.ts';
 
-/** The repository's data/ folder. */
-export const DATA_DIR = fileURLToPath(new URL('../../data/', import.meta.url));
+/** A file: URL as a path (node:url's fileURLToPath, without importing it), else the URL itself. */
+function urlToPath(u: URL): string {
+  if (u.protocol !== 'file:') return u.href;
+  const p = decodeURIComponent(u.pathname);
+  return /^\/[A-Za-z]:\//.test(p) ? p.slice(1) : p; // Windows: /C:/x -> C:/x
+}
+
+/** The repository's data/ folder (in the published package dist/data/). */
+export const DATA_DIR = typeof import.meta.url === 'string' ? urlToPath(new URL('../../data/', import.meta.url)) : '';
+
+type Builtin = (id: string) => unknown;
+const builtin = (): Builtin | undefined => (globalThis as { process?: { getBuiltinModule?: Builtin } }).process?.getBuiltinModule;
 
 function readData(file: string): string {
-  const path = DATA_DIR + file;
-  let bytes: Buffer;
-  try {
-    bytes = readFileSync(path);
-  } catch (e) {
-    throw new Error(`data set file ${path} cannot be read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message}); it ships in the repository's data/ folder`);
+  const get = builtin();
+  if (typeof get !== 'function') {
+    throw new Error(`data set file ${file}: the loaders read data/ from disk, which needs Node (>= 20.16); elsewhere fetch the file and parse its text (parseDigits, parseBreastCancer, parseWine, parseIris)`);
   }
-  return (file.endsWith('.gz') ? gunzipSync(bytes) : bytes).toString('utf8');
+  const fs = get('node:fs') as { readFileSync(p: string): Uint8Array };
+  const path = DATA_DIR + file;
+  let bytes: Uint8Array;
+  try {
+    bytes = fs.readFileSync(path);
+  } catch (e) {
+    throw new Error(`data set file ${path} cannot be read (${(e as { code?: string }).code ?? (e as Error).message}); it ships in the repository's data/ folder`);
+  }
+  if (file.endsWith('.gz')) bytes = (get('node:zlib') as { gunzipSync(b: Uint8Array): Uint8Array }).gunzipSync(bytes);
+  return new TextDecoder().decode(bytes);
 }
 
 function parseRow(line: string, file: string, lineNo: number, width: number): number[] {
@@ -32,8 +51,8 @@ function parseRow(line: string, file: string, lineNo: number, width: number): nu
  * scikit-learn's CSV layout: a header `n_samples,n_features,class_0,class_1,...`, then rows of
  * the features followed by the class index.
  */
-function loadSklearnCsv(file: string, featureNames: string[]): TabularDataset {
-  const lines = readData(file).split('\n').map((l) => l.trim()).filter(Boolean);
+function parseSklearnCsv(text: string, file: string, featureNames: string[]): TabularDataset {
+  const lines = text.split('\n').map((l) => l.trim()).filter(Boolean);
   const [nStr, fStr, ...classNames] = lines[0].split(',');
   const n = Number(nStr), f = Number(fStr);
   if (lines.length - 1 !== n) throw new Error(`${file}: the header says ${n} samples, the file has ${lines.length - 1}`);
@@ -52,8 +71,12 @@ function loadSklearnCsv(file: string, featureNames: string[]): TabularDataset {
  * classes 0-9.
  */
 export function loadDigits(): Dataset {
-  const file = 'digits.csv.gz';
-  const lines = readData(file).split('\n').map((l) => l.trim()).filter(Boolean);
+  return parseDigits(readData('digits.csv.gz'));
+}
+
+/** The digits from the text of data/digits.csv.gz, unzipped: rows of 64 counts (0..16) and the class. */
+export function parseDigits(text: string, file = 'digits.csv'): Dataset {
+  const lines = text.split('\n').map((l) => l.trim()).filter(Boolean);
   const n = lines.length;
   const x = new Float32Array(n * 64), y = new Float32Array(n);
   for (let i = 0; i < n; i++) {
@@ -65,22 +88,36 @@ export function loadDigits(): Dataset {
 }
 
 const BC_BASE = ['radius', 'texture', 'perimeter', 'area', 'smoothness', 'compactness', 'concavity', 'concave points', 'symmetry', 'fractal dimension'];
+const BC_NAMES = [...BC_BASE.map((b) => `mean ${b}`), ...BC_BASE.map((b) => `${b} error`), ...BC_BASE.map((b) => `worst ${b}`)];
+const WINE_NAMES = [
+  'alcohol', 'malic_acid', 'ash', 'alcalinity_of_ash', 'magnesium', 'total_phenols', 'flavanoids',
+  'nonflavanoid_phenols', 'proanthocyanins', 'color_intensity', 'hue', 'od280/od315_of_diluted_wines', 'proline',
+];
+const IRIS_NAMES = ['sepal length (cm)', 'sepal width (cm)', 'petal length (cm)', 'petal width (cm)'];
 
 /** Breast Cancer Wisconsin (diagnostic): 569 samples, 30 features; 0 = malignant, 1 = benign. */
 export function loadBreastCancer(): TabularDataset {
-  const names = [...BC_BASE.map((b) => `mean ${b}`), ...BC_BASE.map((b) => `${b} error`), ...BC_BASE.map((b) => `worst ${b}`)];
-  return loadSklearnCsv('breast_cancer.csv', names);
+  return parseBreastCancer(readData('breast_cancer.csv'));
+}
+/** Breast Cancer Wisconsin from the text of data/breast_cancer.csv. */
+export function parseBreastCancer(text: string): TabularDataset {
+  return parseSklearnCsv(text, 'breast_cancer.csv', BC_NAMES);
 }
 
 /** Wine recognition: 178 samples, 13 features, 3 cultivars. */
 export function loadWine(): TabularDataset {
-  return loadSklearnCsv('wine_data.csv', [
-    'alcohol', 'malic_acid', 'ash', 'alcalinity_of_ash', 'magnesium', 'total_phenols', 'flavanoids',
-    'nonflavanoid_phenols', 'proanthocyanins', 'color_intensity', 'hue', 'od280/od315_of_diluted_wines', 'proline',
-  ]);
+  return parseWine(readData('wine_data.csv'));
+}
+/** Wine recognition from the text of data/wine_data.csv. */
+export function parseWine(text: string): TabularDataset {
+  return parseSklearnCsv(text, 'wine_data.csv', WINE_NAMES);
 }
 
 /** Fisher's iris: 150 samples, 4 features (cm), 3 species. */
 export function loadIris(): TabularDataset {
-  return loadSklearnCsv('iris.csv', ['sepal length (cm)', 'sepal width (cm)', 'petal length (cm)', 'petal width (cm)']);
+  return parseIris(readData('iris.csv'));
+}
+/** Fisher's iris from the text of data/iris.csv. */
+export function parseIris(text: string): TabularDataset {
+  return parseSklearnCsv(text, 'iris.csv', IRIS_NAMES);
 }
