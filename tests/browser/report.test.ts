@@ -75,13 +75,13 @@ describe.skipIf(SKIP_BROWSER)('report in headless Chromium', () => {
       page.on('request', (r) => requests.push(r.url()));
       await page.goto(base + name, { waitUntil: 'load' });
       const dom = await page.evaluate(() => {
-        const imgs = [...document.images];
+        const imgs = Array.from(document.images);
         return {
           images: imgs.length,
           decoded: imgs.filter((i) => i.complete && i.naturalWidth > 0).length,
           pixelated: imgs.filter((i) => getComputedStyle(i).imageRendering === 'pixelated').length,
           widths: imgs.map((i) => i.getBoundingClientRect().width),
-          sections: [...document.querySelectorAll('section')].map((s) => s.className),
+          sections: Array.from(document.querySelectorAll("section")).map((s) => s.className),
           colourBars: document.querySelectorAll('svg.cbar').length,
           waterfalls: document.querySelectorAll('svg.waterfall').length,
           beeswarms: document.querySelectorAll('svg.beeswarm circle').length,
