@@ -102,12 +102,70 @@ export function overlayPixels(map: Float32Array, h: number, w: number, image?: {
   return px;
 }
 
-/** Encode RGBA pixels as PNG bytes (pngjs; Node). */
+/**
+ * Encode RGBA pixels (w x h x 4) as PNG bytes. In a browser (or a worker) through a canvas
+ * (OffscreenCanvas, else a <canvas>); in Node through pngjs (a dependency of the package).
+ * This module is browser-safe: pngjs is not imported (a bundler would pull its Node built-ins,
+ * zlib and stream, into every browser bundle of the explainers) but required in Node only, from
+ * process.getBuiltinModule('node:module'), which bundlers leave alone. The Node entry's
+ * explain/png-node.ts imports pngjs directly.
+ */
 export async function encodePng(px: Uint8Array, w: number, h: number): Promise<Uint8Array> {
-  const { PNG } = await import('pngjs');
-  const png = new PNG({ width: w, height: h });
+  if (px.length !== w * h * 4) throw new Error(`encodePng: ${px.length} bytes of pixels for ${w} x ${h} RGBA (expected ${w * h * 4})`);
+  const viaCanvas = await canvasPng(px, w, h);
+  if (viaCanvas) return viaCanvas;
+  const get = (globalThis as { process?: { getBuiltinModule?: (id: string) => unknown } }).process?.getBuiltinModule;
+  if (typeof get !== 'function') throw new Error('encodePng: no canvas here (OffscreenCanvas or document) and not Node (pngjs): cannot encode a PNG');
+  const { createRequire } = get('node:module') as { createRequire(from: string): (id: string) => unknown };
+  let pngjs: PngJs;
+  try {
+    pngjs = createRequire(import.meta.url)('pngjs') as PngJs;
+  } catch (e) {
+    throw new Error(`encodePng: the 'pngjs' package (PNG encoding in Node) cannot be loaded (${(e as Error).message}); install it with \`npm install pngjs\``);
+  }
+  const png = new pngjs.PNG({ width: w, height: h });
   png.data.set(px);
-  return new Uint8Array(PNG.sync.write(png));
+  return new Uint8Array(pngjs.PNG.sync.write(png));
+}
+
+// The part of pngjs used here (its types come from @types/pngjs, which the .d.ts must not need).
+interface PngJs {
+  PNG: { new (o: { width: number; height: number }): { data: Uint8Array }; sync: { write(png: { data: Uint8Array }): Uint8Array } };
+}
+
+interface CanvasLike {
+  getContext(kind: '2d'): { putImageData(d: unknown, x: number, y: number): void } | null;
+}
+
+/** PNG bytes through a canvas where there is one (browsers, workers); null in Node. */
+async function canvasPng(px: Uint8Array, w: number, h: number): Promise<Uint8Array | null> {
+  const g = globalThis as {
+    OffscreenCanvas?: new (w: number, h: number) => CanvasLike & { convertToBlob(o: { type: string }): Promise<Blob> };
+    document?: { createElement(tag: 'canvas'): CanvasLike & { width: number; height: number; toBlob(cb: (b: Blob | null) => void, type: string): void } };
+    ImageData?: new (data: Uint8ClampedArray, w: number, h: number) => unknown;
+  };
+  if (!g.ImageData || (!g.OffscreenCanvas && !g.document?.createElement)) return null;
+  // Opaque pixels (alpha 255, as overlayPixels makes) go through a 2D canvas unchanged: no
+  // premultiplication loss, and PNG is lossless.
+  const image = new g.ImageData(new Uint8ClampedArray(px.buffer.slice(px.byteOffset, px.byteOffset + px.byteLength)), w, h);
+  let blob: Blob | null;
+  if (g.OffscreenCanvas) {
+    const c = new g.OffscreenCanvas(w, h);
+    const ctx = c.getContext('2d');
+    if (!ctx) throw new Error('encodePng: OffscreenCanvas has no 2d context');
+    ctx.putImageData(image, 0, 0);
+    blob = await c.convertToBlob({ type: 'image/png' });
+  } else {
+    const c = g.document!.createElement('canvas');
+    c.width = w;
+    c.height = h;
+    const ctx = c.getContext('2d');
+    if (!ctx) throw new Error('encodePng: <canvas> has no 2d context');
+    ctx.putImageData(image, 0, 0);
+    blob = await new Promise<Blob | null>((res) => c.toBlob(res, 'image/png'));
+  }
+  if (!blob) throw new Error(`encodePng: the canvas produced no PNG for ${w} x ${h} pixels`);
+  return new Uint8Array(await blob.arrayBuffer());
 }
 
 /**
