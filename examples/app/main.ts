@@ -20,6 +20,7 @@ export interface MethodResult {
   /** The refresh that computed it, and what it was computed for. */
   refresh: number;
   target: number;
+  camLayer: string;
   rule: string;
   composite: string;
   igSteps: number;
@@ -184,7 +185,7 @@ async function pass(n: number): Promise<boolean> {
         attr = await card.spec.run(cur.model, x, s);
         const px = await heatmapPixels(attr, cur.input, c, card.spec.sign);
         const ms = performance.now() - t0;
-        report.results[card.spec.id] = { shape: [...attr.shape], data: Array.from(await attr.data()), refresh: n, target, rule: s.rule, composite: s.composite, igSteps: s.igSteps, shapSamples: s.shapSamples, ms };
+        report.results[card.spec.id] = { shape: [...attr.shape], data: Array.from(await attr.data()), refresh: n, target, camLayer: s.camLayer, rule: s.rule, composite: s.composite, igSteps: s.igSteps, shapSamples: s.shapSamples, ms };
         if (stale()) return false;
         card.canvas.width = px.w;
         card.canvas.height = px.h;

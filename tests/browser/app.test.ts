@@ -10,12 +10,14 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Browser, Page } from 'playwright-core';
 import type { Server } from 'node:http';
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { PNG } from 'pngjs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as bl from '../../engine/index.ts';
 import { loadBundled } from '../../models/zoo/index.ts';
+import { loadOnnx } from '../../models/io/onnx.ts';
 import type { Module } from '../../models/module.ts';
 import { buildApp, bundleApp, sampleSets } from '../../examples/app/build.ts';
 import { serveDir } from '../../examples/app/serve.ts';
@@ -64,8 +66,10 @@ describe.skipIf(SKIP_BROWSER)('browser app (examples/app, headless Chromium, Web
     return appReport();
   }
 
+  // The ONNX file the test drops on the page, loaded here by the same loader from the same bytes.
+  const ONNX_FILE = join(ROOT, 'tests/fixtures/onnx/resnet_opset13.onnx');
   async function model(name: string): Promise<Module> {
-    if (!models.has(name)) models.set(name, await loadBundled(name));
+    if (!models.has(name)) models.set(name, name.endsWith('.onnx') ? loadOnnx(new Uint8Array(readFileSync(ONNX_FILE))) : await loadBundled(name));
     return models.get(name)!;
   }
 
@@ -89,7 +93,7 @@ describe.skipIf(SKIP_BROWSER)('browser app (examples/app, headless Chromium, Web
     const input = Float32Array.from(r.input!);
     const x = bl.tensor(input, [1, c, h, w]);
     const attr = await spec.run(await model(r.model!), x, {
-      target: res!.target, camLayer: 'features', rule: res!.rule, composite: res!.composite, igSteps: res!.igSteps, shapSamples: res!.shapSamples,
+      target: res!.target, camLayer: res!.camLayer, rule: res!.rule, composite: res!.composite, igSteps: res!.igSteps, shapSamples: res!.shapSamples,
     });
     try {
       expect(res!.shape, id).toEqual([...attr.shape]);
@@ -234,9 +238,34 @@ describe.skipIf(SKIP_BROWSER)('browser app (examples/app, headless Chromium, Web
     expect(ink[4 * 8 + 0] + ink[4 * 8 + 7]).toBe(0);
     measured.push({ step: 'drawn', ...(await compare(r, 'saliency')) });
     measured.push({ step: 'drawn', ...(await compare(r, 'lrp')) });
-
     mkdirSync(join(ROOT, 'test-results'), { recursive: true });
     await page.screenshot({ path: join(ROOT, 'test-results', 'app.png'), fullPage: true });
+
+  });
+
+  it('an ONNX model and a PNG picked together: the model is loaded from its bytes, the image decoded at its input size', async () => {
+    // a 12 x 12 RGB PNG (the ONNX model's input size, so the browser's resize is the identity)
+    const png = new PNG({ width: 12, height: 12 });
+    const byte = (k: number, c: number) => (k * 37 + c * 85 + ((k * k) % 23) * 7) % 256;
+    for (let k = 0; k < 144; k++) {
+      for (let c = 0; c < 3; c++) png.data[4 * k + c] = byte(k, c);
+      png.data[4 * k + 3] = 255;
+    }
+    const pngFile = join(dir, 'pattern.png');
+    writeFileSync(pngFile, PNG.sync.write(png));
+    await page.locator('#file').setInputFiles([ONNX_FILE, pngFile]);
+    const r = await settled();
+    expect(r.errors, pageLog.join('\n')).toEqual([]);
+    expect(r.model).toBe('resnet_opset13.onnx');
+    expect(r.inputShape).toEqual([3, 12, 12]);
+    expect(r.probabilities!.length).toBe(5);
+    const want = Array.from({ length: 3 * 144 }, (_, i) => byte(i % 144, Math.floor(i / 144)) / 255);
+    for (let i = 0; i < want.length; i++) expect(Math.abs(r.input![i] - want[i])).toBeLessThan(1e-6);
+    // the last Relu before global pooling is the CAM layer
+    expect(r.results['grad-cam'].camLayer).toBe('/layer1/Relu_1');
+    for (const id of ['saliency', 'integrated-gradients', 'grad-cam', 'lrp']) measured.push({ step: 'onnx', ...(await compare(r, id)) });
+
+    await page.screenshot({ path: join(ROOT, 'test-results', 'app-onnx.png'), fullPage: true });
   });
 
   it('made no console errors, failed requests or requests outside 127.0.0.1', async () => {
