@@ -6,40 +6,11 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Browser } from 'playwright-core';
 import type { Server } from 'node:http';
 import { closeServer, launchChromium, serveLocal, SKIP_BROWSER } from './chromium.ts';
-import { renderReport, type ReportDocument } from '../../explain/report/index.ts';
+import { renderReport } from '../../explain/report/index.ts';
+import { build } from 'esbuild';
+import { fileURLToPath } from 'node:url';
+import { browserDoc as doc, browserDocProbabilities as probs } from '../examples/report-doc.ts';
 import { encodePng } from '../../explain/heatmap.ts';
-
-const softmax = (z: number[]) => { const m = Math.max(...z); const e = z.map((v) => Math.exp(v - m)); const s = e.reduce((a, b) => a + b, 0); return e.map((v) => v / s); };
-const probs = softmax([0.3, 1.7, -0.4, 0.9]);
-
-function doc(): ReportDocument {
-  const n = 12;
-  const rgb = Float32Array.from({ length: 3 * n * n }, (_, k) => ((k * 37) % 101) / 100);
-  const signed = Float32Array.from({ length: 3 * n * n }, (_, k) => Math.sin(k / 5));
-  return {
-    title: 'browser report test', meta: [{ label: 'model', value: 'synthetic' }],
-    sections: [
-      {
-        kind: 'images', title: 'Images', classNames: ['cat', 'wolf', 'husky', 'fox'],
-        methods: [
-          { name: 'Integrated gradients', sign: 'signed', steps: 8, baseline: 'zeros' },
-          { name: 'Saliency', sign: 'absolute', overlay: true },
-          { name: 'Grad-CAM', sign: 'positive', layer: 'features', upsampled: false },
-        ],
-        items: [{
-          label: 'an RGB item', input: { values: rgb, shape: [3, n, n] },
-          prediction: { probabilities: probs, trueClass: 2, uncertainty: { method: 'ensemble of 3', std: [0.02, 0.1, 0.05, 0.01], entropy: 1.1 } },
-          maps: [{ values: signed, shape: [3, n, n], completeness: { fx: 3, fBaseline: 0 } }, { values: signed, shape: [3, n, n] }, { values: [0, 1, 2, 3, 4, 5, 6, 7, 8], shape: [3, 3] }],
-        }],
-      },
-      {
-        kind: 'tabular', title: 'Tabular', method: { name: 'KernelSHAP', sign: 'signed' }, featureNames: ['age', 'dose', 'weight'], outputName: 'logit',
-        rows: Array.from({ length: 20 }, (_, i) => ({ values: [Math.sin(i), 0.3 * Math.cos(i), 0.01 * i], featureValues: [i, i % 3, 20 - i], baseValue: 0.5 })),
-      },
-      { kind: 'table', title: 'Scores', columns: ['method', 'AUC'], rows: [['IG', 0.1], ['random', 0.3]], best: [null, 'min'] },
-    ],
-  };
-}
 
 describe.skipIf(SKIP_BROWSER)('report in headless Chromium', () => {
   let browser: Browser | undefined;
@@ -50,9 +21,30 @@ describe.skipIf(SKIP_BROWSER)('report in headless Chromium', () => {
   beforeAll(async () => {
     pages['/png.html'] = await renderReport(doc(), { encodePng });
     pages['/svg.html'] = await renderReport(doc()); // no encoder: inline SVG rasters
+    // The renderer itself in the page: bundled for the browser (no Node built-ins; heatmap.ts's
+    // pngjs is only imported when its encodePng is called, which the page never does) and given a
+    // canvas PNG encoder.
+    const here = fileURLToPath(new URL('.', import.meta.url));
+    const bundle = await build({
+      stdin: {
+        contents: `import { renderReport } from '../../explain/report/index.ts';
+import { browserDoc } from '../examples/report-doc.ts';
+const canvasPng = async (rgba, w, h) => {
+  const c = new OffscreenCanvas(w, h);
+  c.getContext('2d').putImageData(new ImageData(new Uint8ClampedArray(rgba), w, h), 0, 0);
+  return new Uint8Array(await (await c.convertToBlob({ type: 'image/png' })).arrayBuffer());
+};
+renderReport(browserDoc(), { encodePng: canvasPng }).then((html) => { window.__report = html; }, (e) => { window.__report = 'error: ' + e.message; });`,
+        resolveDir: here, sourcefile: 'report-entry.js', loader: 'js',
+      },
+      bundle: true, format: 'esm', platform: 'browser', target: 'es2022', write: false, logLevel: 'silent',
+      external: ['webgpu', 'node:*', 'pngjs'],
+    });
+    pages['/render.js'] = bundle.outputFiles[0].text;
+    pages['/render.html'] = '<!doctype html><meta charset="utf-8"><link rel="icon" href="data:,"><title>render</title><script type="module" src="/render.js"></script>';
     const s = await serveLocal((req, res) => {
       const body = pages[req.url ?? ''];
-      if (body) res.writeHead(200, { 'content-type': 'text/html; charset=utf-8' }).end(body);
+      if (body) res.writeHead(200, { 'content-type': `${req.url!.endsWith('.js') ? 'text/javascript' : 'text/html'}; charset=utf-8` }).end(body);
       else res.writeHead(404).end();
     });
     server = s.server;
@@ -110,4 +102,23 @@ describe.skipIf(SKIP_BROWSER)('report in headless Chromium', () => {
       expect(dom.warn).toContain(`(${(100 * rel).toFixed(1)}%)`);
     });
   }
+
+  it('renders in the page with a canvas encoder: the same document as in Node, images aside', async () => {
+    const page = await browser!.newPage();
+    const log: string[] = [];
+    page.on('console', (m) => log.push(`console.${m.type()}: ${m.text()}`));
+    page.on('pageerror', (e) => log.push(`pageerror: ${e.message}`));
+    await page.goto(base + '/render.html');
+    await page.waitForFunction(() => typeof (window as unknown as { __report?: string }).__report === 'string', null, { timeout: 30_000 });
+    const inPage = await page.evaluate(() => (window as unknown as { __report: string }).__report);
+    await page.close();
+    expect(log).toEqual([]);
+    expect(inPage.startsWith('error:') ? inPage : 'ok').toBe('ok');
+    // PNG bytes differ between encoders (compression); everything else must be identical, and the
+    // colour-bar gradient ids restart per render only within a process, so they are normalised too
+    const norm = (h: string) => h.replace(/data:image\/png;base64,[^"]+/g, 'PNG').replace(/\b(cb|bs)\d+\b/g, '$1#');
+    const pngCount = (h: string) => (h.match(/data:image\/png;base64,/g) ?? []).length;
+    expect(pngCount(inPage)).toBe(4);
+    expect(norm(inPage)).toBe(norm(pages['/png.html']));
+  });
 });
