@@ -1,37 +1,29 @@
 // Builds the app into a folder of static files (Node): main.js bundled by esbuild from main.ts
-// and the same engine/models/explain sources as Node uses, the page and its style, the bundled
-// models' weights (weights/<name>.safetensors, copied as they are), what the page needs to know
-// about them (models.json) and samples of their data sets (samples/, see samples.ts).
+// and the same engine/models/explain sources as Node uses (the bundled models' weights come with
+// them, as data: models/zoo/bundled/, one chunk per model loaded when picked), the page and its
+// style, and samples of the models' data sets (samples/, see samples.ts), made here by models/data.
 //
 // The bundle must not contain Node: `browserOnly` fails the build on any Node built-in import
 // (node:fs, zlib, ...), naming the importer, so a Node-only module that creeps into the app's
 // import graph is caught here rather than as a blank page.
 import { build, type Plugin } from 'esbuild';
 import { builtinModules } from 'node:module';
-import { copyFileSync, existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';
-import { modelSummary, weightsPath, zooSpec } from '../../models/zoo/index.ts';
 import { datasetSplits } from '../../models/data/index.ts';
 import type { Dataset } from '../../models/train.ts';
-import { APP_MODELS, type ModelInfo } from './catalog.ts';
+import { APP_MODELS, modelInfo } from './catalog.ts';
 import type { SampleSet } from './samples.ts';
 
 const HERE = fileURLToPath(new URL('.', import.meta.url));
 
 const NODE_BUILTINS = new Set(builtinModules.flatMap((m) => [m, `node:${m}`]));
 
-/** Fail the build on any import of a Node built-in; pngjs (Node-only) becomes a stub that throws. */
+/** Fail the build on any import of a Node built-in. */
 export const browserOnly: Plugin = {
   name: 'browser-only',
   setup(b) {
-    // explain/heatmap.ts's encodePng imports pngjs lazily; the app draws on canvases instead, so
-    // the import is replaced by a module that says so if anything ever calls it.
-    b.onResolve({ filter: /^pngjs$/ }, () => ({ path: 'pngjs', namespace: 'node-only-stub' }));
-    b.onLoad({ filter: /.*/, namespace: 'node-only-stub' }, () => ({
-      contents: "throw new Error('pngjs is Node-only: in the browser, heatmaps are drawn on a canvas (examples/app/render.ts)');",
-      loader: 'js',
-    }));
     b.onResolve({ filter: /.*/ }, (args) => {
       const bare = args.path.split('/')[0];
       if (NODE_BUILTINS.has(args.path) || NODE_BUILTINS.has(bare) || args.path.startsWith('node:')) {
@@ -42,33 +34,32 @@ export const browserOnly: Plugin = {
   },
 };
 
-/** Bundle main.ts for the browser; returns the JavaScript (and its source map). */
-export async function bundleApp(opts: { minify?: boolean } = {}): Promise<{ js: string; map: string }> {
+/**
+ * Bundle main.ts for the browser: main.js plus chunks (each bundled model's weights is its own,
+ * fetched when the model is picked), with source maps. Returns file name -> contents.
+ */
+export async function bundleApp(opts: { minify?: boolean } = {}): Promise<Map<string, Uint8Array>> {
   const r = await build({
-    entryPoints: [join(HERE, 'main.ts')],
+    entryPoints: { main: join(HERE, 'main.ts') },
     bundle: true,
+    splitting: true,
     format: 'esm',
     platform: 'browser',
     target: 'es2022',
     write: false,
-    outfile: 'main.js',
-    sourcemap: 'external',
+    outdir: '/app',
+    chunkNames: 'chunks/[name]-[hash]',
+    sourcemap: 'linked',
     minify: opts.minify ?? false,
     plugins: [browserOnly],
     logLevel: 'silent',
   });
-  const js = r.outputFiles.find((f) => f.path.endsWith('.js'))!.text;
-  const map = r.outputFiles.find((f) => f.path.endsWith('.map'))!.text;
-  return { js: `${js}\n//# sourceMappingURL=main.js.map\n`, map };
+  return new Map(r.outputFiles.map((f) => [f.path.slice('/app/'.length), f.contents]));
 }
 
 /** What the page is told about each bundled model. */
-export function modelCatalog(): ModelInfo[] {
-  return APP_MODELS.map((name) => {
-    const spec = zooSpec(name);
-    const [c, h, w] = spec.inputShape;
-    return { name, description: spec.description, inputShape: [c, h, w], classes: spec.classes, dataset: spec.dataset, accuracy: modelSummary(name)?.accuracy ?? null, camLayer: 'features' };
-  });
+export function modelCatalog() {
+  return APP_MODELS.map(modelInfo);
 }
 
 /** Up to `perClass` samples of each class, interleaved (class 0, 1, ..., 0, 1, ...), in split order. */
@@ -108,18 +99,13 @@ export function sampleSets(): { set: SampleSet; images: Float32Array }[] {
 
 /** Write the whole app into outDir (created if missing). */
 export async function buildApp(outDir: string, opts: { minify?: boolean } = {}): Promise<void> {
-  mkdirSync(join(outDir, 'weights'), { recursive: true });
+  const files = await bundleApp(opts);
+  // chunk names carry content hashes: old ones would pile up
+  rmSync(join(outDir, 'chunks'), { recursive: true, force: true });
+  mkdirSync(join(outDir, 'chunks'), { recursive: true });
   mkdirSync(join(outDir, 'samples'), { recursive: true });
-  const { js, map } = await bundleApp(opts);
-  writeFileSync(join(outDir, 'main.js'), js);
-  writeFileSync(join(outDir, 'main.js.map'), map);
+  for (const [name, bytes] of files) writeFileSync(join(outDir, name), bytes);
   for (const f of ['index.html', 'style.css']) copyFileSync(join(HERE, f), join(outDir, f));
-  for (const name of APP_MODELS) {
-    const p = weightsPath(name);
-    if (!existsSync(p)) throw new Error(`bundled model '${name}' has no weights at ${p}; train them with \`npm run train:${name}\``);
-    copyFileSync(p, join(outDir, 'weights', `${name}.safetensors`));
-  }
-  writeFileSync(join(outDir, 'models.json'), JSON.stringify(modelCatalog(), null, 1));
   const sets = sampleSets();
   for (const { set, images } of sets) writeFileSync(join(outDir, 'samples', `${set.name}.bin`), new Uint8Array(images.buffer, images.byteOffset, images.byteLength));
   writeFileSync(join(outDir, 'samples', 'index.json'), JSON.stringify(sets.map((s) => s.set), null, 1));

@@ -1,16 +1,9 @@
-// The bundled models the app offers, as the browser sees them: an architecture builder from
-// models/zoo/architectures.ts (browser-safe) plus what build.ts wrote about each model into
-// models.json (classes, input shape, data set, accuracy, from models/zoo's ZOO and the training
-// summaries). The weights are fetched from the app's server (weights/<name>.safetensors) and
-// parsed from the ArrayBuffer, the same loadWeights as in Node.
-//
-// Why a builder table here and not ZOO: models/zoo/index.ts reads files with node:fs, so it
-// cannot be bundled for a browser yet (issue 14: its browser-safe split is being written). The
-// test loads the same weights in Node through loadBundled (ZOO's builders), so a builder that
-// drifted from ZOO's would fail there when the weights no longer fit.
+// The bundled models the app offers, from models/zoo (browser-safe: its architectures, ZOO specs
+// and the trained weights bundled as data, models/zoo/bundled/): the same loadBundled as in Node,
+// where it reads models/weights/ from disk instead (tests/package/weights-data.test.ts keeps the
+// two in sync, and the browser test compares the page's results with Node's).
 import type { Module } from '../../models/module.ts';
-import { digitsCnn, resnetBn, smallCnn } from '../../models/zoo/architectures.ts';
-import { loadWeights } from '../../models/io/weights.ts';
+import { loadBundled, modelSummary, zooSpec } from '../../models/zoo/index.ts';
 
 /** What the app needs to know about a model, bundled or dropped in as ONNX. */
 export interface ModelInfo {
@@ -27,26 +20,20 @@ export interface ModelInfo {
   camLayer: string;
 }
 
-export const BUILDERS: Record<string, () => Module> = {
-  'digits-cnn': () => digitsCnn(0),
-  'resnet-bn': () => resnetBn(0),
-  'shapes-cnn': () => smallCnn(1, 4, 0),
-  'spurious-cnn': () => smallCnn(1, 2, 0),
-};
+/**
+ * The bundled image models with a conv feature map for CAM (breast-cancer-mlp is tabular,
+ * prototype-digits an MLP embedding: neither has an image layer to map).
+ */
+export const APP_MODELS = ['digits-cnn', 'resnet-bn', 'shapes-cnn', 'spurious-cnn'];
 
-/** The bundled models the app serves (image models with a conv feature map for CAM). */
-export const APP_MODELS = Object.keys(BUILDERS);
+export function modelInfo(name: string): ModelInfo {
+  const spec = zooSpec(name);
+  const [c, h, w] = spec.inputShape;
+  return { name, description: spec.description, inputShape: [c, h, w], classes: spec.classes, dataset: spec.dataset, accuracy: modelSummary(name)?.accuracy ?? null, camLayer: 'features' };
+}
 
-/** Build a bundled model and load its weights from safetensors bytes (eval mode). */
-export function bundledModel(name: string, weights: Uint8Array): Module {
-  const build = BUILDERS[name];
-  if (!build) throw new Error(`unknown bundled model '${name}' (the app has: ${APP_MODELS.join(', ')})`);
-  const model = build();
-  try {
-    loadWeights(model, weights, { source: `${name}.safetensors` });
-  } catch (e) {
-    model.dispose();
-    throw e;
-  }
-  return model.eval();
+/** A bundled model with its trained weights (eval mode), on the default backend. */
+export function bundledModel(name: string): Promise<Module> {
+  if (!APP_MODELS.includes(name)) throw new Error(`unknown bundled model '${name}' (the app has: ${APP_MODELS.join(', ')})`);
+  return loadBundled(name);
 }

@@ -7,12 +7,12 @@
 // the devtools console): the adapter, the input, the prediction, and each method's attribution.
 import * as bl from '../../engine/index.ts';
 import type { Module } from '../../models/module.ts';
-import { bundledModel, type ModelInfo } from './catalog.ts';
+import { APP_MODELS, bundledModel, modelInfo, type ModelInfo } from './catalog.ts';
 import { METHODS, LRP_COMPOSITES, RULE_CHOICES, type MethodSpec, type RunSettings } from './methods.ts';
 import { heatmapPixels, imagePixels } from './render.ts';
 import { DrawPad } from './draw-pad.ts';
 import { decodeImage, isImageFile, isOnnxFile, onnxModel } from './dropped-files.ts';
-import { fetchSampleSets, okFetch, sampleImage, type LoadedSampleSet } from './samples.ts';
+import { fetchSampleSets, sampleImage, type LoadedSampleSet } from './samples.ts';
 
 export interface MethodResult {
   shape: number[];
@@ -68,9 +68,7 @@ interface Current {
 }
 
 let current: Current | null = null;
-let catalog: ModelInfo[] = [];
 let sets: LoadedSampleSet[] = [];
-const weightsCache = new Map<string, Uint8Array>();
 const onnxModels = new Map<string, { model: Module; info: ModelInfo }>();
 
 const status = (msg: string) => ($('status').textContent = msg);
@@ -238,15 +236,10 @@ async function selectModel(name: string): Promise<void> {
   if (onnx) {
     ({ model, info } = onnx);
   } else {
-    info = catalog.find((m) => m.name === name)!;
-    let bytes = weightsCache.get(name);
-    if (!bytes) {
-      bytes = new Uint8Array(await (await okFetch(`weights/${name}.safetensors`)).arrayBuffer());
-      weightsCache.set(name, bytes);
-    }
-    model = bundledModel(name, bytes);
+    info = modelInfo(name);
+    model = await bundledModel(name);
   }
-  // ONNX models stay loaded (their bytes are gone); bundled ones are rebuilt from the cached weights.
+  // ONNX models stay loaded (their bytes are gone); bundled ones are rebuilt from the bundled weights.
   if (current && !onnxModels.has(current.info.name)) current.model.dispose();
   const [c, h, w] = info.inputShape;
   const set = setFor(info);
@@ -378,9 +371,9 @@ async function start(): Promise<void> {
   report.adapter = backend.info;
   const a = backend.info;
   $('adapter').textContent = `${a.backend}${a.vendor || a.architecture ? `: ${[a.vendor, a.architecture, a.description].filter(Boolean).join(' ')}` : ''}`;
-  [catalog, sets] = await Promise.all([okFetch('models.json').then((r) => r.json() as Promise<ModelInfo[]>), fetchSampleSets()]);
-  $('model').replaceChildren(...catalog.map((m) => new Option(m.name, m.name)));
-  await selectModel(catalog[0].name);
+  sets = await fetchSampleSets();
+  $('model').replaceChildren(...APP_MODELS.map((m) => new Option(m, m)));
+  await selectModel(APP_MODELS[0]);
   report.ready = true;
 }
 

@@ -19,7 +19,8 @@ import * as bl from '../../engine/index.ts';
 import { loadBundled } from '../../models/zoo/index.ts';
 import { loadOnnx } from '../../models/io/onnx.ts';
 import type { Module } from '../../models/module.ts';
-import { buildApp, bundleApp, sampleSets } from '../../examples/app/build.ts';
+import { build } from 'esbuild';
+import { browserOnly, buildApp, bundleApp, sampleSets } from '../../examples/app/build.ts';
 import { serveDir } from '../../examples/app/serve.ts';
 import { METHODS, methodById } from '../../examples/app/methods.ts';
 import { heatmapPixels } from '../../examples/app/render.ts';
@@ -160,9 +161,17 @@ describe.skipIf(SKIP_BROWSER)('browser app (examples/app, headless Chromium, Web
     if (dir) rmSync(dir, { recursive: true, force: true });
   }, 30_000);
 
-  it('the bundle has no Node built-ins (the guard fails the build on one)', async () => {
-    const { js } = await bundleApp();
+  it('the bundle has no Node built-ins, and the build guard fails on one', async () => {
+    const files = await bundleApp();
+    expect([...files.keys()]).toContain('main.js');
+    const js = [...files].filter(([n]) => n.endsWith('.js')).map(([, b]) => new TextDecoder().decode(b)).join('\n');
     expect(js).not.toMatch(/from\s*["']node:|require\(["']node:|from\s*["'](fs|zlib|stream|util)["']/);
+    // the bundled weights travel as data (one chunk per model), not as files the page must find
+    expect(js).toContain('safetensorsBase64');
+    await expect(build({ stdin: { contents: "import { readFileSync } from 'node:fs'; console.log(readFileSync);", resolveDir: ROOT }, bundle: true, write: false, platform: 'browser', plugins: [browserOnly], logLevel: 'silent' }))
+      .rejects.toThrow(/Node built-in 'node:fs'/);
+    await expect(build({ stdin: { contents: "import zlib from 'zlib'; console.log(zlib);", resolveDir: ROOT }, bundle: true, write: false, platform: 'browser', plugins: [browserOnly], logLevel: 'silent' }))
+      .rejects.toThrow(/Node built-in 'zlib'/);
   });
 
   it('starts on WebGPU with the first bundled model and a test digit', async () => {
