@@ -10,6 +10,7 @@ import type { Module } from '../../models/module.ts';
 import { APP_MODELS, bundledModel, modelInfo, type ModelInfo } from './catalog.ts';
 import { METHODS, LRP_COMPOSITES, RULE_CHOICES, type MethodSpec, type RunSettings } from './methods.ts';
 import { heatmapPixels, imagePixels } from './render.ts';
+import { colorOf } from '../../explain/heatmap.ts';
 import { DrawPad } from './draw-pad.ts';
 import { decodeImage, isImageFile, isOnnxFile, onnxModel } from './dropped-files.ts';
 import { fetchSampleSets, sampleImage, type LoadedSampleSet } from './samples.ts';
@@ -92,6 +93,9 @@ interface Card {
   caption: HTMLElement;
   time: HTMLElement;
   error: HTMLElement;
+  /** The colour bar's end labels. */
+  lo: HTMLElement;
+  hi: HTMLElement;
 }
 
 const cards: Card[] = METHODS.map((spec) => {
@@ -101,10 +105,30 @@ const cards: Card[] = METHODS.map((spec) => {
   root.dataset.family = spec.family;
   root.dataset.state = 'idle';
   root.innerHTML = `<header><label><input type="checkbox" checked> ${spec.label}</label><span class="time"></span></header>
-    <canvas width="8" height="8"></canvas><progress max="1" value="0" hidden></progress><p class="caption"></p><p class="error"></p>`;
+    <canvas width="8" height="8"></canvas><progress max="1" value="0" hidden></progress>
+    <div class="legend"><span class="lo"></span><span class="ramp" style="background:${legendGradient(spec.sign)}"></span><span class="hi"></span></div>
+    <p class="caption"></p><p class="error"></p>`;
   const q = <T extends Element>(s: string) => root.querySelector(s) as T;
-  return { spec, root, enabled: q('input'), canvas: q('canvas'), progress: q('progress'), caption: q('.caption'), time: q('.time'), error: q('.error') };
+  return { spec, root, enabled: q('input'), canvas: q('canvas'), progress: q('progress'), caption: q('.caption'), time: q('.time'), error: q('.error'), lo: q('.lo'), hi: q('.hi') };
 });
+
+/** The colour bar: the colormaps overlayPixels uses (jet from 0 to the max, blue-white-red from -max to +max). */
+function legendGradient(sign: 'signed' | 'positive'): string {
+  const stops = Array.from({ length: 11 }, (_, i) => {
+    const [r, g, b] = colorOf(i / 10, sign === 'signed' ? 'bwr' : 'jet');
+    return `rgb(${r},${g},${b}) ${i * 10}%`;
+  });
+  return `linear-gradient(to right, ${stops.join(', ')})`;
+}
+
+/** A map's scale for the colour bar's ends: its largest magnitude (each map is normalised by it). */
+function showScale(card: Card, data: ArrayLike<number>): void {
+  let m = 0;
+  for (let i = 0; i < data.length; i++) m = Math.max(m, card.spec.sign === 'signed' ? Math.abs(data[i]) : data[i]);
+  const f = (v: number) => (v === 0 ? '0' : Math.abs(v) >= 0.01 && Math.abs(v) < 1000 ? v.toPrecision(2) : v.toExponential(1));
+  card.lo.textContent = card.spec.sign === 'signed' ? f(-m) : '0';
+  card.hi.textContent = f(m);
+}
 
 // ---- refresh loop: one pass at a time; a change while a pass runs makes it stop between methods ----
 
@@ -183,12 +207,14 @@ async function pass(n: number): Promise<boolean> {
         attr = await card.spec.run(cur.model, x, s);
         const px = await heatmapPixels(attr, cur.input, c, card.spec.sign);
         const ms = performance.now() - t0;
-        report.results[card.spec.id] = { shape: [...attr.shape], data: Array.from(await attr.data()), refresh: n, target, camLayer: s.camLayer, rule: s.rule, composite: s.composite, igSteps: s.igSteps, shapSamples: s.shapSamples, ms };
+        const data = await attr.data();
+        report.results[card.spec.id] = { shape: [...attr.shape], data: Array.from(data), refresh: n, target, camLayer: s.camLayer, rule: s.rule, composite: s.composite, igSteps: s.igSteps, shapSamples: s.shapSamples, ms };
         if (stale()) return false;
         card.canvas.width = px.w;
         card.canvas.height = px.h;
         card.canvas.getContext('2d', { willReadFrequently: true })!.putImageData(new ImageData(px.rgba, px.w, px.h), 0, 0);
         card.time.textContent = `${ms.toFixed(0)} ms`;
+        showScale(card, data);
         card.root.dataset.state = 'done';
       } catch (e) {
         card.root.dataset.state = 'error';
