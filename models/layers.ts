@@ -189,14 +189,25 @@ export class Dropout extends Module {
   }
 }
 
-function activation(kind: string, fn: (x: Tensor) => Tensor) {
-  return class extends Module {
+/**
+ * A parameter-free elementwise layer (ReLU, Sigmoid, ...): `fn` applied to the input. A named
+ * base class so that the published .d.ts can describe the layers `activation` makes: tsc cannot
+ * declare an anonymous class with protected members (TS4094).
+ */
+export abstract class ElementwiseLayer extends Module {
+  /** The elementwise function this layer applies. */
+  abstract readonly fn: (x: Tensor) => Tensor;
+  forward(x: Tensor): Tensor {
+    return this.fn(x);
+  }
+}
+
+function activation(kind: string, fn: (x: Tensor) => Tensor): new () => ElementwiseLayer {
+  return class extends ElementwiseLayer {
     get kind() {
       return kind;
     }
-    forward(x: Tensor): Tensor {
-      return fn(x);
-    }
+    readonly fn = fn;
   };
 }
 
