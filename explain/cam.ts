@@ -7,6 +7,10 @@ import type { Tensor } from '../engine/index.ts';
 import { fmtShape } from '../engine/shape.ts';
 import { type Model, type Target, type TargetOptions, checkInput, forwardOf, positiveInt, resolveTarget, scores } from './common.ts';
 import { guidedBackprop } from './gradient.ts';
+import { checkOptions, optionKeys } from './options.ts';
+
+export const LAYER_KEYS = optionKeys<LayerOptions>()(['target', 'rules', 'layer', 'upsample']);
+const SCORE_CAM_KEYS = optionKeys<ScoreCamOptions>()(['target', 'rules', 'layer', 'upsample', 'batchSize']);
 
 export interface LayerOptions extends TargetOptions {
   /** The layer: a model path ('features.3') or, for ONNX models, a node or output tensor name; or the layer module itself. */
@@ -56,6 +60,7 @@ type MapFn = (A: Tensor, G: Tensor) => Tensor;
 
 function gradientCam(op: string, mapFn: MapFn) {
   const fn = async (model: Model, input: Tensor, opts: LayerOptions): Promise<Tensor> => {
+    checkOptions(op, opts, LAYER_KEYS);
     const layer = checkLayer(op, opts);
     const x = checkInput(op, input);
     const f = forwardOf(model, opts.rules);
@@ -95,6 +100,7 @@ export const layerCam = gradientCam('layerCam', (A, G) => bl.relu(bl.sum(bl.mul(
  */
 export async function cam(model: Model, input: Tensor, opts: LayerOptions): Promise<Tensor> {
   const op = 'cam';
+  checkOptions(op, opts, LAYER_KEYS);
   const layer = checkLayer(op, opts);
   const x = checkInput(op, input);
   const f = forwardOf(model, opts.rules);
@@ -128,6 +134,7 @@ export interface ScoreCamOptions extends LayerOptions {
  */
 export async function scoreCam(model: Model, input: Tensor, opts: ScoreCamOptions): Promise<Tensor> {
   const op = 'scoreCam';
+  checkOptions(op, opts, SCORE_CAM_KEYS);
   const layer = checkLayer(op, opts);
   const x = checkInput(op, input);
   if (x.rank !== 4) throw new Error(`${op}: the input must be NCHW, got ${fmtShape(x.shape)}`);
@@ -181,6 +188,7 @@ export async function scoreCam(model: Model, input: Tensor, opts: ScoreCamOption
 /** Guided Grad-CAM (Selvaraju et al. 2017): guided backprop times the upsampled Grad-CAM. */
 export async function guidedGradCam(model: Model, input: Tensor, opts: LayerOptions): Promise<Tensor> {
   const op = 'guidedGradCam';
+  checkOptions(op, opts, LAYER_KEYS);
   const x = checkInput(op, input);
   if (x.rank !== 4) throw new Error(`${op}: the input must be NCHW, got ${fmtShape(x.shape)}`);
   const f = forwardOf(model, opts.rules);

@@ -186,3 +186,31 @@ export function accumulate(total: Tensor | null, part: Tensor): Tensor {
   part.dispose();
   return r;
 }
+
+/**
+ * The completeness error per row (Captum's convergence delta): sum(attributions[i]) - (F(x[i]) -
+ * F(base[i])) for the target score, with F(x) and F(base) in one forward. `attributions`, `x`
+ * and `base` are [M, ...]; `target` is for those M rows (already resolved: no 'predicted').
+ */
+export function completenessDelta(op: string, f: (x: Tensor) => Tensor, attributions: Tensor, x: Tensor, base: Tensor, target: Target | undefined): Tensor {
+  const m = x.shape[0];
+  // Targets for [x; base]: the rows twice over.
+  const t2 = target === undefined || typeof target === 'number' || typeof target === 'function'
+    ? target
+    : target instanceof bl.Tensor
+      ? bl.concat([target, target], 0)
+      : Array.isArray(target)
+        ? [...target, ...target]
+        : target;
+  if (t2 === 'predicted') throw new Error(`internal (${op}): resolve predicted targets before the completeness delta`);
+  const s = scores(op, f(bl.concat([x, base], 0)), t2, 2 * m);
+  const diff = bl.sub(bl.slice(s, [0], [m]), bl.slice(s, [m], [m]));
+  return bl.sub(bl.sum(bl.reshape(attributions, [m, -1]), 1), diff);
+}
+
+/** Check an optional boolean option (returnDelta and friends). */
+export function optionalBool(op: string, name: string, v: unknown): boolean {
+  if (v === undefined) return false;
+  if (typeof v !== 'boolean') throw new Error(`${op}: option '${name}' must be a boolean, got ${typeof v} ${String(v)}`);
+  return v;
+}

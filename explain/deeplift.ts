@@ -4,8 +4,9 @@ import * as bl from '../engine/index.ts';
 import type { Tensor } from '../engine/index.ts';
 import { fmtShape } from '../engine/shape.ts';
 import {
-  type Model, type Target, type TargetOptions, baselineFor, checkInput, forwardOf, hostRandom, positiveInt, repeatEach, repeatTarget, resolveTarget, scores,
+  type Model, type Target, type TargetOptions, baselineFor, checkInput, completenessDelta, forwardOf, hostRandom, optionalBool, positiveInt, repeatEach, repeatTarget, resolveTarget, scores,
 } from './common.ts';
+import { checkOptions, optionKeys } from './options.ts';
 import type { AttributionWithDelta } from './integrated-gradients.ts';
 
 export interface DeepLiftOptions extends TargetOptions {
@@ -22,27 +23,27 @@ export interface DeepLiftOptions extends TargetOptions {
  * those nonlinearities, and through max pools with DeepLIFT's max-pool rule (as Captum). Average
  * pooling and batch norm (inference) are linear and need no rule.
  */
+const DEEPLIFT_KEYS = optionKeys<DeepLiftOptions & { returnDelta?: boolean }>()(['target', 'rules', 'baseline', 'eps', 'returnDelta']);
+
 export async function deepLift(model: Model, input: Tensor, opts: DeepLiftOptions & { returnDelta: true }): Promise<AttributionWithDelta>;
 export async function deepLift(model: Model, input: Tensor, opts?: DeepLiftOptions & { returnDelta?: false }): Promise<Tensor>;
 export async function deepLift(model: Model, input: Tensor, opts: DeepLiftOptions & { returnDelta?: boolean } = {}): Promise<Tensor | AttributionWithDelta> {
   const op = 'deepLift';
+  checkOptions(op, opts, DEEPLIFT_KEYS);
+  const returnDelta = optionalBool(op, 'returnDelta', opts.returnDelta);
   const x = checkInput(op, input);
-  if (opts.returnDelta !== undefined && typeof opts.returnDelta !== 'boolean') throw new Error(`${op}: option 'returnDelta' must be a boolean, got ${typeof opts.returnDelta}`);
   const f = forwardOf(model, opts.rules);
   const n = x.shape[0];
   const r = bl.tidy(() => {
     const base = baselineFor(op, x, opts.baseline);
     const target = resolveTarget(op, f, x, opts.target);
     const attributions = deepLiftSync(op, f, x, base, target, opts.eps);
-    if (!opts.returnDelta) return { attributions };
+    if (!returnDelta) return { attributions };
     // Summation-to-delta (Captum's convergence delta): sum(attributions) - (F(x) - F(r)) per item.
-    const t2 = target === undefined || typeof target === 'number' || typeof target === 'function' ? target : target instanceof bl.Tensor ? bl.concat([target, target], 0) : [...(target as readonly number[]), ...(target as readonly number[])];
-    const s = scores(op, f(bl.concat([x, base], 0)), t2 as Target, 2 * n);
-    const diff = bl.sub(bl.slice(s, [0], [n]), bl.slice(s, [n], [n]));
-    return { attributions, delta: bl.sub(bl.sum(bl.reshape(attributions, [n, -1]), 1), diff) };
+    return { attributions, delta: completenessDelta(op, f, attributions, x, base, target) };
   });
   await r.attributions.backend.sync();
-  return opts.returnDelta ? (r as AttributionWithDelta) : r.attributions;
+  return returnDelta ? (r as AttributionWithDelta) : r.attributions;
 }
 
 function deepLiftSync(op: string, f: (x: Tensor) => Tensor, x: Tensor, base: Tensor, target: Target | undefined, eps = 1e-10): Tensor {
@@ -73,9 +74,26 @@ export interface DeepLiftShapOptions extends TargetOptions {
   eps?: number;
 }
 
-/** DeepLIFT averaged over a distribution of references (Captum's DeepLiftShap). */
-export async function deepLiftShap(model: Model, input: Tensor, opts: DeepLiftShapOptions): Promise<Tensor> {
+/** Per (input, reference) pair, item-major (pair (i, j) at row i * B + j), as Captum's DeepLiftShap and GradientShap deltas. */
+export interface ShapAttributionWithDelta {
+  attributions: Tensor;
+  /** [N * B] (DeepLIFT-SHAP) or [N * samples] (GradientSHAP): sum of that pair's attributions - (F(x_i) - F(b_j)). */
+  delta: Tensor;
+}
+
+const DEEPLIFT_SHAP_KEYS = optionKeys<DeepLiftShapOptions & { returnDelta?: boolean }>()(['target', 'rules', 'baselines', 'eps', 'returnDelta']);
+
+/**
+ * DeepLIFT averaged over a distribution of references (Captum's DeepLiftShap). With returnDelta,
+ * the completeness error of each (item, reference) pair's DeepLIFT attribution (the average's
+ * own error is their mean).
+ */
+export async function deepLiftShap(model: Model, input: Tensor, opts: DeepLiftShapOptions & { returnDelta: true }): Promise<ShapAttributionWithDelta>;
+export async function deepLiftShap(model: Model, input: Tensor, opts: DeepLiftShapOptions & { returnDelta?: false }): Promise<Tensor>;
+export async function deepLiftShap(model: Model, input: Tensor, opts: DeepLiftShapOptions & { returnDelta?: boolean }): Promise<Tensor | ShapAttributionWithDelta> {
   const op = 'deepLiftShap';
+  checkOptions(op, opts, DEEPLIFT_SHAP_KEYS);
+  const returnDelta = optionalBool(op, 'returnDelta', opts?.returnDelta);
   const x = checkInput(op, input);
   const base = checkBaselines(op, x, opts?.baselines);
   const n = x.shape[0], b = base.shape[0];
@@ -85,11 +103,13 @@ export async function deepLiftShap(model: Model, input: Tensor, opts: DeepLiftSh
     // Every item against every reference: [n*b] pairs, item-major.
     const xs = repeatEach(x, b);
     const bs = bl.reshape(bl.broadcastTo(bl.expandDims(base, 0), [n, b, ...x.shape.slice(1)]), [n * b, ...x.shape.slice(1)]);
-    const a = deepLiftSync(op, f, xs, bs, repeatTarget(target, n, b), opts.eps);
-    return bl.mean(bl.reshape(a, [n, b, ...x.shape.slice(1)]), 1);
+    const t = repeatTarget(target, n, b);
+    const a = deepLiftSync(op, f, xs, bs, t, opts.eps);
+    const attributions = bl.mean(bl.reshape(a, [n, b, ...x.shape.slice(1)]), 1);
+    return returnDelta ? { attributions, delta: completenessDelta(op, f, a, xs, bs, t) } : { attributions };
   });
-  await r.backend.sync();
-  return r;
+  await r.attributions.backend.sync();
+  return returnDelta ? (r as ShapAttributionWithDelta) : r.attributions;
 }
 
 function checkBaselines(op: string, x: Tensor, baselines: unknown): Tensor {
@@ -109,12 +129,18 @@ export interface GradientShapOptions extends TargetOptions {
   seed?: number;
 }
 
+const GRADIENT_SHAP_KEYS = optionKeys<GradientShapOptions & { returnDelta?: boolean }>()(['target', 'rules', 'baselines', 'samples', 'stdev', 'seed', 'returnDelta']);
+
 /**
  * GradientSHAP / expected gradients: E over baselines b ~ B, alpha ~ U(0, 1), noise e of
  * grad F(b + alpha (x + e - b)) * (x + e - b).
  */
-export async function gradientShap(model: Model, input: Tensor, opts: GradientShapOptions): Promise<Tensor> {
+export async function gradientShap(model: Model, input: Tensor, opts: GradientShapOptions & { returnDelta: true }): Promise<ShapAttributionWithDelta>;
+export async function gradientShap(model: Model, input: Tensor, opts: GradientShapOptions & { returnDelta?: false }): Promise<Tensor>;
+export async function gradientShap(model: Model, input: Tensor, opts: GradientShapOptions & { returnDelta?: boolean }): Promise<Tensor | ShapAttributionWithDelta> {
   const op = 'gradientShap';
+  checkOptions(op, opts, GRADIENT_SHAP_KEYS);
+  const returnDelta = optionalBool(op, 'returnDelta', opts?.returnDelta);
   const x = checkInput(op, input);
   const base = checkBaselines(op, x, opts?.baselines);
   const n = x.shape[0], nb = base.shape[0];
@@ -135,9 +161,12 @@ export async function gradientShap(model: Model, input: Tensor, opts: GradientSh
     const delta = bl.sub(xs, bs);
     const pts = bl.add(bs, bl.mul(al, delta));
     const g = bl.grad((p: Tensor) => bl.sum(scores(op, f(p), target, n, k)))(pts);
-    return bl.mean(bl.reshape(bl.mul(g, delta), [n, k, ...rest]), 1);
+    const perSample = bl.mul(g, delta);
+    const attributions = bl.mean(bl.reshape(perSample, [n, k, ...rest]), 1);
+    // Each draw's completeness error, as Captum: sum(grad * (x + e - b)) - (F(x + e) - F(b)).
+    return returnDelta ? { attributions, delta: completenessDelta(op, f, perSample, xs, bs, repeatTarget(target, n, k)) } : { attributions };
   });
-  await r.backend.sync();
-  return r;
+  await r.attributions.backend.sync();
+  return returnDelta ? (r as ShapAttributionWithDelta) : r.attributions;
 }
 

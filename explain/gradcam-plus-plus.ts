@@ -15,6 +15,7 @@ import type { Tensor } from '../engine/index.ts';
 import { fmtShape } from '../engine/shape.ts';
 import { type Model, type Target, checkInput, forwardOf, positiveInt, repeatEach, resolveTarget, scores } from './common.ts';
 import { type LayerOptions, checkLayer, maybeUpsample } from './cam.ts';
+import { checkOptions, optionKeys } from './options.ts';
 
 export interface GradCamPlusPlusOptions extends LayerOptions {
   /** 'exact' (default): true derivatives; 'closed-form': the paper's g^2 / g^3 substitution. */
@@ -24,6 +25,8 @@ export interface GradCamPlusPlusOptions extends LayerOptions {
   /** Activation elements probed per batched pass in exact mode (default 256). */
   probeBatch?: number;
 }
+
+const GRADCAM_PP_KEYS = optionKeys<GradCamPlusPlusOptions>()(['target', 'rules', 'layer', 'upsample', 'mode', 'score', 'probeBatch']);
 
 export interface GradCamPlusPlusTerms {
   /** The layer's activation [N, C, h, w]. */
@@ -41,6 +44,7 @@ export interface GradCamPlusPlusTerms {
  */
 export function gradCamPlusPlusTerms(model: Model, x: Tensor, opts: GradCamPlusPlusOptions): GradCamPlusPlusTerms {
   const op = 'gradCamPlusPlus';
+  checkOptions(op, opts, GRADCAM_PP_KEYS);
   const layer = checkLayer(op, opts);
   checkInput(op, x);
   const f = forwardOf(model, opts.rules);

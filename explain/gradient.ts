@@ -2,6 +2,9 @@
 import * as bl from '../engine/index.ts';
 import type { Tensor } from '../engine/index.ts';
 import { type Model, type TargetOptions, checkInput, forwardOf, inputGradient } from './common.ts';
+import { checkOptions, optionKeys } from './options.ts';
+
+const TARGET_KEYS = optionKeys<TargetOptions>()(['target', 'rules']);
 
 export interface SaliencyOptions extends TargetOptions {
   /** Absolute value of the gradient (Simonyan et al. 2014; Captum's default). Default true. */
@@ -9,7 +12,10 @@ export interface SaliencyOptions extends TargetOptions {
 }
 
 /** The gradient of the target score with respect to the input. */
+const SALIENCY_KEYS = optionKeys<SaliencyOptions>()(['target', 'rules', 'abs']);
+
 export async function saliency(model: Model, input: Tensor, opts: SaliencyOptions = {}): Promise<Tensor> {
+  checkOptions('saliency', opts, SALIENCY_KEYS);
   const x = checkInput('saliency', input);
   const r = bl.tidy(() => {
     const g = inputGradient('saliency', forwardOf(model, opts.rules), x, opts.target, x.shape[0]);
@@ -21,6 +27,7 @@ export async function saliency(model: Model, input: Tensor, opts: SaliencyOption
 
 /** Gradient times input (Shrikumar et al. 2016). */
 export async function inputXGradient(model: Model, input: Tensor, opts: TargetOptions = {}): Promise<Tensor> {
+  checkOptions('inputXGradient', opts, TARGET_KEYS);
   const x = checkInput('inputXGradient', input);
   const r = bl.tidy(() => bl.mul(x, inputGradient('inputXGradient', forwardOf(model, opts.rules), x, opts.target, x.shape[0])));
   await r.backend.sync();
@@ -32,6 +39,7 @@ export async function inputXGradient(model: Model, input: Tensor, opts: TargetOp
  * rule replaced by the guided rule. Needs a model built from engine relu (layers.ReLU).
  */
 export async function guidedBackprop(model: Model, input: Tensor, opts: TargetOptions = {}): Promise<Tensor> {
+  checkOptions('guidedBackprop', opts, TARGET_KEYS);
   const x = checkInput('guidedBackprop', input);
   const r = bl.tidy(() => reluRule('guidedBackprop', bl.guidedRelu, () => inputGradient('guidedBackprop', forwardOf(model, opts.rules), x, opts.target, x.shape[0])));
   await r.backend.sync();
@@ -40,6 +48,7 @@ export async function guidedBackprop(model: Model, input: Tensor, opts: TargetOp
 
 /** Deconvnet (Zeiler & Fergus 2014): relus pass only positive cotangents. */
 export async function deconvnet(model: Model, input: Tensor, opts: TargetOptions = {}): Promise<Tensor> {
+  checkOptions('deconvnet', opts, TARGET_KEYS);
   const x = checkInput('deconvnet', input);
   const r = bl.tidy(() => reluRule('deconvnet', bl.deconvRelu, () => inputGradient('deconvnet', forwardOf(model, opts.rules), x, opts.target, x.shape[0])));
   await r.backend.sync();

@@ -5,7 +5,7 @@ export { saliency, inputXGradient, guidedBackprop, deconvnet, type SaliencyOptio
 export { integratedGradients, pathGradientSum, type IntegratedGradientsOptions, type AttributionWithDelta } from './integrated-gradients.ts';
 export { quadrature, type IntegrationMethod } from './quadrature.ts';
 export { noiseTunnel, smoothGrad, type NoiseTunnelOptions, type Attributor } from './noise-tunnel.ts';
-export { deepLift, deepLiftShap, gradientShap, type DeepLiftOptions, type DeepLiftShapOptions, type GradientShapOptions } from './deeplift.ts';
+export { deepLift, deepLiftShap, gradientShap, type DeepLiftOptions, type DeepLiftShapOptions, type GradientShapOptions, type ShapAttributionWithDelta } from './deeplift.ts';
 export { cam, gradCam, hiResCam, xGradCam, layerCam, scoreCam, guidedGradCam, type LayerOptions, type ScoreCamOptions } from './cam.ts';
 export { gradCamPlusPlus, gradCamPlusPlusTerms, type GradCamPlusPlusOptions, type GradCamPlusPlusTerms } from './gradcam-plus-plus.ts';
 export { layerActivation, layerGradientXActivation, layerIntegratedGradients, neuronGradient, type LayerIntegratedGradientsOptions, type NeuronOptions } from './layer.ts';
@@ -15,7 +15,7 @@ export { blackBox, PerturbationRunner, type BlackBoxFn, type BlackBoxModel, type
 export { grid, columns, featureGroupsFor, type Features, type FeatureGroups, type Masker } from './perturbation/maskers.ts';
 export { occlusion, predictionDifference, type OcclusionOptions, type PredictionDifferenceOptions } from './perturbation/occlusion.ts';
 export { featureAblation, featurePermutation, type FeatureAblationOptions, type FeaturePermutationOptions } from './perturbation/ablation.ts';
-export { kernelShap, kernelShapCoalitions, type KernelShapOptions, type ShapleyDetails } from './perturbation/kernel-shap.ts';
+export { kernelShap, kernelShapCoalitions, type KernelShapOptions, type ShapleyDetails, type ShapleyWithDelta } from './perturbation/kernel-shap.ts';
 export { shapleySampling, shapleyExact, shapleyWeights, type ShapleySamplingOptions, type ShapleyExactOptions } from './perturbation/shapley.ts';
 export { lime, type LimeOptions, type LimeDetails } from './perturbation/lime.ts';
 export * as lrpRules from './lrp/rules.ts';
@@ -38,5 +38,6 @@ export { PrototypeClassifier, prototypeDigits, findPrototypeClassifier, prototyp
 export { fitSurrogateTree, fitTree, predictTree, treeRules, treeDepth, treeLeaves, type TreeNode, type TreeOptions, type SurrogateOptions, type SurrogateResult } from './prototypes/surrogate-tree.ts';
 // Looking inside (explain/visualize/): feature visualisation, dataset examples, filters and activation maps.
 export * from './visualize/index.ts';
+export { checkOptions, optionKeys } from './options.ts';
 // Reports (explain/report/): one self-contained HTML file from a typed document.
 export * from './report/index.ts';

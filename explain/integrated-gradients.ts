@@ -2,7 +2,8 @@
 // by quadrature, with all steps batched and chunked to a bounded batch.
 import * as bl from '../engine/index.ts';
 import type { Tensor } from '../engine/index.ts';
-import { type Model, type Target, type TargetOptions, accumulate, baselineFor, checkInput, forwardOf, positiveInt, repeatEach, resolveTarget, scores } from './common.ts';
+import { type Model, type Target, type TargetOptions, accumulate, baselineFor, checkInput, completenessDelta, forwardOf, optionalBool, positiveInt, repeatEach, resolveTarget, scores } from './common.ts';
+import { checkOptions, optionKeys } from './options.ts';
 import { type IntegrationMethod, quadrature } from './quadrature.ts';
 
 export interface IntegratedGradientsOptions extends TargetOptions {
@@ -62,10 +63,14 @@ export function pathSetup(op: string, n: number, opts: { steps?: number; method?
   return { alphas, weights, chunk };
 }
 
+const IG_KEYS = optionKeys<IntegratedGradientsOptions & { returnDelta?: boolean }>()(['target', 'rules', 'baseline', 'steps', 'method', 'internalBatchSize', 'returnDelta']);
+
 export function integratedGradients(model: Model, input: Tensor, opts: IntegratedGradientsOptions & { returnDelta: true }): Promise<AttributionWithDelta>;
 export function integratedGradients(model: Model, input: Tensor, opts?: IntegratedGradientsOptions & { returnDelta?: false }): Promise<Tensor>;
 export async function integratedGradients(model: Model, input: Tensor, opts: IntegratedGradientsOptions & { returnDelta?: boolean } = {}): Promise<Tensor | AttributionWithDelta> {
   const op = 'integratedGradients';
+  checkOptions(op, opts, IG_KEYS);
+  const returnDelta = optionalBool(op, 'returnDelta', opts.returnDelta);
   const x = checkInput(op, input);
   const n = x.shape[0];
   const { alphas, weights, chunk } = pathSetup(op, n, opts);
@@ -75,23 +80,9 @@ export async function integratedGradients(model: Model, input: Tensor, opts: Int
     const base = baselineFor(op, x, opts.baseline);
     const avg = pathGradientSum(base, x, alphas, weights, chunk, (pts, k) => bl.grad((p: Tensor) => bl.sum(scores(op, f(p), target, n, k)))(pts));
     const attributions = bl.mul(bl.sub(x, base), avg);
-    if (!opts.returnDelta) return { attributions };
-    // Completeness: F(x) - F(baseline), both in one forward.
-    const s = scores(op, f(bl.concat([x, base], 0)), target === undefined || typeof target === 'function' ? target : twice(target, n), 2 * n);
-    const diff = bl.sub(bl.slice(s, [0], [n]), bl.slice(s, [n], [n]));
-    const summed = bl.sum(bl.reshape(attributions, [n, -1]), 1);
-    return { attributions, delta: bl.sub(summed, diff) };
+    if (!returnDelta) return { attributions };
+    return { attributions, delta: completenessDelta(op, f, attributions, x, base, target) };
   });
   await result.attributions.backend.sync();
-  return opts.returnDelta ? (result as AttributionWithDelta) : result.attributions;
-}
-
-/** A per-item target list for a batch holding the items twice ([x; baseline]). */
-function twice(target: Exclude<Target, (o: Tensor) => Tensor>, n: number): Target {
-  if (typeof target === 'number') return target;
-  if (target instanceof bl.Tensor) return bl.concat([target, target], 0);
-  if (Array.isArray(target)) return [...target, ...target];
-  if (target === 'predicted') throw new Error('internal: predicted targets are resolved before');
-  void n;
-  return target;
+  return returnDelta ? (result as AttributionWithDelta) : result.attributions;
 }

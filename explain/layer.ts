@@ -7,12 +7,17 @@ import type { Tensor } from '../engine/index.ts';
 import { fmtShape } from '../engine/shape.ts';
 import { type Model, type RulesOption, type Target, type TargetOptions, baselineFor, checkInput, forwardOf, positiveInt, resolveTarget, scores } from './common.ts';
 import { activationAndGradient, checkLayer } from './cam.ts';
+import { checkOptions, optionKeys } from './options.ts';
 import type { IntegrationMethod } from './quadrature.ts';
 import { pathGradientSum, pathSetup } from './integrated-gradients.ts';
 
 export interface LayerAttrOptions extends TargetOptions {
   layer: string | Module;
 }
+
+const LAYER_ATTR_KEYS = optionKeys<LayerAttrOptions>()(['target', 'rules', 'layer']);
+const LAYER_IG_KEYS = optionKeys<LayerIntegratedGradientsOptions>()(['target', 'rules', 'layer', 'baseline', 'steps', 'method', 'internalBatchSize']);
+const NEURON_KEYS = optionKeys<NeuronOptions>()(['layer', 'rules', 'neuron']);
 
 /** The activation `layer` produces for x. */
 export function activationOf(f: (x: Tensor) => Tensor, x: Tensor, layer: string): Tensor {
@@ -24,6 +29,7 @@ export function activationOf(f: (x: Tensor) => Tensor, x: Tensor, layer: string)
 }
 
 export async function layerActivation(model: Model, input: Tensor, opts: { layer: string | Module }): Promise<Tensor> {
+  checkOptions('layerActivation', opts, ['layer']);
   const layer = checkLayer('layerActivation', opts);
   const x = checkInput('layerActivation', input);
   const a = activationOf(forwardOf(model), x, layer);
@@ -34,6 +40,7 @@ export async function layerActivation(model: Model, input: Tensor, opts: { layer
 /** Activation times the gradient of the target score with respect to it. */
 export async function layerGradientXActivation(model: Model, input: Tensor, opts: LayerAttrOptions): Promise<Tensor> {
   const op = 'layerGradientXActivation';
+  checkOptions(op, opts, LAYER_ATTR_KEYS);
   const layer = checkLayer(op, opts);
   const x = checkInput(op, input);
   const f = forwardOf(model, opts.rules);
@@ -59,6 +66,7 @@ export interface LayerIntegratedGradientsOptions extends LayerAttrOptions {
  */
 export async function layerIntegratedGradients(model: Model, input: Tensor, opts: LayerIntegratedGradientsOptions): Promise<Tensor> {
   const op = 'layerIntegratedGradients';
+  checkOptions(op, opts, LAYER_IG_KEYS);
   const layer = checkLayer(op, opts);
   const x = checkInput(op, input);
   const n = x.shape[0];
@@ -92,6 +100,7 @@ export interface NeuronOptions {
 /** Gradient of one neuron's activation (per item) with respect to the input. */
 export async function neuronGradient(model: Model, input: Tensor, opts: NeuronOptions): Promise<Tensor> {
   const op = 'neuronGradient';
+  checkOptions(op, opts, NEURON_KEYS);
   const layer = checkLayer(op, opts);
   const x = checkInput(op, input);
   const f = forwardOf(model, opts.rules);

@@ -23,6 +23,9 @@ export function noiseTunnel<O extends TargetOptions>(attributor: Attributor<O>):
   return async (model, input, opts) => {
     const op = 'noiseTunnel';
     const x = checkInput(op, input);
+    // The wrapped attributor gets its own options only (it rejects options it does not know).
+    const { type: _t, samples: _s, stdev: _d, seed: _e, samplesBatchSize: _b, ...inner } = opts;
+    void [_t, _s, _d, _e, _b];
     const n = x.shape[0];
     const samples = positiveInt(op, 'samples', opts.samples, 10);
     const per = Math.min(samples, positiveInt(op, 'samplesBatchSize', opts.samplesBatchSize, samples));
@@ -44,7 +47,7 @@ export function noiseTunnel<O extends TargetOptions>(attributor: Attributor<O>):
       // A per-item baseline (IG, DeepLIFT) repeats with its item.
       const given = (opts as { baseline?: number | Tensor }).baseline;
       const base = given instanceof bl.Tensor && given.shape[0] === n && given.rank === x.rank ? repeatEach(given, k) : given;
-      const a = await attributor(model, noisy, { ...opts, baseline: base, target: repeatTarget(target, n, k) } as O);
+      const a = await attributor(model, noisy, { ...inner, baseline: base, target: repeatTarget(target, n, k) } as unknown as O);
       noisy.dispose();
       if (base !== given && base instanceof bl.Tensor) base.dispose();
       const [s1, s2] = bl.tidy(() => {

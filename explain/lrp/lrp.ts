@@ -6,7 +6,9 @@ import * as bl from '../../engine/index.ts';
 import type { RuleSetLike, Tensor } from '../../engine/index.ts';
 import { Module } from '../../models/module.ts';
 import { GraphModel } from '../../models/containers.ts';
-import { type Model, type RulesOption, type TargetOptions, checkInput, forwardOf, resolveTarget, scores } from '../common.ts';
+import { type Model, type RulesOption, type TargetOptions, checkInput, forwardOf, optionalBool, resolveTarget, scores } from '../common.ts';
+import type { AttributionWithDelta } from '../integrated-gradients.ts';
+import { checkOptions, optionKeys } from '../options.ts';
 import { type CompositeFactory, isCompositeFactory, rulesFactory } from '../rules-option.ts';
 import { COMPOSITES, COMPOSITE_PARAMS, type CompositeParams, type CompositeSpec, makeComposite } from './composites.ts';
 import { CANONIZERS, type Canonizer, applyCanonizers } from './canonizers.ts';
@@ -27,6 +29,12 @@ export interface LrpOptions extends TargetOptions, CompositeParams {
    * the output) or 'one-hot' (Zennit's: 1 at the target).
    */
   seedOutput?: 'logit' | 'one-hot';
+  /**
+   * Also return the conservation error per item: sum(input relevance) - the output relevance
+   * (the target's score for 'logit', as Captum's LRP convergence delta; 1 for 'one-hot').
+   * Epsilon rules and biases absorb or add relevance, so it is not zero in general.
+   */
+  returnDelta?: boolean;
 }
 
 export interface LrpResult {
@@ -34,6 +42,8 @@ export interface LrpResult {
   attribution: Tensor;
   /** Relevance at each layer's output, by path, in the order the layers ran. */
   layers: Record<string, Tensor>;
+  /** With returnDelta: [N], sum(attribution) - output relevance per item. */
+  delta?: Tensor;
 }
 
 const PARAM_KEYS = ['epsilon', 'gamma', 'alpha', 'beta', 'low', 'high'] as const;
@@ -80,12 +90,19 @@ function layerNames(model: Model): string[] {
   return model.namedModules().filter(([p, m]) => p && m.namedChildren().length === 0).map(([p]) => p);
 }
 
+const LRP_KEYS = optionKeys<LrpOptions>()(['target', 'rules', 'epsilon', 'gamma', 'alpha', 'beta', 'low', 'high', 'composite', 'canonizers', 'returnLayers', 'seedOutput', 'returnDelta']);
+
 /** LRP relevance at the input (the attribution), shaped like the input. */
-export async function lrp(model: Model, input: Tensor, opts?: LrpOptions & { returnLayers?: false }): Promise<Tensor>;
-/** LRP relevance at the input and at every layer's output. */
+export async function lrp(model: Model, input: Tensor, opts?: LrpOptions & { returnLayers?: false; returnDelta?: false }): Promise<Tensor>;
+/** LRP relevance at the input and its conservation error per item. */
+export async function lrp(model: Model, input: Tensor, opts: LrpOptions & { returnLayers?: false; returnDelta: true }): Promise<AttributionWithDelta>;
+/** LRP relevance at the input and at every layer's output (and `delta` with returnDelta). */
 export async function lrp(model: Model, input: Tensor, opts: LrpOptions & { returnLayers: true }): Promise<LrpResult>;
-export async function lrp(model: Model, input: Tensor, opts: LrpOptions = {}): Promise<Tensor | LrpResult> {
+export async function lrp(model: Model, input: Tensor, opts: LrpOptions = {}): Promise<Tensor | LrpResult | AttributionWithDelta> {
   const op = 'lrp';
+  checkOptions(op, opts, LRP_KEYS);
+  const returnDelta = optionalBool(op, 'returnDelta', opts.returnDelta);
+  const returnLayers = optionalBool(op, 'returnLayers', opts.returnLayers);
   const x = checkInput(op, input);
   if (opts.seedOutput !== undefined && opts.seedOutput !== 'logit' && opts.seedOutput !== 'one-hot') {
     throw new Error(`${op}: seedOutput must be 'logit' or 'one-hot', got ${String(opts.seedOutput)}`);
@@ -107,15 +124,24 @@ export async function lrp(model: Model, input: Tensor, opts: LrpOptions = {}): P
         const s = scores(op, f(t), target, n);
         return bl.sum(opts.seedOutput === 'one-hot' ? s : bl.mul(s, bl.stopGradient(s)));
       };
-      if (!opts.returnLayers) return { attribution: bl.grad(objective)(x), layers: {} };
-      const r = bl.valueAndGradAt(() => objective(x), layerNames(model), [x], { missing: 'skip' });
-      return { attribution: r.inputGrads[0], layers: r.grads };
+      const out: LrpResult = returnLayers
+        ? (() => {
+            const r = bl.valueAndGradAt(() => objective(x), layerNames(model), [x], { missing: 'skip' });
+            return { attribution: r.inputGrads[0], layers: r.grads };
+          })()
+        : { attribution: bl.grad(objective)(x), layers: {} };
+      if (returnDelta) {
+        const seed = opts.seedOutput === 'one-hot' ? bl.full([n], 1, x.backend) : bl.stopGradient(scores(op, plain(x), target, n));
+        out.delta = bl.sub(bl.sum(bl.reshape(out.attribution, [n, -1]), 1), seed);
+      }
+      return out;
     });
   } finally {
     undo();
   }
   await res.attribution.backend.sync();
-  return opts.returnLayers ? res : res.attribution;
+  if (returnLayers) return res;
+  return returnDelta ? { attributions: res.attribution, delta: res.delta! } : res.attribution;
 }
 
 export type { RulesOption };

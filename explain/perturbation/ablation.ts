@@ -14,6 +14,7 @@ import type { Tensor } from '../../engine/index.ts';
 import { hostRandom } from '../common.ts';
 import { checkPerturbInput, concatItems, forEachGroup, PerturbationRunner, type EngineOptions, type PerturbationModel } from './engine.ts';
 import { coalitionPerturbations, featureGroupsFor, type FeatureGroups, type Features } from './maskers.ts';
+import { checkOptions, optionKeys } from '../options.ts';
 
 export interface FeatureAblationOptions extends EngineOptions {
   /** Feature mask or masker (grid(), slic(), columns()); default: every element its own feature. */
@@ -63,8 +64,12 @@ async function ablate(runner: PerturbationRunner, groups: FeatureGroups[], x: Te
   return out;
 }
 
+const FEATUREABLATION_KEYS = optionKeys<FeatureAblationOptions>()(['target', 'batchSize', 'memoryBudget', 'onProgress', 'features', 'baseline', 'background']);
+const FEATUREPERMUTATION_KEYS = optionKeys<FeaturePermutationOptions>()(['target', 'batchSize', 'memoryBudget', 'onProgress', 'features', 'seed']);
+
 export async function featureAblation(model: PerturbationModel, input: Tensor, opts: FeatureAblationOptions = {}): Promise<Tensor> {
   const op = 'featureAblation';
+  checkOptions(op, opts, FEATUREABLATION_KEYS);
   const x = checkPerturbInput(op, input);
   const groups = await featureGroupsFor(op, opts.features, x);
   const runner = await PerturbationRunner.create(op, model, x, { baseline: opts.baseline, background: opts.background }, opts);
@@ -96,6 +101,7 @@ export function batchPermutation(n: number, seed: number): number[] {
 
 export async function featurePermutation(model: PerturbationModel, input: Tensor, opts: FeaturePermutationOptions = {}): Promise<Tensor> {
   const op = 'featurePermutation';
+  checkOptions(op, opts, FEATUREPERMUTATION_KEYS);
   const x = checkPerturbInput(op, input);
   const n = x.shape[0];
   if (n < 2) throw new Error(`${op}: needs a batch of at least 2 items to permute features across, got ${n}`);

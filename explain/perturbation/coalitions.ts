@@ -65,8 +65,21 @@ export function coalitionAttributions(x: Tensor, groups: readonly FeatureGroups[
 }
 
 /** The attributions, and with `details` the Shapley values and their statistics. */
-export function shapleyResult(x: Tensor, groups: ShapleyDetails['features'], values: Float64Array[], se: Float64Array[], pred: number[], base: number[], exact: boolean, evaluations: number, details?: boolean): Tensor | ShapleyDetails {
+/** The Shapley methods' completeness option (their values should sum to f(x) - f(reference)). */
+export interface EfficiencyOption {
+  /**
+   * Also return the efficiency error per item, [N]: sum of the feature values - (f(x) -
+   * f(reference)). KernelSHAP imposes it as a constraint (delta is rounding), exact enumeration
+   * has it by construction, Shapley sampling only in expectation.
+   */
+  returnDelta?: boolean;
+}
+
+export function shapleyResult(x: Tensor, groups: ShapleyDetails['features'], values: Float64Array[], se: Float64Array[], pred: number[], base: number[], exact: boolean, evaluations: number, details?: boolean, returnDelta?: boolean): Tensor | ShapleyDetails | { attributions: Tensor; delta: Tensor } {
   const attributions = coalitionAttributions(x, groups, values);
-  if (!details) return attributions;
-  return { attributions, values, standardError: se, prediction: pred, baseValue: base, features: groups, exact, evaluations };
+  const delta = returnDelta
+    ? bl.tensor(values.map((v, i) => v.reduce((a, b) => a + b, 0) - (pred[i] - base[i])), [values.length], x.backend)
+    : undefined;
+  if (!details) return delta ? { attributions, delta } : attributions;
+  return { attributions, values, standardError: se, prediction: pred, baseValue: base, features: groups, exact, evaluations, ...(delta ? { delta } : {}) };
 }

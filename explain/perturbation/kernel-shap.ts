@@ -19,13 +19,14 @@
 // it, as SHAP does), plus f(x) and f(empty); the host solves (M-1) x (M-1) systems.
 import * as bl from '../../engine/index.ts';
 import type { Tensor } from '../../engine/index.ts';
-import { hostRandom } from '../common.ts';
-import { checkMaxFeatures, evaluateCoalitions, shapleyResult, type CoalitionOptions } from './coalitions.ts';
+import { hostRandom, optionalBool } from '../common.ts';
+import { checkMaxFeatures, evaluateCoalitions, shapleyResult, type CoalitionOptions, type EfficiencyOption } from './coalitions.ts';
+import { checkOptions, optionKeys } from '../options.ts';
 import { checkPerturbInput, forEachGroup, PerturbationRunner, type PerturbationModel } from './engine.ts';
 import { binom, solveSymmetric } from './linalg.ts';
 import { featureGroupsFor, type FeatureGroups } from './maskers.ts';
 
-export interface KernelShapOptions extends CoalitionOptions {
+export interface KernelShapOptions extends CoalitionOptions, EfficiencyOption {
   /** Model evaluations per item (default 2M + 2048, SHAP's 'auto'). */
   samples?: number;
   seed?: number;
@@ -52,6 +53,14 @@ export interface ShapleyDetails {
   exact: boolean;
   /** Model evaluations per item (coalitions x background rows). */
   evaluations: number;
+  /** With returnDelta: [N], sum(values) - (prediction - baseValue) per item. */
+  delta?: Tensor;
+}
+
+/** The attributions and the efficiency error per item (returnDelta without returnDetails). */
+export interface ShapleyWithDelta {
+  attributions: Tensor;
+  delta: Tensor;
 }
 
 interface Design {
@@ -162,10 +171,15 @@ function forEachSubset(m: number, s: number, fn: (z: Uint8Array) => void): void 
   }
 }
 
+const KERNEL_SHAP_KEYS = optionKeys<KernelShapOptions>()(['target', 'batchSize', 'memoryBudget', 'onProgress', 'features', 'baseline', 'background', 'returnDetails', 'returnDelta', 'samples', 'seed', 'maxFeatures']);
+
 export async function kernelShap(model: PerturbationModel, input: Tensor, opts: KernelShapOptions & { returnDetails: true }): Promise<ShapleyDetails>;
-export async function kernelShap(model: PerturbationModel, input: Tensor, opts?: KernelShapOptions): Promise<Tensor>;
-export async function kernelShap(model: PerturbationModel, input: Tensor, opts: KernelShapOptions = {}): Promise<Tensor | ShapleyDetails> {
+export async function kernelShap(model: PerturbationModel, input: Tensor, opts: KernelShapOptions & { returnDelta: true; returnDetails?: false }): Promise<ShapleyWithDelta>;
+export async function kernelShap(model: PerturbationModel, input: Tensor, opts?: KernelShapOptions & { returnDelta?: false; returnDetails?: false }): Promise<Tensor>;
+export async function kernelShap(model: PerturbationModel, input: Tensor, opts: KernelShapOptions = {}): Promise<Tensor | ShapleyDetails | ShapleyWithDelta> {
   const op = 'kernelShap';
+  checkOptions(op, opts, KERNEL_SHAP_KEYS);
+  const returnDelta = optionalBool(op, 'returnDelta', opts.returnDelta);
   const x = checkPerturbInput(op, input);
   const n = x.shape[0];
   const seed = opts.seed ?? 0;
@@ -256,5 +270,5 @@ export async function kernelShap(model: PerturbationModel, input: Tensor, opts: 
   } finally {
     runner.dispose();
   }
-  return shapleyResult(x, groups, values, se, pred, base, designs.every((d) => d.exact), designs[0].count * runner.backgroundRows, opts.returnDetails);
+  return shapleyResult(x, groups, values, se, pred, base, designs.every((d) => d.exact), designs[0].count * runner.backgroundRows, opts.returnDetails, returnDelta);
 }

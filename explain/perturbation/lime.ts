@@ -20,6 +20,7 @@ import { checkMaxFeatures, coalitionAttributions, evaluateCoalitions, type Coali
 import { checkPerturbInput, forEachGroup, PerturbationRunner, type PerturbationModel } from './engine.ts';
 import { lassoGram, solveSymmetric } from './linalg.ts';
 import { featureGroupsFor, type FeatureGroups } from './maskers.ts';
+import { checkOptions, optionKeys } from '../options.ts';
 
 export interface LimeOptions extends CoalitionOptions {
   /** Coalitions sampled per item (default 1000, the lime package's). */
@@ -44,10 +45,13 @@ export interface LimeDetails {
   features: FeatureGroups[];
 }
 
+const LIME_KEYS = optionKeys<LimeOptions>()(['target', 'batchSize', 'memoryBudget', 'onProgress', 'features', 'baseline', 'background', 'returnDetails', 'samples', 'seed', 'distance', 'kernelWidth', 'regression', 'maxFeatures', 'alpha']);
+
 export async function lime(model: PerturbationModel, input: Tensor, opts: LimeOptions & { returnDetails: true }): Promise<LimeDetails>;
 export async function lime(model: PerturbationModel, input: Tensor, opts?: LimeOptions): Promise<Tensor>;
 export async function lime(model: PerturbationModel, input: Tensor, opts: LimeOptions = {}): Promise<Tensor | LimeDetails> {
   const op = 'lime';
+  checkOptions(op, opts, LIME_KEYS);
   const x = checkPerturbInput(op, input);
   const n = x.shape[0];
   const samples = opts.samples ?? 1000;

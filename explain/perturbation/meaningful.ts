@@ -16,6 +16,7 @@ import * as bl from '../../engine/index.ts';
 import type { Tensor } from '../../engine/index.ts';
 import { fmtShape } from '../../engine/shape.ts';
 import { forwardOf, resolveTarget, scores, type Model, type TargetOptions } from '../common.ts';
+import { checkOptions, optionKeys } from '../options.ts';
 
 export interface MeaningfulPerturbationOptions extends TargetOptions {
   /** What deleted pixels become: 'blur' (default; Gaussian, sigma = `blurSigma`), a number, or a tensor like x. */
@@ -51,8 +52,11 @@ export function gaussianBlur(x: Tensor, sigma: number): Tensor {
   });
 }
 
+const MEANINGFULPERTURBATION_KEYS = optionKeys<MeaningfulPerturbationOptions>()(['target', 'rules', 'baseline', 'blurSigma', 'maskSize', 'steps', 'learningRate', 'l1', 'tv', 'beta', 'score', 'init']);
+
 export async function meaningfulPerturbation(model: Model, input: Tensor, opts: MeaningfulPerturbationOptions = {}): Promise<Tensor> {
   const op = 'meaningfulPerturbation';
+  checkOptions(op, opts, MEANINGFULPERTURBATION_KEYS);
   if (!(input instanceof bl.Tensor)) throw new Error(`${op}: input must be a Tensor, got ${input === null ? 'null' : typeof input}`);
   input.storageFor(op);
   if (input.rank !== 4) throw new Error(`${op}: needs images [N, C, H, W], got ${fmtShape(input.shape)}`);

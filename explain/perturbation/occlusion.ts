@@ -11,6 +11,7 @@ import type { Backend, Tensor } from '../../engine/index.ts';
 import { fmtShape } from '../../engine/shape.ts';
 import { hostRandom } from '../common.ts';
 import { checkPerturbInput, PerturbationRunner, type EngineOptions, type PerturbationModel, type Perturbations } from './engine.ts';
+import { checkOptions, optionKeys } from '../options.ts';
 
 export interface OcclusionOptions extends EngineOptions {
   /**
@@ -112,8 +113,12 @@ export function coverCounts(item: readonly number[], win: readonly number[], str
   return out;
 }
 
+const OCCLUSION_KEYS = optionKeys<OcclusionOptions>()(['target', 'batchSize', 'memoryBudget', 'onProgress', 'window', 'stride', 'baseline']);
+const PREDICTIONDIFFERENCE_KEYS = optionKeys<PredictionDifferenceOptions>()(['target', 'batchSize', 'memoryBudget', 'onProgress', 'window', 'stride', 'background', 'samples', 'seed', 'trainingSetSize', 'outputs']);
+
 export async function occlusion(model: PerturbationModel, input: Tensor, opts: OcclusionOptions = {}): Promise<Tensor> {
   const op = 'occlusion';
+  checkOptions(op, opts, OCCLUSION_KEYS);
   const x = checkPerturbInput(op, input);
   const item = x.shape.slice(1), n = x.shape[0];
   const { win, str } = windowSpec(op, item, opts.window, opts.stride);
@@ -178,6 +183,7 @@ export interface PredictionDifferenceOptions extends EngineOptions {
  */
 export async function predictionDifference(model: PerturbationModel, input: Tensor, opts: PredictionDifferenceOptions): Promise<Tensor> {
   const op = 'predictionDifference';
+  checkOptions(op, opts, PREDICTIONDIFFERENCE_KEYS);
   const x = checkPerturbInput(op, input);
   const item = x.shape.slice(1), n = x.shape[0];
   const bg = opts?.background;

@@ -14,24 +14,30 @@
 // Both write a feature's value to every element of it (Captum's convention).
 import * as bl from '../../engine/index.ts';
 import type { Tensor } from '../../engine/index.ts';
-import { hostRandom } from '../common.ts';
-import { evaluateCoalitions, shapleyResult, type CoalitionOptions } from './coalitions.ts';
+import { hostRandom, optionalBool } from '../common.ts';
+import { checkOptions, optionKeys } from '../options.ts';
+import { evaluateCoalitions, shapleyResult, type CoalitionOptions, type EfficiencyOption } from './coalitions.ts';
 import { checkPerturbInput, forEachGroup, PerturbationRunner, type PerturbationModel } from './engine.ts';
-import type { ShapleyDetails } from './kernel-shap.ts';
+import type { ShapleyDetails, ShapleyWithDelta } from './kernel-shap.ts';
 import { featureGroupsFor } from './maskers.ts';
 
 export { shapleyResult } from './coalitions.ts';
 
-export interface ShapleySamplingOptions extends CoalitionOptions {
+export interface ShapleySamplingOptions extends CoalitionOptions, EfficiencyOption {
   /** Orderings of the features (default 32; rounded up to an even number: antithetic pairs). */
   samples?: number;
   seed?: number;
 }
 
+const SHAPLEYSAMPLING_KEYS = optionKeys<ShapleySamplingOptions>()(['target', 'batchSize', 'memoryBudget', 'onProgress', 'features', 'baseline', 'background', 'returnDetails', 'returnDelta', 'samples', 'seed']);
+
 export async function shapleySampling(model: PerturbationModel, input: Tensor, opts: ShapleySamplingOptions & { returnDetails: true }): Promise<ShapleyDetails>;
-export async function shapleySampling(model: PerturbationModel, input: Tensor, opts?: ShapleySamplingOptions): Promise<Tensor>;
-export async function shapleySampling(model: PerturbationModel, input: Tensor, opts: ShapleySamplingOptions = {}): Promise<Tensor | ShapleyDetails> {
+export async function shapleySampling(model: PerturbationModel, input: Tensor, opts: ShapleySamplingOptions & { returnDelta: true; returnDetails?: false }): Promise<ShapleyWithDelta>;
+export async function shapleySampling(model: PerturbationModel, input: Tensor, opts?: ShapleySamplingOptions & { returnDelta?: false; returnDetails?: false }): Promise<Tensor>;
+export async function shapleySampling(model: PerturbationModel, input: Tensor, opts: ShapleySamplingOptions = {}): Promise<Tensor | ShapleyDetails | ShapleyWithDelta> {
   const op = 'shapleySampling';
+  checkOptions(op, opts, SHAPLEYSAMPLING_KEYS);
+  const returnDelta = optionalBool(op, 'returnDelta', opts.returnDelta);
   const x = checkPerturbInput(op, input);
   const n = x.shape[0];
   const seed = opts.seed ?? 0;
@@ -108,10 +114,10 @@ export async function shapleySampling(model: PerturbationModel, input: Tensor, o
   } finally {
     runner.dispose();
   }
-  return shapleyResult(x, groups, values, se, pred, base, false, evaluations, opts.returnDetails);
+  return shapleyResult(x, groups, values, se, pred, base, false, evaluations, opts.returnDetails, returnDelta);
 }
 
-export interface ShapleyExactOptions extends CoalitionOptions {
+export interface ShapleyExactOptions extends CoalitionOptions, EfficiencyOption {
   /** Refuse more features than this (default 16: 65,536 coalitions per item). */
   maxFeatures?: number;
 }
@@ -128,10 +134,15 @@ export function shapleyWeights(m: number): Float64Array {
   return w;
 }
 
+const SHAPLEYEXACT_KEYS = optionKeys<ShapleyExactOptions>()(['target', 'batchSize', 'memoryBudget', 'onProgress', 'features', 'baseline', 'background', 'returnDetails', 'returnDelta', 'maxFeatures']);
+
 export async function shapleyExact(model: PerturbationModel, input: Tensor, opts: ShapleyExactOptions & { returnDetails: true }): Promise<ShapleyDetails>;
-export async function shapleyExact(model: PerturbationModel, input: Tensor, opts?: ShapleyExactOptions): Promise<Tensor>;
-export async function shapleyExact(model: PerturbationModel, input: Tensor, opts: ShapleyExactOptions = {}): Promise<Tensor | ShapleyDetails> {
+export async function shapleyExact(model: PerturbationModel, input: Tensor, opts: ShapleyExactOptions & { returnDelta: true; returnDetails?: false }): Promise<ShapleyWithDelta>;
+export async function shapleyExact(model: PerturbationModel, input: Tensor, opts?: ShapleyExactOptions & { returnDelta?: false; returnDetails?: false }): Promise<Tensor>;
+export async function shapleyExact(model: PerturbationModel, input: Tensor, opts: ShapleyExactOptions = {}): Promise<Tensor | ShapleyDetails | ShapleyWithDelta> {
   const op = 'shapleyExact';
+  checkOptions(op, opts, SHAPLEYEXACT_KEYS);
+  const returnDelta = optionalBool(op, 'returnDelta', opts.returnDelta);
   const x = checkPerturbInput(op, input);
   const n = x.shape[0];
   const max = opts.maxFeatures ?? 16;
@@ -181,5 +192,5 @@ export async function shapleyExact(model: PerturbationModel, input: Tensor, opts
   } finally {
     runner.dispose();
   }
-  return shapleyResult(x, groups, values, values.map((v) => new Float64Array(v.length)), pred, base, true, evaluations, opts.returnDetails);
+  return shapleyResult(x, groups, values, values.map((v) => new Float64Array(v.length)), pred, base, true, evaluations, opts.returnDetails, returnDelta);
 }
