@@ -1,10 +1,16 @@
 // Reading model inputs for the command line: .npy arrays (float32 NCHW images or [N, features])
-// and PNG images (decoded with pngjs, converted to the model's channels, resized bilinearly to its
-// size, scaled to [0, 1]).
+// and PNG / JPEG images (decoded by pngjs / jpeg-js, converted to the model's channels, resized and
+// cropped and normalised by models/preprocess.ts). Each conversion an image goes through is
+// reported as a note (`HostBatch.notes`), which the commands print on stderr: a photograph
+// silently shrunk to 8x8 grey pixels is a surprise nobody should meet in the results.
 import { readFileSync } from 'node:fs';
 import { inflateSync } from 'node:zlib';
+import jpeg from 'jpeg-js';
 import { PNG } from 'pngjs';
 import { parseNpy } from '../models/io/npy.ts';
+import { normalizeBatch, preprocessImage, rgbaToChannels } from '../models/preprocess.ts';
+
+export { resizeBilinear } from '../models/preprocess.ts';
 
 export interface HostBatch {
   data: Float32Array;
@@ -12,6 +18,25 @@ export interface HostBatch {
   shape: number[];
   /** One label per sample (file name, or file[index] for a batch in one .npy). */
   labels: string[];
+  /** The inputs before normalisation (what to show the user; values in [0, 1] for images). */
+  display: Float32Array;
+  /** What was done to the inputs (resized, converted to grey, normalised), one line each. */
+  notes: string[];
+}
+
+/** How image inputs are prepared (and, for `mean`/`std`/`invert`, every input). */
+export interface InputOptions {
+  /** Resize images' shorter side to this size (then --crop, or the model's size must match). */
+  resize?: number;
+  /** Centre-crop images to [H, W]. */
+  crop?: [number, number];
+  /** Per-channel normalisation, (x - mean) / std, after --invert. */
+  mean?: number[];
+  std?: number[];
+  /** Feed 1 - value (before normalisation). */
+  invert?: boolean;
+  /** The most pixels an image may have (default DEFAULT_MAX_PNG_PIXELS). */
+  maxPngPixels?: number;
 }
 
 /** Read a file, with an error that names it and the option it came from. */
@@ -31,14 +56,14 @@ const fmt = (s: readonly (number | string | null)[]) => `[${s.join(', ')}]`;
  * A .npy as a batch for a model taking `sampleShape` (null: unknown, take the array as a batch).
  * Accepts [N, ...sampleShape] or one sample of sampleShape.
  */
-export function npyBatch(bytes: Uint8Array, path: string, sampleShape: readonly number[] | null): HostBatch {
+export function npyBatch(bytes: Uint8Array, path: string, sampleShape: readonly number[] | null): Omit<HostBatch, 'display' | 'notes'> {
   const a = parseNpy(bytes, path, { allowNonFinite: false });
   let shape = a.shape;
   if (sampleShape) {
     const same = (s: readonly number[]) => s.length === sampleShape.length && s.every((d, i) => d === sampleShape[i]);
     if (same(shape)) shape = [1, ...shape];
     else if (!same(shape.slice(1))) {
-      throw new Error(`${path}: array of shape ${fmt(a.shape)} does not fit the model's input ${fmt(sampleShape)} (expected ${fmt(['N', ...sampleShape])} or ${fmt(sampleShape)})`);
+      throw new Error(`${path}: array of shape ${fmt(a.shape)} does not fit the model's input ${fmt(sampleShape)} (expected ${fmt(['N', ...sampleShape])} or ${fmt(sampleShape)}; pass --input-shape if the model's own is wrong or open)`);
     }
   } else if (shape.length < 2) {
     throw new Error(`${path}: array of shape ${fmt(a.shape)} needs a batch axis ([N, ...])`);
@@ -48,41 +73,8 @@ export function npyBatch(bytes: Uint8Array, path: string, sampleShape: readonly 
 
 /** RGBA pixels -> [channels, h, w] in [0, 1] (alpha composited over black; 1 channel = BT.601 luma). */
 export function pngToChannels(png: { width: number; height: number; data: Uint8Array | Buffer }, channels: number, path: string): Float32Array {
-  if (channels !== 1 && channels !== 3) throw new Error(`${path}: the model takes ${channels} channels; PNG inputs can feed 1 (grey) or 3 (RGB) channel models`);
-  const { width: w, height: h, data } = png;
-  const out = new Float32Array(channels * h * w);
-  for (let i = 0; i < h * w; i++) {
-    const a = data[i * 4 + 3] / 255;
-    const r = (data[i * 4] / 255) * a, g = (data[i * 4 + 1] / 255) * a, b = (data[i * 4 + 2] / 255) * a;
-    if (channels === 1) out[i] = 0.299 * r + 0.587 * g + 0.114 * b;
-    else [out[i], out[h * w + i], out[2 * h * w + i]] = [r, g, b];
-  }
-  return out;
-}
-
-/**
- * Bilinear resize of [c, h, w] to [c, oh, ow] with half-pixel centres (PyTorch's
- * interpolate(mode='bilinear', align_corners=False), without antialiasing).
- */
-export function resizeBilinear(src: Float32Array, c: number, h: number, w: number, oh: number, ow: number): Float32Array {
-  if (h === oh && w === ow) return src.slice();
-  const out = new Float32Array(c * oh * ow);
-  const sy = h / oh, sx = w / ow;
-  for (let y = 0; y < oh; y++) {
-    const fy = Math.max(0, (y + 0.5) * sy - 0.5);
-    const y0 = Math.min(Math.floor(fy), h - 1), y1 = Math.min(y0 + 1, h - 1), ty = fy - y0;
-    for (let x = 0; x < ow; x++) {
-      const fx = Math.max(0, (x + 0.5) * sx - 0.5);
-      const x0 = Math.min(Math.floor(fx), w - 1), x1 = Math.min(x0 + 1, w - 1), tx = fx - x0;
-      for (let k = 0; k < c; k++) {
-        const p = src.subarray(k * h * w);
-        const top = p[y0 * w + x0] * (1 - tx) + p[y0 * w + x1] * tx;
-        const bot = p[y1 * w + x0] * (1 - tx) + p[y1 * w + x1] * tx;
-        out[k * oh * ow + y * ow + x] = top * (1 - ty) + bot * ty;
-      }
-    }
-  }
-  return out;
+  if (channels !== 1 && channels !== 3) throw new Error(`${path}: the model takes ${channels} channels; image inputs can feed 1 (grey) or 3 (RGB) channel models`);
+  return rgbaToChannels(png.data, png.width, png.height, channels);
 }
 
 /** The most pixels a PNG input may declare (default 2^26, 64 megapixels: 256 MiB of RGBA). */
@@ -156,10 +148,30 @@ export function checkPng(bytes: Uint8Array, path: string, maxPixels = DEFAULT_MA
   return { width, height };
 }
 
-/** A PNG file as one [channels, h, w] sample for an image model taking `sampleShape` ([C, H, W]). */
-export function pngSample(bytes: Uint8Array, path: string, sampleShape: readonly number[] | null, maxPixels = DEFAULT_MAX_PNG_PIXELS): Float32Array {
-  if (!sampleShape || sampleShape.length !== 3) {
-    throw new Error(`${path}: PNG inputs need an image model with a known [C, H, W] input; this model's input is ${sampleShape ? fmt(sampleShape) : 'unknown'} (pass --input-shape C,H,W, or a .npy)`);
+/** The image formats --input reads, by extension. */
+export const IMAGE_EXT = /\.(png|jpe?g)$/i;
+
+export interface DecodedImage {
+  width: number;
+  height: number;
+  /** RGBA bytes, width * height * 4. */
+  rgba: Uint8Array;
+  format: 'PNG' | 'JPEG';
+}
+
+/** Decode a PNG (structure checked first, see checkPng) or a JPEG (jpeg-js, strict) to RGBA. */
+export function decodeImage(bytes: Uint8Array, path: string, maxPixels = DEFAULT_MAX_PNG_PIXELS): DecodedImage {
+  const isJpeg = bytes.length >= 3 && bytes[0] === 0xff && bytes[1] === 0xd8 && bytes[2] === 0xff;
+  if (/\.jpe?g$/i.test(path) || isJpeg) {
+    if (!isJpeg) throw new Error(`${path}: not a readable JPEG (no JPEG start-of-image marker: the file is not a JPEG, or is empty)`);
+    try {
+      // tolerantDecoding off: a truncated or damaged file is an error, not an image padded with grey.
+      const im = jpeg.decode(bytes, { useTArray: true, formatAsRGBA: true, tolerantDecoding: false, maxResolutionInMP: maxPixels / 1e6, maxMemoryUsageInMB: Math.max(512, Math.ceil((maxPixels * 8) / 2 ** 20)) });
+      if (!im.width || !im.height) throw new Error('no image size');
+      return { width: im.width, height: im.height, rgba: im.data, format: 'JPEG' };
+    } catch (e) {
+      throw new Error(`${path}: not a readable JPEG (${e instanceof Error ? e.message : String(e)})`);
+    }
   }
   checkPng(bytes, path, maxPixels);
   let png: PNG;
@@ -168,26 +180,101 @@ export function pngSample(bytes: Uint8Array, path: string, sampleShape: readonly
   } catch (e) {
     throw new Error(`${path}: not a readable PNG (${e instanceof Error ? e.message : String(e)})`);
   }
-  const [c, h, w] = sampleShape;
-  return resizeBilinear(pngToChannels(png, c, path), c, png.height, png.width, h, w);
+  return { width: png.width, height: png.height, rgba: new Uint8Array(png.data.buffer, png.data.byteOffset, png.data.byteLength), format: 'PNG' };
+}
+
+/** 'grey' when every pixel has R = G = B, else 'RGB'; and whether any pixel is transparent. */
+function colourOf(rgba: Uint8Array): { colour: 'grey' | 'RGB'; alpha: boolean } {
+  let grey = true, alpha = false;
+  for (let i = 0; i < rgba.length; i += 4) {
+    if (grey && (rgba[i] !== rgba[i + 1] || rgba[i] !== rgba[i + 2])) grey = false;
+    if (rgba[i + 3] !== 255) alpha = true;
+    if (!grey && alpha) break;
+  }
+  return { colour: grey ? 'grey' : 'RGB', alpha };
+}
+
+export interface ImageSample {
+  /** [C, H, W] as the model takes it (normalised when asked). */
+  data: Float32Array;
+  /** Before normalisation, in [0, 1]. */
+  display: Float32Array;
+  /** The conversions, in one line ('' when the image fit the model as it was). */
+  note: string;
 }
 
 /**
- * The batch that `--input` names: one .npy, or one or more PNGs (comma-separated), for a model
- * with per-sample input shape `sampleShape` (null when unknown).
+ * An image file as one [channels, h, w] sample for an image model taking `sampleShape` ([C, H, W]):
+ * converted to C channels, resized (shorter side, with `resize`) and centre-cropped (`crop`), or
+ * without those resized straight to H x W; then normalised.
  */
-export function loadInputs(spec: string, sampleShape: readonly number[] | null, option = '--input', limits: { maxPngPixels?: number } = {}): HostBatch {
+export function imageSample(bytes: Uint8Array, path: string, sampleShape: readonly number[] | null, o: InputOptions = {}): ImageSample {
+  if (!sampleShape || sampleShape.length !== 3) {
+    throw new Error(`${path}: image inputs need an image model with a known [C, H, W] input; this model's input is ${sampleShape ? fmt(sampleShape) : 'unknown'} (pass --input-shape C,H,W, or a .npy)`);
+  }
+  const [c, h, w] = sampleShape;
+  const im = decodeImage(bytes, path, o.maxPngPixels);
+  if (c !== 1 && c !== 3) throw new Error(`${path}: the model takes ${c} channels; image inputs can feed 1 (grey) or 3 (RGB) channel models`);
+  const { colour, alpha } = colourOf(im.rgba);
+  const p = preprocessImage(im.rgba, im.width, im.height, { channels: c, resize: o.resize, crop: o.crop, size: o.resize === undefined && o.crop === undefined ? [h, w] : undefined });
+  if (p.h !== h || p.w !== w) {
+    const by = [o.resize !== undefined ? `--resize ${o.resize}` : '', o.crop ? `--crop ${o.crop.join('x')}` : ''].filter(Boolean).join(' and ');
+    throw new Error(`${path}: ${by} make${by.includes(' and ') ? '' : 's'} a ${p.w}x${p.h} image of this ${im.width}x${im.height} one; the model takes ${w}x${h} (${fmt(sampleShape)}): ${o.crop ? 'change --crop' : `add --crop ${h === w ? h : `${h},${w}`}`}`);
+  }
+  const steps: string[] = [];
+  if (c === 1 && colour === 'RGB') steps.push('RGB -> grey (BT.601 luma)');
+  if (c === 3 && colour === 'grey') steps.push('grey -> RGB (channel repeated)');
+  if (alpha) steps.push('transparent pixels composited over black');
+  steps.push(...p.steps);
+  let data = p.data, display = p.display;
+  if (o.invert) {
+    display = display.map((v) => 1 - v);
+    data = display;
+    steps.push('inverted (1 - value)');
+  }
+  if (o.mean && o.std) {
+    data = normalizeBatch(display, c, h * w, o.mean, o.std);
+    steps.push(`normalised (mean ${o.mean.join(', ')}; std ${o.std.join(', ')})`);
+  }
+  return { data, display, note: steps.length ? `${path}: ${im.width}x${im.height} ${colour} ${im.format}: ${steps.join('; ')}` : '' };
+}
+
+/** An image file (PNG or JPEG) as one sample for a model taking `sampleShape` ([C, H, W]), in [0, 1]. */
+export function pngSample(bytes: Uint8Array, path: string, sampleShape: readonly number[] | null, maxPixels = DEFAULT_MAX_PNG_PIXELS): Float32Array {
+  return imageSample(bytes, path, sampleShape, { maxPngPixels: maxPixels }).data;
+}
+
+/**
+ * The batch that `--input` names: one .npy, or one or more PNG / JPEG images (comma-separated),
+ * for a model with per-sample input shape `sampleShape` (null when unknown).
+ */
+export function loadInputs(spec: string, sampleShape: readonly number[] | null, option = '--input', o: InputOptions = {}): HostBatch {
   const paths = spec.split(',').map((p) => p.trim()).filter(Boolean);
   if (!paths.length) throw new Error(`${option}: no file given`);
-  const kind = (p: string) => (/\.npy$/i.test(p) ? 'npy' : /\.png$/i.test(p) ? 'png' : null);
-  for (const p of paths) if (!kind(p)) throw new Error(`${option} ${p}: unsupported input type (use a .npy array or .png images)`);
+  const kind = (p: string) => (/\.npy$/i.test(p) ? 'npy' : IMAGE_EXT.test(p) ? 'image' : null);
+  for (const p of paths) if (!kind(p)) throw new Error(`${option} ${p}: unsupported input type (use a .npy array or .png / .jpg images)`);
   if (paths.some((p) => kind(p) === 'npy')) {
-    if (paths.length !== 1) throw new Error(`${option}: give one .npy (with a batch axis) or a list of .png files, not a mix or several .npy files`);
-    return npyBatch(readInputFile(paths[0], option), paths[0], sampleShape);
+    if (paths.length !== 1) throw new Error(`${option}: give one .npy (with a batch axis) or a list of image files, not a mix or several .npy files`);
+    if (o.resize !== undefined || o.crop) throw new Error(`${option} ${paths[0]}: --resize and --crop apply to image files; a .npy is taken as it is`);
+    const b = npyBatch(readInputFile(paths[0], option), paths[0], sampleShape);
+    const notes: string[] = [];
+    let display = b.data;
+    if (o.invert) {
+      display = display.map((v) => 1 - v);
+      notes.push(`${paths[0]}: inverted (1 - value)`);
+    }
+    let data = display;
+    if (o.mean && o.std) {
+      const c = b.shape[1], plane = b.shape.slice(2).reduce((a, d) => a * d, 1);
+      if (o.mean.length !== c) throw new Error(`${option} ${paths[0]}: --normalize gives ${o.mean.length} channel means, the array ${fmt(b.shape)} has ${c} channels (axis 1)`);
+      data = normalizeBatch(display, c, plane, o.mean, o.std);
+      notes.push(`${paths[0]}: normalised (mean ${o.mean.join(', ')}; std ${o.std.join(', ')})`);
+    }
+    return { ...b, data, display, notes };
   }
-  const samples = paths.map((p) => pngSample(readInputFile(p, option), p, sampleShape, limits.maxPngPixels));
-  const per = samples[0].length;
-  const data = new Float32Array(samples.length * per);
-  samples.forEach((s, i) => data.set(s, i * per));
-  return { data, shape: [samples.length, ...sampleShape!], labels: paths };
+  const samples = paths.map((p) => imageSample(readInputFile(p, option), p, sampleShape, o));
+  const per = samples[0].data.length;
+  const data = new Float32Array(samples.length * per), display = new Float32Array(samples.length * per);
+  samples.forEach((s, i) => (data.set(s.data, i * per), display.set(s.display, i * per)));
+  return { data, display, shape: [samples.length, ...sampleShape!], labels: paths, notes: samples.map((s) => s.note).filter(Boolean) };
 }

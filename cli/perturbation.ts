@@ -50,14 +50,15 @@ export function shardRange(total: number, s: { k: number; n: number } | undefine
   return [Math.floor(((s.k - 1) * total) / s.n), Math.floor((s.k * total) / s.n)];
 }
 
-export function readBackground(v: string | undefined, item: readonly number[]): Tensor | undefined {
+/** --background B.npy read and checked on the host (rows shaped like one input); a tensor comes later. */
+export function readBackground(v: string | undefined, item: readonly number[]): { data: Float32Array; shape: number[] } | undefined {
   if (v === undefined) return undefined;
   const a = parseNpy(readInputFile(v, '--background'), v);
   const shape = a.shape.length === item.length ? [1, ...a.shape] : a.shape;
   if (shape.length !== item.length + 1 || shape.slice(1).join() !== item.join()) {
     throw new UsageError(`option '--background' must hold rows shaped like one input [B, ${item.join(', ')}], got [${a.shape.join(', ')}] in ${v}`);
   }
-  return bl.tensor(a.data, shape);
+  return { data: a.data, shape };
 }
 
 type Run = (m: ex.Model, x: Tensor, c: { target: ex.Target; baseline?: number | Tensor; seed: number; steps: number; stepsGiven: boolean; p: PerturbationCtx }) => Promise<Tensor>;

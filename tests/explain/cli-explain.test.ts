@@ -52,7 +52,8 @@ describe('backlight explain', () => {
     const png = join(dir, 'gc.png');
     expect(cli('--model', 'digits-cnn', '--input', input, '--method', 'grad-cam-plus-plus', '--out', png).code).toBe(0);
     const img = PNG.sync.read(readFileSync(png));
-    expect([img.width, img.height]).toEqual([3 * 8, 8]);
+    // magnified to readable tiles by default: 8x8 digits at 32x (256 px), 16 px white gaps between items
+    expect([img.width, img.height]).toEqual([3 * 256 + 2 * 16, 256]);
     const html = join(dir, 'r.html');
     const r = cli('--model', 'digits-cnn', '--input', input, '--method', 'saliency,guided-backprop,score-cam', '--out', html);
     expect(r.code, r.stderr).toBe(0);
@@ -101,7 +102,7 @@ describe('backlight explain', () => {
     const bad = [
       [['--method', 'grad-cm'], /unknown method 'grad-cm' \(did you mean 'grad-cam'\?\)/],
       [['--method', 'saliency', '--target', '1,2'], /'--target' gives 2 classes for 3 inputs/],
-      [['--method', 'saliency', '--steps', '0'], /'--steps' expects a positive integer/],
+      [['--method', 'saliency', '--steps', '0'], /'--steps' expects an integer >= 1, got '0'/],
       [['--method', 'lrp', '--rules', 'epsilon-plus-flatt'], /unknown composite 'epsilon-plus-flatt' \(did you mean 'epsilon-plus-flat'\?\)/],
       [['--method', 'lrp', '--alpha', '3'], /alpha - beta = 1 \(got alpha 3, beta 1\)/],
       [['--method', 'lrp', '--seed-output', 'ones'], /'--seed-output' expects logit or one-hot/],

@@ -25,7 +25,7 @@ describe('backlight influence', () => {
     const r = cli('--model', 'prototype-digits', '--test-index', '5', '--params', 'prototypes', '--top', '4', '--train-n', '300', '--json');
     expect(r.code, r.stderr).toBe(0);
     const j = JSON.parse(r.stdout);
-    expect(Object.keys(j).sort()).toEqual(['damping', 'data', 'harmful', 'helpful', 'method', 'model', 'nTrain', 'parameters', 'params', 'predicted', 'probability', 'seconds', 'solve', 'solver', 'testIndex', 'testLabel', 'testLoss'].sort());
+    expect(Object.keys(j).sort()).toEqual(['command', 'damping', 'data', 'harmful', 'helpful', 'method', 'model', 'nTrain', 'parameters', 'params', 'predicted', 'probability', 'seconds', 'solve', 'solver', 'testIndex', 'testLabel', 'testLoss'].sort());
     expect(j).toMatchObject({ model: 'prototype-digits', data: 'digits', testIndex: 5, solver: 'cg', damping: 0.01, params: ['prototypes'], parameters: 480, nTrain: 300, method: 'influence-functions' });
     const splits = datasetSplits('digits');
     expect(j.testLabel).toBe(splits.test.y[5]);

@@ -109,7 +109,7 @@ describe('backlight explain: perturbation methods', () => {
     }
     expect(cli(...args).stderr).toMatch(/\(2 already done\)/);
     expect(readFileSync(out, 'utf8').trim().split('\n').length).toBe(2);
-    expect(cli('--model', 'digits-cnn', '--input', input, '--method', 'occlusion', '--out', out).stderr).toMatch(/--out \.jsonl .* is for kernel-shap, shapley-sampling, shapley-exact, lime; got --method occlusion/);
+    expect(cli('--model', 'digits-cnn', '--input', input, '--method', 'occlusion', '--out', out).stderr).toMatch(/option '--out' \.jsonl .* is for kernel-shap, shapley-sampling, shapley-exact, lime; got --method occlusion/);
   });
 
   it('deeplift-shap takes several baseline rows from --baseline B.npy', async () => {

@@ -191,7 +191,7 @@ describe('argument parser and input conversion (in-process)', () => {
     const grey = pngSample(bytes, 'p.png', [1, 1, 2]);
     // each output pixel samples the middle of a 2x2 block: half red (0.299), half black
     expect(Array.from(grey).map((v) => +v.toFixed(6))).toEqual([0.1495, 0.1495]);
-    expect(() => pngSample(bytes, 'p.png', [30])).toThrow(/p\.png: PNG inputs need an image model/);
+    expect(() => pngSample(bytes, 'p.png', [30])).toThrow(/p\.png: image inputs need an image model/);
     expect(() => pngSample(new Uint8Array([1, 2, 3]), 'q.png', [1, 2, 2])).toThrow(/q\.png: not a readable PNG/);
   });
 });

@@ -1,17 +1,18 @@
 // `backlight embed`: PCA, classical MDS or t-SNE of a layer's activations (or the inputs) over a
 // data set; writes float32 [N, 2] coordinates as .npy with the labels beside them, or an HTML
-// scatter plot coloured by label. Registered into cli/main.ts's command table.
+// scatter plot coloured by label.
 import { writeFileSync } from 'node:fs';
-import * as bl from '../engine/index.ts';
-import type { Tensor } from '../engine/index.ts';
-import { fmtShape } from '../engine/shape.ts';
-import * as ex from '../explain/index.ts';
-import { DATASETS, datasetSplits } from '../models/data/index.ts';
-import { parseNpy, serializeNpy } from '../models/io/npy.ts';
-import { UsageError, suggest } from './args.ts';
-import { npyBatch, readInputFile } from './input.ts';
-import { resolveModel, type ResolvedModel } from './model.ts';
-import type { Command } from './main.ts';
+import * as bl from '../../engine/index.ts';
+import type { Tensor } from '../../engine/index.ts';
+import { fmtShape } from '../../engine/shape.ts';
+import * as ex from '../../explain/index.ts';
+import { DATASETS, datasetSplits } from '../../models/data/index.ts';
+import { parseNpy, serializeNpy } from '../../models/io/npy.ts';
+import { UsageError, suggest } from '../args.ts';
+import { npyBatch, readInputFile } from '../input.ts';
+import { peekModel, resolveModel, type ResolvedModel } from '../model.ts';
+import { checkOutPath, parseInputShape } from '../options.ts';
+import type { Command } from '../registry.ts';
 
 /** Above this many items `embed` runs t-SNE by Barnes-Hut unless --tsne-method says otherwise. */
 export const EXACT_LIMIT = 3000;
@@ -57,6 +58,7 @@ export const embedCommand: Command = {
     'learning-rate': { type: 'number', valueName: 'LR', description: 't-SNE: step size (default max(N / 48, 50))' },
     'batch-size': { type: 'int', valueName: 'N', description: 'items per forward pass (default 256)' },
     out: { type: 'string', valueName: 'E.npy|E.html', required: true, description: 'where to write the embedding' },
+    'input-shape': { type: 'string', valueName: 'C,H,W', description: "one input's shape for X.npy data, where the model does not say it (ONNX with open sizes)" },
   },
   async run(args, ctx) {
     const o = args.options;
@@ -91,6 +93,19 @@ export const embedCommand: Command = {
     if (o.labels !== undefined && !fromFile) throw new UsageError("option '--labels' goes with --data X.npy (named data sets have their own labels)");
     if (o.split !== undefined && fromFile) throw new UsageError("option '--split' goes with a named data set, not a .npy file");
 
+    checkOutPath(out);
+    const forced = parseInputShape(o['input-shape']);
+    if (forced && !fromFile) throw new UsageError("option '--input-shape' goes with --data X.npy (named data sets know their shapes)");
+    // What the model says about itself (its data set, input shape) and a .npy's shape, on the host.
+    const facts = modelSpec !== undefined ? peekModel(modelSpec) : null;
+    const fileBatch = fromFile ? npyBatch(readInputFile(dataOpt!, '--data'), dataOpt!, forced ?? facts?.inputShape ?? null) : null;
+    if (!fromFile) {
+      const ds = dataOpt ?? facts?.dataset ?? null;
+      if (!ds) throw new UsageError(`${facts ? `${facts.name} does not say what data it was trained on; ` : ''}pass --data (one of ${Object.keys(DATASETS).join(', ')}, or X.npy)`);
+      const splits = datasetSplits(ds);
+      const split = (o.split as string | undefined) ?? 'test';
+      if (!splits[split]) throw new UsageError(`option '--split' must be one of ${Object.keys(splits).filter((k) => splits[k]).join(', ')} for data set '${ds}'; got '${split}'`);
+    }
     await ctx.backend();
     const m: ResolvedModel | null = modelSpec !== undefined ? await resolveModel(modelSpec) : null;
     const owned: Tensor[] = [];
@@ -98,7 +113,7 @@ export const embedCommand: Command = {
       // The items, in order, and their labels.
       let xs: Float32Array, shape: number[], labels: Float32Array | null = null, classNames: string[] | undefined, source: string;
       if (fromFile) {
-        const b = npyBatch(readInputFile(dataOpt!, '--data'), dataOpt!, m?.inputShape ?? null);
+        const b = fileBatch!;
         xs = b.data;
         shape = b.shape;
         source = dataOpt!;
@@ -186,16 +201,20 @@ export const embedCommand: Command = {
       const seconds = (performance.now() - t0) / 1000;
       const knn = N > 5 ? ex.knnAccuracy(c, labels, 5) : NaN;
       ctx.stderr(`embed: ${method} in ${seconds.toFixed(2)} s; ${note}; 5-NN accuracy of the labels in 2-D ${Number.isNaN(knn) ? 'n/a' : `${(knn * 100).toFixed(1)}%`}\n`);
+      const written: string[] = [];
       if (kind === 'npy') {
         write(out, serializeNpy([N, 2], c));
         const lp = labelsPathFor(out);
         write(lp, serializeNpy([N], labels));
         ctx.stderr(`wrote ${out} [${N}, 2] and ${lp} [${N}]\n`);
+        written.push(out, lp);
       } else {
         const title = `${{ pca: 'PCA', mds: 'Classical MDS', tsne: 't-SNE' }[method]} of ${m ? `${m.name}, layer '${layer}'` : 'the inputs'} (${source}, ${N} items)`;
         write(out, ex.scatterHtml(c, labels, { title, classNames, caption: `${note}. 5-NN accuracy in 2-D: ${Number.isNaN(knn) ? 'n/a' : `${(knn * 100).toFixed(1)}%`}. Computed by backlight embed in ${seconds.toFixed(2)} s.` }));
         ctx.stderr(`wrote ${out} (${N} points)\n`);
+        written.push(out);
       }
+      if (ctx.json) ctx.stdout(JSON.stringify({ command: 'embed', model: m?.name ?? null, data: source, layer, method, n: N, activationShape: [...acts.shape], seconds, knnAccuracy: Number.isNaN(knn) ? null : knn, note, files: written }, null, 2) + '\n');
     } finally {
       for (const t of owned) if (!t.disposed) t.dispose();
       m?.model.dispose();

@@ -1,14 +1,14 @@
 // `backlight influence`: which training examples drove a test prediction. Influence functions
 // (Koh & Liang 2017) on the model's data set: training data = its train split, the test point =
 // row I of its test split. Registered into cli/main.ts's command table.
-import * as bl from '../engine/index.ts';
-import * as ex from '../explain/index.ts';
-import { datasetSplits } from '../models/data/index.ts';
-import { subset } from '../models/data/index.ts';
-import { batchOf } from '../models/train.ts';
-import { UsageError } from './args.ts';
-import { resolveModel } from './model.ts';
-import type { Command } from './main.ts';
+import * as bl from '../../engine/index.ts';
+import * as ex from '../../explain/index.ts';
+import { datasetSplits } from '../../models/data/index.ts';
+import { subset } from '../../models/data/index.ts';
+import { batchOf } from '../../models/train.ts';
+import { UsageError } from '../args.ts';
+import { peekModel, resolveModel } from '../model.ts';
+import type { Command } from '../registry.ts';
 
 export const influenceCommand: Command = {
   name: 'influence',
@@ -31,7 +31,6 @@ export const influenceCommand: Command = {
     depth: { type: 'int', valueName: 'N', description: 'LiSSA recursion depth (default 500)' },
     'train-n': { type: 'int', valueName: 'N', description: 'use only the first N training examples (faster; default all)' },
     seed: { type: 'int', valueName: 'S', description: 'LiSSA mini-batch seed (default 0)' },
-    json: { type: 'boolean', description: 'print JSON' },
   },
   defaultBackend: 'cpu',
   async run(args, ctx) {
@@ -46,13 +45,15 @@ export const influenceCommand: Command = {
     }
     const solver = ((o.solver as string | undefined) ?? 'cg') as 'cg' | 'lissa';
     const params = o.params === undefined ? undefined : String(o.params).split(',').map((s) => s.trim()).filter(Boolean);
+    // The data set and the test row are checked on the host, before the device starts.
+    const facts = peekModel(String(o.model));
+    if (!facts.dataset) throw new UsageError(`option '--model' ${facts.name}: the model does not say what data it was trained on (use a bundled model or a backlight .safetensors file)`);
+    const splits = datasetSplits(facts.dataset);
+    const testSet = splits.test;
+    if (!Number.isInteger(testIndex) || testIndex < 0 || testIndex >= testSet.n) throw new UsageError(`option '--test-index' must be a row of ${facts.dataset}'s test split, 0..${testSet.n - 1}; got ${testIndex}`);
     await ctx.backend();
     const m = await resolveModel(String(o.model));
     try {
-      if (!m.dataset) throw new UsageError(`${m.name} does not say what data it was trained on (use a bundled model or a backlight .safetensors file)`);
-      const splits = datasetSplits(m.dataset);
-      const testSet = splits.test;
-      if (!Number.isInteger(testIndex) || testIndex < 0 || testIndex >= testSet.n) throw new UsageError(`option '--test-index' must be a row of ${m.dataset}'s test split, 0..${testSet.n - 1}; got ${testIndex}`);
       const train = o['train-n'] === undefined ? splits.train : subset(splits.train, Array.from({ length: Math.min(o['train-n'] as number, splits.train.n) }, (_, i) => i));
       const test = subset(testSet, [testIndex]);
       const pv = ex.parameterVector(m.model, params);
@@ -79,8 +80,9 @@ export const influenceCommand: Command = {
       const hh = ex.helpfulHarmful(scores, top);
       const row = (r: ex.Ranked) => ({ index: r.index, label: train.y[r.index], className: cls(train.y[r.index]), influence: r.score, removalEffect: -r.score / n });
       const result = {
+        command: 'influence',
         model: m.name,
-        data: m.dataset,
+        data: facts.dataset,
         testIndex,
         testLabel: testSet.y[testIndex],
         predicted,
@@ -97,7 +99,7 @@ export const influenceCommand: Command = {
         harmful: hh.harmful.map(row),
         seconds,
       };
-      if (o.json) {
+      if (ctx.json) {
         ctx.stdout(JSON.stringify(result, null, 2) + '\n');
         return;
       }

@@ -1,17 +1,16 @@
 // `backlight visualize`: feature visualisation by activation maximisation (explain/visualize/),
-// written as a PNG (one tile per channel, in a grid) or the raw images as .npy. Registered into
-// cli/main.ts's command table.
-import { writeFileSync } from 'node:fs';
-import * as bl from '../engine/index.ts';
-import type { Tensor } from '../engine/index.ts';
-import { fmtShape } from '../engine/shape.ts';
-import * as vis from '../explain/visualize/index.ts';
-import { encodePng } from '../explain/heatmap.ts';
-import { serializeNpy } from '../models/io/npy.ts';
-import { UsageError } from './args.ts';
-import { loadInputs } from './input.ts';
-import { resolveModel } from './model.ts';
-import type { Command } from './main.ts';
+// written as a PNG (one tile per channel, in a grid) or the raw images as .npy.
+import * as bl from '../../engine/index.ts';
+import type { Tensor } from '../../engine/index.ts';
+import { fmtShape } from '../../engine/shape.ts';
+import * as vis from '../../explain/visualize/index.ts';
+import { encodePng } from '../../explain/heatmap.ts';
+import { serializeNpy } from '../../models/io/npy.ts';
+import { UsageError } from '../args.ts';
+import { loadInputs } from '../input.ts';
+import { peekModel, resolveModel } from '../model.ts';
+import { checkOutPath, parseInputShape, writeOut } from '../options.ts';
+import type { Command } from '../registry.ts';
 
 /** --channel: 'N', 'N,N,...', or 'all' (null: resolved against the layer later). */
 export function parseChannels(s: string | undefined): number[] | 'all' | undefined {
@@ -107,16 +106,18 @@ export const visualizeCommand: Command = {
     const jitter = o.jitter as number | undefined;
     if (jitter !== undefined && jitter < 0) throw new UsageError(`option '--jitter' must be non-negative, got ${jitter}`);
     const scale = numberPair('scale-range', o['scale-range'] as string | undefined);
-    let forced: number[] | null = null;
-    if (o['input-shape'] !== undefined) {
-      forced = String(o['input-shape']).split(',').map(Number);
-      if (forced.length !== 3 || forced.some((d) => !Number.isInteger(d) || d < 1)) throw new UsageError(`option '--input-shape' expects three positive integers C,H,W; got '${o['input-shape']}'`);
-    }
+    const forced = parseInputShape(o['input-shape'], 3);
+    checkOutPath(out);
+    // The model's input shape is known on the host; the start images are read before the device starts.
+    const facts = peekModel(String(o.model));
+    const shape = forced ?? facts.inputShape;
+    if (!shape || shape.length !== 3) throw new UsageError(`option '--model' ${facts.name}: its input is not an image of known shape ${shape ? fmtShape(shape) : ''}; pass --input-shape C,H,W`);
+    const fromBatch = o.from !== undefined ? loadInputs(String(o.from), shape, '--from') : undefined;
+    for (const n of fromBatch?.notes ?? []) ctx.stderr(`note: ${n}\n`);
+    if (fromBatch && Array.isArray(channels) && fromBatch.shape[0] !== 1 && fromBatch.shape[0] !== channels.length) throw new UsageError(`option '--from' holds ${fromBatch.shape[0]} images for ${channels.length} channels (give one, or one per channel)`);
     await ctx.backend();
     const m = await resolveModel(o.model as string);
     try {
-      const shape = forced ?? m.inputShape;
-      if (!shape || shape.length !== 3) throw new UsageError(`${m.name}: its input is not an image of known shape ${shape ? fmtShape(shape) : ''}; pass --input-shape C,H,W`);
       const layer = String(o.layer);
       let chs: number[] | undefined;
       if (channels === 'all') {
@@ -125,8 +126,8 @@ export const visualizeCommand: Command = {
         chs = Array.from({ length: a[1] }, (_, i) => i);
       } else chs = channels;
       let from: Tensor | undefined;
-      if (o.from !== undefined) {
-        const b = loadInputs(String(o.from), shape, '--from');
+      if (fromBatch) {
+        const b = fromBatch;
         const n = chs?.length ?? b.shape[0];
         if (b.shape[0] !== 1 && b.shape[0] !== n) throw new UsageError(`option '--from' holds ${b.shape[0]} images for ${n} channels (give one, or one per channel)`);
         from = bl.tensor(b.data, b.shape);
@@ -171,12 +172,11 @@ export const visualizeCommand: Command = {
             grid.dispose();
           }
         }
-        try {
-          writeFileSync(out, bytes);
-        } catch (e) {
-          throw new Error(`--out ${out}: cannot write the file (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
-        }
+        writeOut(out, bytes);
         ctx.stderr(`wrote ${out} (${info})\n`);
+        if (ctx.json) {
+          ctx.stdout(JSON.stringify({ command: 'visualize', model: m.name, layer, channels: chs ?? null, objective: objective ?? (chs ? 'channel' : 'layer'), steps: r.history.length, start: r.history[0], final: r.final, seconds: Number(secs), out, shape: [...r.image.shape], written: info }, null, 2) + '\n');
+        }
       } finally {
         r.image.dispose();
       }

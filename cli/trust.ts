@@ -2,15 +2,16 @@
 // same inputs, scored by every metric (explain/evaluation), plus calibration (ECE before and
 // after temperature scaling) and uncertainty (MC dropout on the inputs vs noise), as JSON or as
 // an HTML report with tables and plots.
-import { writeFileSync } from 'node:fs';
 import * as bl from '../engine/index.ts';
 import type { Tensor } from '../engine/index.ts';
 import * as ex from '../explain/index.ts';
 import { type Dataset } from '../models/train.ts';
 import { parseNpy } from '../models/io/npy.ts';
 import { UsageError, suggest } from './args.ts';
-import { METHODS, esc, type Ctx } from './explain.ts';
+import { METHODS, type Ctx } from './methods.ts';
+import { esc } from './report.ts';
 import { readInputFile } from './input.ts';
+import { writeOut } from './options.ts';
 import type { ResolvedModel } from './model.ts';
 
 export interface TrustOptions {
@@ -155,10 +156,11 @@ export async function trustEvaluate(m: ResolvedModel, input: TrustInput, o: Trus
     metric_descriptions: Object.fromEntries(chosenMetrics.map((k) => [k, ex.METRICS[k].description])),
     seconds: cmp.seconds, calibration, uncertainty,
   };
-  if (outKind === 'json') writeFileSync(o.out!, JSON.stringify(report, null, 2) + '\n');
-  else if (outKind === 'html') writeFileSync(o.out!, await trustHtml({ ...report, modelRef: m.model }, cmp, x, masks, methods));
-  if (o.json && !outKind) stdout(JSON.stringify(report, null, 2) + '\n');
-  if (!o.json || outKind) stdout(tableText(report));
+  if (outKind === 'json') writeOut(o.out!, JSON.stringify(report, null, 2) + '\n');
+  else if (outKind === 'html') writeOut(o.out!, await trustHtml({ ...report, modelRef: m.model }, cmp, x, masks, methods));
+  // --json: the report on stdout (also when it is written to --out), and nothing else there.
+  if (o.json) stdout(JSON.stringify(report, null, 2) + '\n');
+  else stdout(tableText(report));
   if (o.out) log(`wrote ${o.out}\n`);
   return report;
   } finally {

@@ -1,0 +1,141 @@
+// Each subcommand end to end, in-process through main() on the CPU backend (a child process per
+// call would cost seconds each on 2 cores; bin/backlight.mjs itself is run by the other CLI
+// suites), on a bundled model and on an ONNX model (tests/fixtures/onnx/resnet_opset13.onnx:
+// input [N, 3, 12, 12], 5 classes), with the outputs parsed back.
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import jpeg from 'jpeg-js';
+import { PNG } from 'pngjs';
+import { afterAll, describe, expect, it } from 'vitest';
+import * as bl from '../../engine/index.ts';
+import { main } from '../../cli/main.ts';
+import { parseNpy, serializeNpy } from '../../models/io/npy.ts';
+import { datasetSplits } from '../../models/data/index.ts';
+import { loadBundled } from '../../models/zoo/index.ts';
+import { expectClose } from '../helpers.ts';
+
+const root = fileURLToPath(new URL('../..', import.meta.url));
+const fx = join(root, 'tests/fixtures/onnx');
+const onnx = join(fx, 'resnet_opset13.onnx');
+const dir = mkdtempSync(join(tmpdir(), 'backlight-cli-e2e-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+async function run(...argv: string[]) {
+  let stdout = '', stderr = '';
+  const code = await main([...argv, '--backend', 'cpu'], { stdout: (s) => void (stdout += s), stderr: (s) => void (stderr += s) });
+  return { code, stdout, stderr, json: () => JSON.parse(stdout) };
+}
+
+const digits = join(dir, 'digits.npy');
+const test = datasetSplits('digits').test;
+writeFileSync(digits, serializeNpy([2, 1, 8, 8], test.x.slice(0, 128)));
+
+/** The bundled model's softmax on x, computed here (CPU backend). */
+async function probs(name: string, x: Float32Array, shape: number[]): Promise<number[]> {
+  await bl.init({ backend: 'cpu' });
+  const m = await loadBundled(name);
+  const p = bl.tidy(() => bl.softmax(m.call(bl.tensor(x, shape)), -1));
+  const v = Array.from(await p.data());
+  p.dispose();
+  m.dispose();
+  return v;
+}
+
+describe('backlight subcommands end to end', () => {
+  it('models --json', async () => {
+    const r = await run('models', '--json');
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.json().map((m: { name: string }) => m.name)).toContain('digits-cnn');
+  });
+
+  it('layers: a bundled model (module paths) and an ONNX model (nodes), as JSON and as a table', async () => {
+    const b = await run('layers', '--model', 'digits-cnn', '--json');
+    expect(b.code, b.stderr).toBe(0);
+    const j = b.json();
+    expect(j.inputShape).toEqual([1, 1, 8, 8]);
+    expect(j.layers.find((l: { name: string }) => l.name === 'classifier')).toEqual({ name: 'classifier', op: 'Linear', outputShape: [1, 10] });
+    const o = await run('layers', '--model', onnx);
+    expect(o.code, o.stderr).toBe(0);
+    expect(o.stdout).toMatch(/^\/conv1\/Conv\s+Conv\s+\[1, 8, 12, 12\]\s+\/conv1\/Conv_output_0$/m);
+    // --input-shape overrides the model's size (the graph has a fixed 12x12 input, but its ops take 16x16 too)
+    const big = await run('layers', '--model', onnx, '--input-shape', '3,16,16', '--json');
+    expect(big.json().layers[0].outputShape).toEqual([1, 8, 16, 16]);
+  });
+
+  it('predict: a JPEG photo for a grey 8x8 model, with a note saying it was converted and resized', async () => {
+    // a flat mid-grey-ish colour survives JPEG almost exactly; it is RGB (not grey) on purpose
+    const w = 40, h = 30;
+    const px = new Uint8Array(w * h * 4);
+    for (let i = 0; i < w * h; i++) px.set([200, 100, 50, 255], i * 4);
+    const file = join(dir, 'photo.jpg');
+    writeFileSync(file, jpeg.encode({ data: px, width: w, height: h }, 95).data);
+    const r = await run('predict', '--model', 'digits-cnn', '--input', file, '--json');
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr).toContain(`note: ${file}: 40x30 RGB JPEG: RGB -> grey (BT.601 luma); resized 40x30 -> 8x8 (bilinear, aspect ratio not kept)`);
+    const j = r.json();
+    expect(j.notes).toHaveLength(1);
+    // the model on the flat grey image the note describes: 0.299 * 200 + 0.587 * 100 + 0.114 * 50 = 124.2 of 255
+    const want = await probs('digits-cnn', new Float32Array(64).fill(124.2 / 255), [1, 1, 8, 8]);
+    const p = j.predictions[0];
+    expect(p.class).toBe(want.indexOf(Math.max(...want)));
+    expect(p.probability).toBeCloseTo(Math.max(...want), 2);
+    expect(p.top).toHaveLength(3);
+  });
+
+  it('predict: ONNX with --out, logits parsed back equal PyTorch', async () => {
+    const out = join(dir, 'onnx-logits.npy');
+    const r = await run('predict', '--model', onnx, '--input', join(fx, 'resnet_input.npy'), '--out', out, '--json');
+    expect(r.code, r.stderr).toBe(0);
+    const want = parseNpy(new Uint8Array(readFileSync(join(fx, 'resnet_output.npy'))));
+    const got = parseNpy(new Uint8Array(readFileSync(out)));
+    expectClose(got.data, want.data, 1e-4, 1e-4, 'ONNX logits');
+    expect(r.json()).toMatchObject({ command: 'predict', outputShape: [2, 5], out });
+  });
+
+  it('explain: bundled model to a magnified PNG (--scale) and an HTML report with the prediction; --json', async () => {
+    const png = join(dir, 'sal.png');
+    const r = await run('explain', '--model', 'digits-cnn', '--input', digits, '--method', 'saliency', '--out', png, '--scale', '10', '--json');
+    expect(r.code, r.stderr).toBe(0);
+    const img = PNG.sync.read(readFileSync(png));
+    expect([img.width, img.height]).toEqual([2 * 80 + 5, 80]); // two 8x8 items at 10x, a 5 px gap
+    const j = r.json();
+    expect(j.outputs).toEqual([expect.objectContaining({ method: 'saliency', file: png, shape: [2, 1, 8, 8] })]);
+    expect(j.predictions.map((p: { class: number }) => p.class)).toEqual([test.y[0], test.y[1]]);
+    const html = join(dir, 'r.html');
+    const h = await run('explain', '--model', 'digits-cnn', '--input', digits, '--method', 'saliency,grad-cam', '--out', html);
+    expect(h.code, h.stderr).toBe(0);
+    const text = readFileSync(html, 'utf8');
+    const want = await probs('digits-cnn', test.x.slice(0, 64), [1, 1, 8, 8]);
+    const top = want.indexOf(Math.max(...want));
+    expect(text).toContain(`<th>prediction</th><td><b>${top}</b> (${(100 * want[top]).toFixed(1)}%)`);
+    expect(text).not.toMatch(/https?:\/\//); // self-contained
+  });
+
+  it('explain: ONNX model, saliency as .npy parsed back; gradient of the target logit', async () => {
+    const out = join(dir, 'onnx-sal.npy');
+    const r = await run('explain', '--model', onnx, '--input', join(fx, 'resnet_input.npy'), '--method', 'saliency', '--target', '0', '--out', out, '--json');
+    expect(r.code, r.stderr).toBe(0);
+    const a = parseNpy(new Uint8Array(readFileSync(out)));
+    expect(a.shape).toEqual([2, 3, 12, 12]);
+    expect(a.data.some((v) => v !== 0)).toBe(true);
+    expect(r.json().predictions).toHaveLength(2);
+  });
+
+  it('evaluate (bundled) and visualize / embed (ONNX) with --json', async () => {
+    const e = await run('evaluate', '--model', 'breast-cancer-mlp', '--json');
+    expect(e.code, e.stderr).toBe(0);
+    expect(e.json()).toMatchObject({ command: 'evaluate', split: 'test', n: 113 });
+    const v = join(dir, 'v.png');
+    const vis = await run('visualize', '--model', onnx, '--layer', '/conv1/Conv', '--channel', '0', '--steps', '2', '--out', v, '--json');
+    expect(vis.code, vis.stderr).toBe(0);
+    expect(vis.json()).toMatchObject({ command: 'visualize', layer: '/conv1/Conv', channels: [0], steps: 2 });
+    expect(PNG.sync.read(readFileSync(v)).width).toBeGreaterThanOrEqual(64);
+    const emb = join(dir, 'e.npy');
+    const em = await run('embed', '--model', onnx, '--data', join(fx, 'resnet_input.npy'), '--layer', '/pool/MaxPool', '--method', 'pca', '--out', emb, '--json');
+    expect(em.code, em.stderr).toBe(0);
+    expect(em.json()).toMatchObject({ command: 'embed', n: 2, activationShape: [2, 8 * 6 * 6] });
+    expect(parseNpy(new Uint8Array(readFileSync(emb))).shape).toEqual([2, 2]);
+  });
+});
