@@ -91,3 +91,19 @@ export async function setupTfjs(prefer: 'webgpu' | 'cpu' = 'webgpu'): Promise<Tf
   await tf.ready();
   return { tf, backend: 'cpu', label: 'tfjs-cpu', fallbackReason, version: tf.version_core };
 }
+
+/**
+ * Submit TF.js's recorded WebGPU work and wait for the GPU without reading anything back (the
+ * backend's own methods: TF.js has no public "sync"), so a timed op is not charged a read-back
+ * that backlight's timing does not pay. On its cpu backend the work is already done.
+ */
+export async function tfSync(tf: Tf): Promise<void> {
+  const be = tf.backend() as unknown as {
+    ensureCommandEncoderReady?(): void; endComputePassEncoder?(): void; submitQueue?(): void; device?: GPUDevice;
+  };
+  if (!be.device || !be.submitQueue) return;
+  be.ensureCommandEncoderReady?.();
+  be.endComputePassEncoder?.();
+  be.submitQueue();
+  await be.device.queue.onSubmittedWorkDone();
+}
