@@ -7,7 +7,7 @@
 //       channel weights = its spatial mean, relu of the weighted sum, bilinear upsampling with half-pixel
 //       centres (PyTorch's align_corners=False, what backlight's resizeBilinear does).
 // Layers translated: Sequential, Residual, Conv2d (groups 1, dilation 1, numeric padding),
-// BatchNorm2d (inference), ReLU, MaxPool2d (no padding), GlobalAvgPool, Linear. Anything else
+// BatchNorm2d (inference), ReLU, MaxPool2d (symmetric padding), GlobalAvgPool, Linear. Anything else
 // throws, naming the layer.
 import type { Module } from '../../models/module.ts';
 import { Residual, Sequential } from '../../models/containers.ts';
@@ -107,11 +107,12 @@ export function tfModelFrom(tf: Tf, model: Module, host: Map<string, Float32Arra
       const o = m.opts;
       const k = pair(o.kernel, 'kernel', p);
       const s = pair(o.stride ?? o.kernel, 'stride', p);
-      const pd = o.padding ?? 0;
-      if (!(pd === 0 || (Array.isArray(pd) && pd.every((v) => v === 0)))) throw new Error(`explain-tfjs: maxpool '${p}': padding not translated`);
+      const [ph, pw] = pair(o.padding ?? 0, 'padding', p);
+      if (ph !== pw) throw new Error(`explain-tfjs: maxpool '${p}': unequal padding not translated`);
       if (o.dilation !== undefined && pair(o.dilation, 'dilation', p).some((v) => v !== 1)) throw new Error(`explain-tfjs: maxpool '${p}': dilation not translated`);
-      layers.push(`${p}: maxPool ${k[0]}x${k[1]} stride ${s[0]},${s[1]}`);
-      return (x) => tf.maxPool(x as TF4, k, s, 'valid');
+      layers.push(`${p}: maxPool ${k[0]}x${k[1]} stride ${s[0]},${s[1]}${ph ? ` pad ${ph}` : ''}`);
+      // A number is TF.js's explicit symmetric padding (PyTorch's), unlike 'same'.
+      return (x) => tf.maxPool(x as TF4, k, s, ph === 0 ? 'valid' : ph);
     }
     if (m instanceof GlobalAvgPool) {
       layers.push(`${p}: mean over H, W`);

@@ -2,10 +2,10 @@
 // the very same weights: bench/kernel-shap.ts times it as the CPU peer, and backlight's own ONNX
 // loader reads it back as a check. A hand-written protobuf encoder (the ONNX schema's field
 // numbers, onnx/onnx.proto3) for the layers the bundled models use: Sequential, Conv2d,
-// BatchNorm2d (inference), ReLU, MaxPool2d, GlobalAvgPool (+ Flatten), Linear (Gemm),
+// BatchNorm2d (inference), ReLU, MaxPool2d (symmetric padding), Residual (Add), GlobalAvgPool (+ Flatten), Linear (Gemm),
 // Standardize (Sub, Div), Dropout (identity in eval mode). Anything else throws, naming the layer.
 import type { Module } from '../../models/module.ts';
-import { Sequential } from '../../models/containers.ts';
+import { Residual, Sequential } from '../../models/containers.ts';
 import { BatchNorm2d, Conv2d, Dropout, GlobalAvgPool, Linear, MaxPool2d, ReLU } from '../../models/layers.ts';
 import { Standardize } from '../../models/zoo/index.ts';
 
@@ -98,9 +98,9 @@ const pair = (v: unknown, what: string, path: string): [number, number] => {
 
 /**
  * The model as ONNX bytes. `host` holds its stateDict on the host; `inputShape` is one item's
- * shape (the batch axis is symbolic, 'N').
+ * shape (the batch axis is symbolic, 'N'; a string dimension is symbolic too).
  */
-export function exportOnnx(model: Module, host: Map<string, Float32Array>, inputShape: readonly number[], outputs: number): Uint8Array {
+export function exportOnnx(model: Module, host: Map<string, Float32Array>, inputShape: readonly (number | string)[], outputs: number): Uint8Array {
   const nodes: Writer[] = [];
   const inits: Writer[] = [];
   let k = 0;
@@ -116,6 +116,13 @@ export function exportOnnx(model: Module, host: Map<string, Float32Array>, input
     const p = m.path;
     if (m instanceof Sequential) return m.layers.reduce((h, l) => emit(l, h), x);
     if (m instanceof Dropout) return x;
+    if (m instanceof Residual) {
+      const a = emit(m.block, x);
+      const b = m.shortcut ? emit(m.shortcut, x) : x;
+      const y = fresh('add');
+      nodes.push(node('Add', [a, b], [y], y));
+      return y;
+    }
     if (m instanceof ReLU) {
       const y = fresh('relu');
       nodes.push(node('Relu', [x], [y], y));
@@ -157,9 +164,9 @@ export function exportOnnx(model: Module, host: Map<string, Float32Array>, input
       const o = m.opts as { kernel: number | [number, number]; stride?: number | [number, number]; padding?: number };
       const kk = pair(o.kernel, 'kernel', p);
       const st = pair(o.stride ?? o.kernel, 'stride', p);
-      if (o.padding) throw new Error(`onnx-export: max pool '${p}': padding not exported`);
+      const [ph, pw] = pair(o.padding ?? 0, 'padding', p);
       const y = fresh('maxpool');
-      nodes.push(node('MaxPool', [x], [y], y, [{ name: 'kernel_shape', ints: kk }, { name: 'strides', ints: st }]));
+      nodes.push(node('MaxPool', [x], [y], y, [{ name: 'kernel_shape', ints: kk }, { name: 'strides', ints: st }, { name: 'pads', ints: [ph, pw, ph, pw] }]));
       return y;
     }
     if (m instanceof GlobalAvgPool) {
