@@ -24,7 +24,7 @@
 // (64), breast cancer its 30 columns with 8 background rows from the training split (so 8
 // evaluations per coalition), images against a zero baseline. Writes bench/results/kernel-shap.json.
 import { availableParallelism, loadavg } from 'node:os';
-import * as ort from 'onnxruntime-node';
+import type * as OrtTypes from 'onnxruntime-node';
 import * as bl from '../engine/index.ts';
 import type { Tensor } from '../engine/index.ts';
 import * as ex from '../explain/index.ts';
@@ -42,6 +42,7 @@ import { setupTfjs, type Tf, type TfjsPeer } from './lib/tfjs.ts';
 import { loadModel, testImages, weightsDir, type LoadedModel } from './lib/explain-models.ts';
 import { tfModelFrom } from './lib/explain-tfjs.ts';
 import { exportOnnx } from './lib/onnx-export.ts';
+import { loadOrt } from './lib/ort.ts';
 
 const NAME = 'kernel-shap';
 const TOL = 1e-3;
@@ -63,8 +64,15 @@ const full = args.flag('full') || !info.software;
 const modelNames = args.list('models') ?? ['digits-cnn', 'shapes-cnn', 'breast-cancer-mlp'];
 const batches = args.ints('batches') ?? (full ? [64, 256, 1024, 4096] : [64, 512]);
 const reps = args.int('reps') ?? (full ? 3 : 1);
-const engines = (args.list('engines') ?? ['backlight', 'tfjs', 'ort', 'backlight+ort']) as Engine[];
+let engines = (args.list('engines') ?? ['backlight', 'tfjs', 'ort', 'backlight+ort']) as Engine[];
 for (const e of engines) if (!['backlight', 'tfjs', 'ort', 'backlight+ort'].includes(e)) throw new Error(`--engines: unknown engine '${e}' (backlight, tfjs, ort, backlight+ort)`);
+// Loaded by a computed name (bench/lib/ort.ts): a bundle for a lent GPU runs without it.
+const ortLoaded = await loadOrt();
+if (typeof ortLoaded === 'string') {
+  log(`${ortLoaded}: the ort and backlight+ort engines are left out`);
+  engines = engines.filter((e) => e !== 'ort' && e !== 'backlight+ort');
+}
+const ort = (typeof ortLoaded === 'string' ? undefined : ortLoaded) as typeof OrtTypes;
 log(`${NAME}: KernelSHAP model evaluations per second on ${modelNames.join(', ')}; Node ${process.version}, ${availableParallelism()} cores`);
 log(`backlight adapter: ${info.vendor} / ${info.architecture} / ${info.device} / ${info.description}${info.software ? ' (software)' : ''}`);
 
@@ -78,7 +86,7 @@ if (engines.includes('tfjs')) {
   } else log(`TF.js ${peer.version}: WebGPU unavailable (${peer.fallbackReason}); the peer runs on tfjs-core's cpu backend`);
 }
 const tf = peer?.tf;
-log(`onnxruntime-node ${ort.env.versions?.common ?? ''} (CPU execution provider)`);
+if (ort) log(`onnxruntime-node ${ort.env.versions?.common ?? ''} (CPU execution provider)`);
 
 // ---- models, inputs, features ----
 
@@ -95,7 +103,7 @@ interface Case {
   target: number;
   classes: number;
   onnx: Uint8Array;
-  session: ort.InferenceSession;
+  session?: OrtTypes.InferenceSession;
   tfForward?: (x: TfTensor) => TfTensor;
   tfWeights: TfTensor[];
 }
@@ -152,7 +160,7 @@ for (const name of modelNames) {
   const classes = out.length;
   const target = Array.from(out).indexOf(Math.max(...out));
   const onnx = exportOnnx(lm.model, host, item, classes);
-  const session = await ort.InferenceSession.create(onnx, { executionProviders: ['cpu'] });
+  const session = ort ? await ort.InferenceSession.create(onnx, { executionProviders: ['cpu'] }) : undefined;
   let tfForward: ((x: TfTensor) => TfTensor) | undefined;
   let tfWeights: TfTensor[] = [];
   if (tf) {
@@ -222,8 +230,8 @@ async function ortEvaluate(c: Case, z: Float32Array, count: number, chunk: numbe
       }
     }
     const rows = nc * B;
-    const res = await c.session.run({ input: new ort.Tensor('float32', buf.subarray(0, rows * P), [rows, ...c.item]) });
-    const out = res[c.session.outputNames[0]].data as Float32Array;
+    const res = await c.session!.run({ input: new ort.Tensor('float32', buf.subarray(0, rows * P), [rows, ...c.item]) });
+    const out = res[c.session!.outputNames[0]].data as Float32Array;
     const R = rowsOf(c0, nc);
     for (let i = 0; i < nc; i++) {
       let v = 0;
@@ -237,8 +245,8 @@ async function ortEvaluate(c: Case, z: Float32Array, count: number, chunk: numbe
 
 const ortBox = (c: Case) =>
   ex.blackBox(async (batch, shape) => {
-    const res = await c.session.run({ input: new ort.Tensor('float32', batch, shape) });
-    return res[c.session.outputNames[0]].data as Float32Array;
+    const res = await c.session!.run({ input: new ort.Tensor('float32', batch, shape) });
+    return res[c.session!.outputNames[0]].data as Float32Array;
   });
 
 // ---- correctness: scores of the first coalitions on every engine vs the float64 CPU backend ----
@@ -283,8 +291,10 @@ for (const c of cases) {
   const back = loadOnnx(c.onnx, { source: 'exported' });
   row['backlight(onnx file)'] = relErr(await scoresOn(backend, back), f64);
   back.dispose();
-  row.ort = relErr(await ortEvaluate(c, d.z, count, 32, count, identity), f64);
-  row['backlight+ort'] = relErr(await scoresOn(backend, ortBox(c)), f64);
+  if (c.session) {
+    row.ort = relErr(await ortEvaluate(c, d.z, count, 32, count, identity), f64);
+    row['backlight+ort'] = relErr(await scoresOn(backend, ortBox(c)), f64);
+  }
   if (tf) row[peer!.label] = relErr(await tfEvaluate(c, d.z, count, 32, count, identity), f64);
   row.ok = Object.entries(row).every(([k, v]) => typeof v !== 'number' || k === 'coalitions' || v <= TOL);
   checks.push(row);
@@ -395,7 +405,7 @@ const path = writeResults(NAME, {
   node: process.version,
   cores: availableParallelism(),
   loadAverage: { start: loadBefore, end: loadAfter },
-  adapter: { backlight: info, tfjs: peer ? { backend: peer.backend, adapter: peer.adapter, version: peer.version, fallbackReason: peer.fallbackReason } : undefined, ort: { version: ort.env.versions?.common, executionProvider: 'cpu' } },
+  adapter: { backlight: info, tfjs: peer ? { backend: peer.backend, adapter: peer.adapter, version: peer.version, fallbackReason: peer.fallbackReason } : undefined, ort: ort ? { version: ort.env.versions?.common, executionProvider: 'cpu' } : { unavailable: ortLoaded } },
   options: { models: modelNames, batches, reps, engines, full },
   cases: cases.map((c) => ({ model: c.lm.name, inputShape: c.item, features: c.features.m, referenceRows: c.b, target: c.target })),
   check: { tolerance: TOL, rows: checks, pass },
