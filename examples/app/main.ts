@@ -26,6 +26,8 @@ export interface MethodResult {
   composite: string;
   igSteps: number;
   shapSamples: number;
+  /** Progress reports (perturbation methods), and the last one's done / total model evaluations. */
+  progress: { calls: number; done: number; total: number };
   ms: number;
 }
 
@@ -35,6 +37,8 @@ export interface AppReport {
   requested: number;
   completed: number;
   busy: boolean;
+  /** Inputs being read (a model's weights, a dropped file) before they ask for a refresh. */
+  pending: number;
   adapter?: bl.AdapterInfo;
   model?: string;
   input?: number[];
@@ -51,7 +55,7 @@ declare global {
   }
 }
 
-const report: AppReport = { ready: false, requested: 0, completed: 0, busy: false, results: {}, errors: [] };
+const report: AppReport = { ready: false, requested: 0, completed: 0, busy: false, pending: 0, results: {}, errors: [] };
 window.__backlightApp = report;
 
 const $ = <T extends HTMLElement>(id: string) => {
@@ -153,7 +157,7 @@ function refresh(): void {
   }
 }
 
-function settings(target: number, card?: Card): RunSettings {
+function settings(target: number, card?: Card, progress?: MethodResult['progress']): RunSettings {
   const num = (id: string, lo: number, hi: number, dflt: number) => {
     const v = Math.round(Number($<HTMLInputElement>(id).value));
     return Number.isFinite(v) ? Math.min(hi, Math.max(lo, v)) : dflt;
@@ -169,6 +173,7 @@ function settings(target: number, card?: Card): RunSettings {
       ? (p) => {
           card.progress.hidden = false;
           card.progress.value = p.total > 0 ? p.done / p.total : 0;
+          if (progress) Object.assign(progress, { calls: progress.calls + 1, done: p.done, total: p.total });
         }
       : undefined,
   };
@@ -200,7 +205,8 @@ async function pass(n: number): Promise<boolean> {
       card.error.textContent = '';
       card.progress.value = 0;
       card.progress.hidden = card.spec.family !== 'perturbation';
-      const s = settings(target, card);
+      const progress = { calls: 0, done: 0, total: 0 };
+      const s = settings(target, card, progress);
       const t0 = performance.now();
       let attr: bl.Tensor | null = null;
       try {
@@ -208,7 +214,7 @@ async function pass(n: number): Promise<boolean> {
         const px = await heatmapPixels(attr, cur.input, c, card.spec.sign);
         const ms = performance.now() - t0;
         const data = await attr.data();
-        report.results[card.spec.id] = { shape: [...attr.shape], data: Array.from(data), refresh: n, target, camLayer: s.camLayer, rule: s.rule, composite: s.composite, igSteps: s.igSteps, shapSamples: s.shapSamples, ms };
+        report.results[card.spec.id] = { shape: [...attr.shape], data: Array.from(data), refresh: n, target, camLayer: s.camLayer, rule: s.rule, composite: s.composite, igSteps: s.igSteps, shapSamples: s.shapSamples, progress, ms };
         if (stale()) return false;
         card.canvas.width = px.w;
         card.canvas.height = px.h;
@@ -256,7 +262,19 @@ function showPrediction(info: ModelInfo, p: number[], predicted: number, target:
 
 // ---- models, samples, inputs ----
 
-async function selectModel(name: string): Promise<void> {
+/** Count fn as pending from its first (synchronous) step until it settles. */
+async function pendingWhile<T>(fn: () => Promise<T>): Promise<T> {
+  report.pending++;
+  try {
+    return await fn();
+  } finally {
+    report.pending--;
+  }
+}
+
+const selectModel = (name: string) => pendingWhile(() => loadModel(name));
+
+async function loadModel(name: string): Promise<void> {
   let model: Module, info: ModelInfo;
   const onnx = onnxModels.get(name);
   if (onnx) {
@@ -327,7 +345,9 @@ const pad = new DrawPad($<HTMLCanvasElement>('pad'), (final) => {
   refresh();
 });
 
-async function openFiles(files: FileList | File[]): Promise<void> {
+const openFiles = (files: FileList | File[]) => pendingWhile(() => readFiles(files));
+
+async function readFiles(files: FileList | File[]): Promise<void> {
   const list = Array.from(files);
   // The model first, so that an image dropped with it is read at the new model's input size.
   for (const f of list.filter(isOnnxFile)) {
@@ -366,8 +386,10 @@ function wireControls(): void {
   $('clear').addEventListener('click', () => current && setInput(new Float32Array(current.input.length)));
   $('invert').addEventListener('click', () => current && setInput(current.input.map((v) => 1 - v)));
   $<HTMLInputElement>('file').addEventListener('change', (e) => {
-    const files = (e.target as HTMLInputElement).files;
-    if (files) openFiles(files).catch((err) => fail('files', err));
+    const input = e.target as HTMLInputElement;
+    const files = Array.from(input.files ?? []);
+    input.value = ''; // so that picking the same file again reads it again
+    if (files.length) openFiles(files).catch((err) => fail('files', err));
   });
   const drop = $('drop');
   document.addEventListener('dragover', (e) => {

@@ -54,12 +54,12 @@ describe.skipIf(SKIP_BROWSER)('browser app (examples/app, headless Chromium, Web
 
   const appReport = () => page.evaluate(() => window.__backlightApp!) as Promise<AppReport>;
 
-  /** Wait until every refresh asked for has finished (each UI change asks for one). */
+  /** Wait until every input is read and every refresh asked for has finished (each UI change asks for one). */
   async function settled(timeout = 60_000): Promise<AppReport> {
     try {
       await page.waitForFunction(() => {
         const r = window.__backlightApp;
-        return !!r && r.ready && !r.busy && r.completed === r.requested;
+        return !!r && r.ready && !r.busy && r.pending === 0 && r.completed === r.requested;
       }, null, { timeout, polling: 100 });
     } catch (e) {
       throw new Error(`the app did not settle: ${(e as Error).message}\n${pageLog.join('\n')}`);
@@ -201,6 +201,12 @@ describe.skipIf(SKIP_BROWSER)('browser app (examples/app, headless Chromium, Web
     const r = await appReport();
     expect(Object.keys(r.results).sort()).toEqual(METHODS.map((m) => m.id).sort());
     for (const m of METHODS) measured.push({ step: 'default', ...(await compare(r, m.id)) });
+    // the perturbation methods drove their progress bars to the end
+    for (const id of ['occlusion', 'kernel-shap']) {
+      const p = r.results[id].progress;
+      expect(p.calls, id).toBeGreaterThan(0);
+      expect(p.done, id).toBe(p.total);
+    }
     const families = new Set(METHODS.map((m) => m.family));
     expect([...families].sort()).toEqual(['cam', 'gradient', 'lrp', 'perturbation']);
   });
