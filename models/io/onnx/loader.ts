@@ -27,7 +27,7 @@ import { GraphModel, type GraphNode } from '../../containers.ts';
 import type { Module } from '../../module.ts';
 import { type AttrP, type ValueInfoP, parseOnnx } from './schema.ts';
 import { DTYPES, FLOAT_TYPES, firstNonFinite, type HostValue, tensorToHost } from './host.ts';
-import { OPS } from './ops.ts';
+import { OPS } from './ops/index.ts';
 
 // ---- the loader ----
 
