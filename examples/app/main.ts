@@ -138,6 +138,15 @@ function showScale(card: Card, data: ArrayLike<number>): void {
 
 let running: Promise<void> | null = null;
 
+// Models replaced while a pass may still be explaining with them: freed between passes.
+const retired: Module[] = [];
+function disposeRetired(): void {
+  for (const m of retired.splice(0)) {
+    if (m === current?.model) retired.push(m); // still shown: freed once replaced
+    else m.dispose();
+  }
+}
+
 function refresh(): void {
   report.requested++;
   for (const c of cards) if (c.root.dataset.state === 'done') c.root.dataset.state = 'stale';
@@ -146,10 +155,12 @@ function refresh(): void {
     running = (async () => {
       try {
         while (report.completed < report.requested) {
+          disposeRetired();
           const n = report.requested;
           if (await pass(n)) report.completed = n;
         }
       } finally {
+        disposeRetired();
         running = null;
         report.busy = false;
       }
@@ -284,7 +295,10 @@ async function loadModel(name: string): Promise<void> {
     model = await bundledModel(name);
   }
   // ONNX models stay loaded (their bytes are gone); bundled ones are rebuilt from the bundled weights.
-  if (current && !onnxModels.has(current.info.name)) current.model.dispose();
+  if (current && !onnxModels.has(current.info.name)) {
+    retired.push(current.model);
+    if (!running) disposeRetired();
+  }
   const [c, h, w] = info.inputShape;
   const set = setFor(info);
   current = { model, info, input: set ? Float32Array.from(sampleImage(set, 0)) : new Float32Array(c * h * w), pinned: null };
@@ -353,8 +367,9 @@ async function readFiles(files: FileList | File[]): Promise<void> {
   for (const f of list.filter(isOnnxFile)) {
     try {
       const { model, info } = onnxModel(new Uint8Array(await f.arrayBuffer()), f.name);
-      onnxModels.get(f.name)?.model.dispose();
+      const old = onnxModels.get(f.name)?.model;
       onnxModels.set(f.name, { model, info });
+      if (old) retired.push(old);
       if (!Array.from($<HTMLSelectElement>('model').options).some((o) => o.value === f.name)) $('model').append(new Option(`${f.name} (ONNX)`, f.name));
       await selectModel(f.name);
     } catch (e) {
