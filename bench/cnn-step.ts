@@ -22,7 +22,7 @@ import {
   CLASSES, IMAGE, PARAMS, blForward, blLoss, blScore, flopsPerImage, hwioToOihw, initParams, makeBatch, nchwToNhwc, nhwcToNchw,
   tfForward, tfLoss, tfParams, tfScore,
 } from './lib/smallcnn.ts';
-import { finishStep, maxRelErr, measure, openStep, rowsOf, type BenchRow, type Contender, type Measured } from './lib/suite.ts';
+import { finishStep, progress, maxRelErr, measure, openStep, rowsOf, type BenchRow, type Contender, type Measured } from './lib/suite.ts';
 import { tfSync, type Tf } from './lib/tfjs.ts';
 
 const args = new Args();
@@ -207,6 +207,7 @@ for (const kind of steps) {
     if (tx) tf!.dispose([tx, tot!]);
     const r = rowsOf(m);
     rows.push(...r);
+    progress(s, rows, args.string('out'));
     console.log(`  ${label[kind]} batch ${n}: ${r.map((q) => `${q.peer ?? '-'} ${q.peer_ms?.toFixed(1) ?? '-'} ms`).join(', ')}; ours ${r[0].ours_ms?.toFixed(1) ?? '-'} ms; checked ${checked.toExponential(1)}`);
   }
 }

@@ -13,7 +13,7 @@ import * as bl from '../engine/index.ts';
 import { Args } from './lib/args.ts';
 import { mulberry32 } from './lib/rng.ts';
 import { hwioToOihw, nchwToNhwc, nhwcToNchw, oihwToHwio } from './lib/smallcnn.ts';
-import { finishStep, maxRelErr, measure, openStep, rowsOf, type BenchRow, type Contender, type Measured } from './lib/suite.ts';
+import { finishStep, progress, maxRelErr, measure, openStep, rowsOf, type BenchRow, type Contender, type Measured } from './lib/suite.ts';
 import { tfSync, type Tf } from './lib/tfjs.ts';
 
 const args = new Args();
@@ -268,6 +268,7 @@ for (const c of cases) {
   tfx?.forEach((t) => t.dispose());
   const r = rowsOf(m);
   rows.push(...r);
+  progress(s, rows, args.string('out'));
   console.log(`  ${c.name} ${c.shape}: ours ${r[0].ours_ms?.toFixed(2) ?? '-'} ms, ${r.map((q) => `${q.peer ?? '-'} ${q.peer_ms?.toFixed(2) ?? '-'} ms`).join(', ')}; checked ${m.checked?.toExponential(1) ?? '-'}${m.error ? `; ERROR ${m.error}` : ''}`);
 }
 

@@ -24,7 +24,7 @@ import { exportOnnx } from './lib/onnx-export.ts';
 import { loadOrt } from './lib/ort.ts';
 import { normal, uniform } from './lib/rng.ts';
 import { nchwToNhwc, nhwcToNchw } from './lib/smallcnn.ts';
-import { finishStep, maxRelErr, maxRelErrPerItem, measure, openStep, rowsOf, type BenchRow, type Contender, type Measured } from './lib/suite.ts';
+import { finishStep, progress, maxRelErr, maxRelErrPerItem, measure, openStep, rowsOf, type BenchRow, type Contender, type Measured } from './lib/suite.ts';
 import type { Tf } from './lib/tfjs.ts';
 
 const args = new Args();
@@ -236,6 +236,7 @@ for (const kind of ['forward', 'gradient'] as Kind[]) {
     tx?.dispose();
     const r = rowsOf(m);
     rows.push(...r);
+    progress(s, rows, args.string('out'));
     console.log(`  ${label[kind]} batch ${n}: ours ${r[0].ours_ms?.toFixed(0) ?? '-'} ms; ${r.map((q) => `${q.peer ?? '-'} ${q.peer_ms?.toFixed(0) ?? '-'} ms`).join(', ')}`);
   }
 }

@@ -246,6 +246,14 @@ export async function openStep(name: string, opts: { tfjs?: boolean } = {}): Pro
   return { name, backend, cpu, info, adapter, tf, peer, peerReason, startLoad, t0 };
 }
 
+/**
+ * Write the rows so far (marked partial), so that a step stopped at its time limit by bench/run.ts
+ * still hands over what it measured.
+ */
+export function progress(s: Step, rows: readonly BenchRow[], outDir?: string): void {
+  writeResults(s.name, { step: s.name, partial: true, date: new Date().toISOString(), adapter: s.info, rows }, outDir);
+}
+
 /** Print the step's rows and write bench/results/<name>.json (or DIR/<name>.json with --out DIR). */
 export function finishStep(s: Step, rows: readonly BenchRow[], extra: Record<string, unknown> = {}, outDir?: string): string {
   const endLoad = loadNow();
