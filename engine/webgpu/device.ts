@@ -117,15 +117,18 @@ export function debugEnabled(env: Record<string, string | undefined>): boolean {
 export function vulkanIcdManifests(fs: NodeFs, env: Record<string, string | undefined>, platform: string): string[] | null {
   if (platform !== 'linux') return null;
   // The loader's own overrides: a list of files (or folders), ':'-separated.
+  const listed = (v: string | undefined) => (v ?? '').split(':').filter((f) => f && fs.existsSync(f));
   const override = env.VK_DRIVER_FILES || env.VK_ICD_FILENAMES;
-  if (override) return override.split(':').filter((f) => f && fs.existsSync(f));
+  if (override) return listed(override);
+  // VK_ADD_DRIVER_FILES adds to the search rather than replacing it.
+  const found: string[] = listed(env.VK_ADD_DRIVER_FILES);
   const dirs = [
+    ...(env.XDG_CONFIG_HOME ? [`${env.XDG_CONFIG_HOME}/vulkan/icd.d`] : env.HOME ? [`${env.HOME}/.config/vulkan/icd.d`] : []),
     ...(env.XDG_CONFIG_DIRS || '/etc/xdg').split(':').map((d) => `${d}/vulkan/icd.d`),
     '/usr/local/etc/vulkan/icd.d', '/etc/vulkan/icd.d',
     ...(env.XDG_DATA_HOME ? [`${env.XDG_DATA_HOME}/vulkan/icd.d`] : env.HOME ? [`${env.HOME}/.local/share/vulkan/icd.d`] : []),
     ...(env.XDG_DATA_DIRS || '/usr/local/share:/usr/share').split(':').map((d) => `${d}/vulkan/icd.d`),
   ];
-  const found: string[] = [];
   for (const dir of dirs) {
     try {
       for (const n of fs.readdirSync(dir)) if (n.endsWith('.json')) found.push(`${dir}/${n}`);

@@ -64,7 +64,7 @@ describe('the Vulkan driver probe', () => {
 
   it('finds the ICD manifests the Vulkan loader would read, and none on a machine without drivers', () => {
     const dir = mkdtempSync(`${tmpdir()}/bl-icd-`);
-    const none = { XDG_CONFIG_DIRS: `${dir}/nothing`, XDG_DATA_DIRS: `${dir}/nothing`, HOME: `${dir}/home` };
+    const none = { XDG_CONFIG_DIRS: `${dir}/nothing`, XDG_DATA_DIRS: `${dir}/nothing`, HOME: `${dir}/home` } as Record<string, string>;
     // (the fixed /etc and /usr/local folders are real here, so only count what is under dir)
     const under = (r: string[] | null) => r!.filter((f) => f.startsWith(dir));
     expect(under(vulkanIcdManifests(nodeFs, none, 'linux'))).toEqual([]);
@@ -75,6 +75,8 @@ describe('the Vulkan driver probe', () => {
     // VK_ICD_FILENAMES / VK_DRIVER_FILES replace the search: only the files that exist count
     expect(vulkanIcdManifests(nodeFs, { VK_ICD_FILENAMES: `${dir}/missing.json` }, 'linux')).toEqual([]);
     expect(vulkanIcdManifests(nodeFs, { VK_DRIVER_FILES: `${dir}/missing.json:${dir}/share/vulkan/icd.d/lvp_icd.json` }, 'linux')).toEqual([`${dir}/share/vulkan/icd.d/lvp_icd.json`]);
+    // VK_ADD_DRIVER_FILES adds to the search
+    expect(under(vulkanIcdManifests(nodeFs, { ...none, VK_ADD_DRIVER_FILES: `${dir}/share/vulkan/icd.d/lvp_icd.json` }, 'linux'))).toEqual([`${dir}/share/vulkan/icd.d/lvp_icd.json`]);
     // elsewhere the loader's search is not known: the probe just tries
     expect(vulkanIcdManifests(nodeFs, {}, 'darwin')).toBeNull();
   });
