@@ -122,7 +122,16 @@ export class Runtime {
   // ---- buffers ----
 
   acquire(bytes: number): GpuBuf {
-    const cls = sizeClass(Math.max(bytes, 4));
+    // Over the binding limit the buffer could be made but never bound: the kernel that writes it
+    // would fail validation asynchronously, far from the op that asked. Say so here, synchronously,
+    // with what to do. (lavapipe and many GPUs allow 128 MiB per binding.)
+    const limit = this.device.limits.maxStorageBufferBindingSize;
+    if (bytes > limit) {
+      throw new Error(`backlight: a tensor of ${mib(bytes)} is over this GPU's largest storage binding (maxStorageBufferBindingSize ${mib(limit)}): work in smaller chunks (the explainers' internalBatchSize, batchSize or memoryBudget option, or a smaller batch)`);
+    }
+    if (this.lost) throw new Error(`backlight: the GPU device was lost (${this.lost}); call init() for a new device and create the tensors again`);
+    // the size classes round up by up to 50%; never past the limit a request fits under
+    const cls = Math.min(sizeClass(Math.max(bytes, 4)), Math.max(4, Math.floor(limit / 4) * 4));
     const list = this.free.get(cls);
     let buf = list?.pop();
     if (buf) {
@@ -310,7 +319,8 @@ export class Runtime {
       await staging.mapAsync(GPUMapMode.READ);
     } catch (e) {
       await this.checkErrors();
-      throw new Error(`backlight: reading a GPU buffer back failed: ${(e as Error).message}${this.lost ? ` (device lost: ${this.lost})` : ''}`);
+      if (this.lost) throw new Error(`backlight: the GPU device was lost (${this.lost}) before this tensor could be read; its data is gone: call init() for a new device and compute it again`);
+      throw new Error(`backlight: reading a GPU buffer back failed: ${(e as Error).message || 'mapAsync rejected'}`);
     }
     const out = new Float32Array(staging.getMappedRange().slice(0, bytes));
     staging.unmap();
@@ -394,6 +404,8 @@ export class Runtime {
     this.device.destroy();
   }
 }
+
+const mib = (b: number) => (b >= 2 ** 20 ? `${(b / 2 ** 20).toFixed(1)} MiB` : `${b} bytes`);
 
 function describeFlush(r: FlushRecord): string {
   const tail = r.labels.slice(-8);
