@@ -1,6 +1,7 @@
 // What `backlight explain` writes for people: heatmap PNGs at a readable size (nearest-neighbour
 // magnification, so an 8x8 digit stays eight crisp cells, not a blur and not 8 pixels) and the
-// HTML report with the prediction. The report is self-contained (inline PNGs, no network).
+// HTML report: the results as a document for explain/report's renderer (self-contained: inline
+// PNGs, no network), with the prediction, its probabilities and a caption per method.
 import type { Tensor } from '../engine/index.ts';
 import * as ex from '../explain/index.ts';
 import { encodePng, overlayPixels } from '../explain/heatmap.ts';
@@ -78,14 +79,6 @@ export async function heatmapStripPng(attr: Tensor, images: HostImages | undefin
   return { bytes: await encodePng(s.px, s.w, s.h), w: s.w, h: s.h };
 }
 
-/** One PNG per item (for the report's cells). */
-async function itemPngs(attr: Tensor | null, images: HostImages | undefined, scale: number): Promise<string[]> {
-  const t = await tiles(attr, images, {});
-  const out: string[] = [];
-  for (const p of t.px) out.push(`data:image/png;base64,${Buffer.from(await encodePng(magnify(p, t.w, t.h, scale), t.w * scale, t.h * scale)).toString('base64')}`);
-  return out;
-}
-
 export interface Prediction {
   class: number;
   label: string;
@@ -111,39 +104,102 @@ export function predictionsOf(v: ArrayLike<number>, n: number, c: number, classe
   });
 }
 
-export interface ExplainReport {
+// ---- the HTML report through explain/report's renderer ----
+
+/** How each CLI method's map reads (explain/report's MapSign) and what it answers. */
+const METHOD_FACTS: Record<string, { sign: ex.MapSign; name: string; question?: string }> = {
+  saliency: { sign: 'absolute', name: 'Saliency', question: 'How strongly does each input value change the output (|gradient|)?' },
+  'input-x-gradient': { sign: 'signed', name: 'Input x gradient' },
+  'integrated-gradients': { sign: 'signed', name: 'Integrated gradients', question: 'How much does each input value add to the output, compared with the baseline?' },
+  smoothgrad: { sign: 'absolute', name: 'SmoothGrad' },
+  'smoothgrad-sq': { sign: 'positive', name: 'SmoothGrad squared' },
+  vargrad: { sign: 'positive', name: 'VarGrad' },
+  'guided-backprop': { sign: 'signed', name: 'Guided backprop' },
+  deconvnet: { sign: 'signed', name: 'Deconvnet' },
+  deeplift: { sign: 'signed', name: 'DeepLIFT (rescale)' },
+  'gradient-shap': { sign: 'signed', name: 'GradientSHAP' },
+  lrp: { sign: 'signed', name: 'LRP', question: 'Where does the relevance of the output come from, layer by layer?' },
+  cam: { sign: 'positive', name: 'CAM' },
+  'grad-cam': { sign: 'positive', name: 'Grad-CAM', question: 'Which regions of the layer speak for the class?' },
+  'grad-cam-plus-plus': { sign: 'positive', name: 'Grad-CAM++' },
+  'hires-cam': { sign: 'positive', name: 'HiResCAM' },
+  'xgrad-cam': { sign: 'positive', name: 'XGrad-CAM' },
+  'layer-cam': { sign: 'positive', name: 'LayerCAM' },
+  'score-cam': { sign: 'positive', name: 'Score-CAM' },
+  'guided-grad-cam': { sign: 'signed', name: 'Guided Grad-CAM' },
+  occlusion: { sign: 'signed', name: 'Occlusion', question: 'How much does the output drop when a window is covered?' },
+  'kernel-shap': { sign: 'signed', name: 'KernelSHAP' },
+  lime: { sign: 'signed', name: 'LIME' },
+  'attention-rollout': { sign: 'positive', name: 'Attention rollout', question: 'Where does the class token attend, through all layers?' },
+  'attention-relevance': { sign: 'positive', name: 'Attention relevance (Chefer et al.)' },
+};
+
+/** Methods whose attributions should sum to f(x) - f(baseline): the report checks it. */
+export const COMPLETE_METHODS = new Set(['integrated-gradients', 'deeplift']);
+
+export interface ReportInput {
   title: string;
-  model: string;
+  meta: { label: string; value: string }[];
+  notes: string[];
   labels: string[];
+  /** Host images [N, C, H, W] for image inputs. */
   images?: HostImages;
-  predictions: Prediction[] | null;
-  /** The class each item's maps explain. */
+  classNames: string[] | null;
+  /** Softmax probabilities per item, and the explained class per item. */
+  probabilities: Float32Array[] | null;
   targets: number[] | null;
-  results: { method: string; map: Tensor; caption: string }[];
-  info: string[];
-  scale: number;
+  /** f(x) and f(baseline) of each item's target, for the methods in COMPLETE_METHODS. */
+  outputs?: { fx: number[]; fBaseline: number[] };
+  methods: { method: string; values: Float32Array; shape: number[]; info: Omit<ex.MethodInfo, 'name' | 'sign'>; }[];
+  /** CSS pixels of each picture's longer side (default 192). */
+  displaySize?: number;
 }
 
-/** The explain command's HTML report: input, prediction with probabilities, one row per method. */
-export async function explainHtml(r: ExplainReport): Promise<string> {
-  const items = r.labels.length;
-  const rows: string[] = [];
-  const inputs = r.images ? await itemPngs(null, r.images, r.scale) : null;
-  rows.push(`<tr><th>input</th>${r.labels.map((l, i) => `<td>${inputs ? `<img src="${inputs[i]}" alt="input ${i}">` : ''}<div>${esc(l)}</div></td>`).join('')}</tr>`);
-  if (r.predictions) {
-    rows.push(
-      `<tr><th>prediction</th>${r.predictions
-        .map((p, i) => `<td><b>${esc(p.label)}</b> (${(100 * p.probability).toFixed(1)}%)<div>${p.top.map((t) => `${esc(t.label)}: ${(100 * t.probability).toFixed(1)}%`).join('<br>')}</div>${r.targets && r.targets[i] !== p.class ? `<div>explained class: ${esc(String(r.targets[i]))}</div>` : ''}</td>`)
-        .join('')}</tr>`,
-    );
+/** The explain command's results as explain/report's document. */
+export function explainDocument(r: ReportInput): ex.ReportDocument {
+  const sections: ex.ReportSection[] = [];
+  if (r.notes.length) sections.push({ kind: 'text', title: 'Inputs', paragraphs: r.notes });
+  const n = r.labels.length;
+  const facts = (m: string) => METHOD_FACTS[m] ?? { sign: 'signed' as const, name: m };
+  const imageMethods = r.methods.filter((m) => m.shape.length === 4 || m.shape.length === 3);
+  if (r.images && imageMethods.length) {
+    const [, c, h, w] = r.images.shape;
+    sections.push({
+      kind: 'images',
+      title: 'Explanations',
+      classNames: r.classNames ?? undefined,
+      methods: imageMethods.map((m) => ({ ...m.info, name: facts(m.method).name, sign: facts(m.method).sign, question: facts(m.method).question })),
+      items: Array.from({ length: n }, (_, i): ex.ImageItem => ({
+        label: r.labels[i],
+        input: { values: r.images!.data.subarray(i * c * h * w, (i + 1) * c * h * w), shape: [c, h, w] },
+        prediction: r.probabilities ? { probabilities: r.probabilities[i], target: r.targets?.[i], top: 5 } : undefined,
+        maps: imageMethods.map((m) => {
+          const item = m.shape.slice(1);
+          const per = item.reduce((a, b) => a * b, 1);
+          const values = m.values.subarray(i * per, (i + 1) * per);
+          const shape = (item.length === 3 ? item : [item[0], item[1]]) as [number, number] | [number, number, number];
+          const completeness = COMPLETE_METHODS.has(m.method) && r.outputs ? { fx: r.outputs.fx[i], fBaseline: r.outputs.fBaseline[i] } : undefined;
+          return { values, shape, completeness };
+        }),
+      })),
+      displaySize: r.displaySize ?? 192,
+    });
   }
-  for (const res of r.results) {
-    const cells = res.map.rank === 4 || res.map.rank === 3 ? (await itemPngs(res.map, r.images, r.scale)).map((s, i) => `<img src="${s}" alt="${esc(res.method)} ${i}">`) : Array.from({ length: items }, () => `<code>[${res.map.shape.slice(1).join(', ')}]</code>`);
-    rows.push(`<tr><th>${esc(res.method)}<div>${esc(res.caption)}</div></th>${cells.map((c) => `<td>${c}</td>`).join('')}</tr>`);
+  // Maps that are not images (tabular inputs, prototype attention): one table per method.
+  for (const m of r.methods.filter((x) => !imageMethods.includes(x) || !r.images)) {
+    const per = m.values.length / n;
+    const cols = Math.min(per, 32);
+    sections.push({
+      kind: 'table',
+      title: `${facts(m.method).name} [${m.shape.join(', ')}]`,
+      columns: ['input', ...(r.probabilities ? ['prediction'] : []), ...Array.from({ length: cols }, (_, j) => `#${j}`)],
+      rows: Array.from({ length: n }, (_, i) => {
+        const p = r.probabilities?.[i];
+        const k = p ? p.indexOf(Math.max(...p)) : -1;
+        return [r.labels[i], ...(p ? [`${r.classNames?.[k] ?? k} (${(100 * p[k]).toFixed(1)}%)`] : []), ...Array.from(m.values.subarray(i * per, i * per + cols))];
+      }),
+      caption: per > cols ? `the first ${cols} of ${per} values per input` : undefined,
+    });
   }
-  return `<!doctype html><html><head><meta charset="utf-8"><title>${esc(r.title)}</title>
-<style>body{font-family:system-ui,sans-serif;margin:1.5em}table{border-collapse:collapse}td,th{padding:6px;border:1px solid #ddd;text-align:center;vertical-align:top}
-img{image-rendering:pixelated;max-width:320px}th{background:#f5f5f5;max-width:14em}div{font-size:12px;color:#555;font-weight:normal}</style></head>
-<body><h1>${esc(r.title)}</h1><ul>${r.info.map((s) => `<li>${esc(s)}</li>`).join('')}</ul><table>${rows.join('\n')}</table>
-<p>Heatmaps: per item, normalised to its largest value; channels of input-shaped maps reduced by summing absolute values (jet colour map, over the input). Prediction: softmax of the model's output, top ${r.predictions?.[0]?.top.length ?? 0} classes.</p></body></html>`;
+  return { title: r.title, meta: r.meta, sections };
 }

@@ -12,29 +12,32 @@ import { peekModel, resolveModel } from '../model.ts';
 import { INPUT_OPTIONS, checkOutPath, inputOptionsFor, intOption, parseInputOptions, writeOut } from '../options.ts';
 import { DETAIL_METHODS, PERTURBATION_METHODS, parseFeatures, parseShard, readBackground, shardRange, streamToJsonl, streamToNpy, type PerturbationCtx } from '../perturbation.ts';
 import type { Command } from '../registry.ts';
-import { defaultScale, explainHtml, heatmapStripPng, predictionsOf, type Prediction } from '../report.ts';
+import { COMPLETE_METHODS, defaultScale, explainDocument, heatmapStripPng, predictionsOf } from '../report.ts';
 
 /** Files one method writes to: OUT itself, or OUT.<method>.EXT when several methods run. */
 const fileFor = (out: string, names: string[], n: string) => (names.length === 1 ? out : out.replace(/\.(npy|png|jsonl)$/i, `.${n}.$1`));
 
 /**
- * Softmax predictions of the model on x (one forward, one readback). A model whose rows are
- * already probabilities (non-negative, summing to 1: an ONNX export ending in Softmax) is taken as
- * it is; softmax of probabilities would flatten them.
+ * The model's outputs on x (one forward, one readback): logits rows and softmax probabilities. A
+ * model whose rows are already probabilities (non-negative, summing to 1: an ONNX export ending
+ * in Softmax) is taken as it is; softmax of probabilities would flatten them.
  */
-async function predict(model: ex.Model, x: Tensor, classes: string[] | null): Promise<Prediction[] | null> {
+async function forwardRows(model: ex.Model, x: Tensor): Promise<{ logits: Float32Array[]; probs: Float32Array[] } | null> {
   const y = bl.tidy(() => (model as { call(x: Tensor): Tensor }).call(x));
   try {
     if (y.rank !== 2) return null;
     const v = await y.data();
     const [n, c] = y.shape;
-    let isProb = true;
-    for (let i = 0; i < n && isProb; i++) {
-      let s = 0;
-      for (let j = 0; j < c; j++) (s += v[i * c + j]), v[i * c + j] < 0 && (isProb = false);
-      if (Math.abs(s - 1) > 1e-4) isProb = false;
-    }
-    return predictionsOf(v, n, c, classes, isProb);
+    const logits = Array.from({ length: n }, (_, i) => Float32Array.from(v.subarray(i * c, (i + 1) * c)));
+    const isProb = logits.every((row) => row.every((p) => p >= 0) && Math.abs(row.reduce((a, b) => a + b, 0) - 1) <= 1e-4);
+    const probs = logits.map((row) => {
+      if (isProb) return row;
+      const mx = Math.max(...row);
+      const e = row.map((z) => Math.exp(z - mx));
+      const s = e.reduce((a, b) => a + b, 0);
+      return e.map((z) => z / s);
+    });
+    return { logits, probs };
   } finally {
     y.dispose();
   }
@@ -193,7 +196,8 @@ export const explainCommand: Command = {
         results.push([n, r, seconds]);
         ctx.stderr(`${n}: [${r.shape.join(', ')}] in ${seconds.toFixed(2)} s\n`);
       }
-      const predictions = kind === 'html' || ctx.json ? await predict(m.model, x, m.classes) : null;
+      const rows = kind === 'html' || ctx.json ? await forwardRows(m.model, x) : null;
+      const predictions = rows ? predictionsOf(rows.probs.flatMap((p) => Array.from(p)), rows.probs.length, rows.probs[0].length, m.classes, true) : null;
       const images = x.rank === 4 ? { data: batch.display, shape: batch.shape } : undefined;
       if (kind === 'npy') {
         for (const [n, r, seconds] of results) {
@@ -212,10 +216,47 @@ export const explainCommand: Command = {
         }
       } else {
         const targets = predictions ? predictions.map((p, i) => (target === 'predicted' ? p.class : Array.isArray(target) ? target[i] : (target as number))) : null;
-        const caption = (n: string) => `${METHODS[n].kind === 'layer' ? `layer ${layer ?? '?'}${c.upsample ? ', upsampled to the input' : ''}` : 'input-shaped'}${['integrated-gradients', 'layer-integrated-gradients'].includes(n) ? `; ${steps} steps, baseline ${o.baseline ?? 'zeros'}` : ''}`;
-        const info = [`model ${m.name}`, `target ${target === 'predicted' ? 'the predicted class' : JSON.stringify(target)}`, ...(layer ? [`layer ${layer}`] : []), `adapter ${bl.adapterInfo().architecture || bl.adapterInfo().backend}`, ...all.notes];
-        writeOut(out, await explainHtml({ title: `backlight: ${names.join(', ')}`, model: m.name, labels: batch.labels, images, predictions, targets, results: results.map(([n, r]) => ({ method: n, map: r, caption: caption(n) })), info, scale }));
-        for (const [n, r, seconds] of results) written.push({ method: n, file: out, shape: [...r.shape], seconds });
+        // f(x) and f(baseline) of each target, so that the report can check IG's / DeepLIFT's completeness.
+        let outputs: { fx: number[]; fBaseline: number[] } | undefined;
+        if (rows && targets && names.some((n) => COMPLETE_METHODS.has(n))) {
+          const b = typeof base === 'number' ? track(bl.full(x.shape, base)) : base instanceof bl.Tensor && base.shape.join() === x.shape.join() ? base : undefined;
+          const fb = b ? await forwardRows(m.model, b) : null;
+          if (fb) outputs = { fx: targets.map((t, i) => rows.logits[i][t]), fBaseline: targets.map((t, i) => fb.logits[i][t]) };
+        }
+        const seconds = Object.fromEntries(results.map(([n, , sec]) => [n, sec]));
+        const doc = explainDocument({
+          title: `backlight explain: ${names.join(', ')}`,
+          meta: [
+            { label: 'model', value: m.name },
+            { label: 'target', value: target === 'predicted' ? 'the predicted class' : JSON.stringify(target) },
+            ...(layer && names.some((n) => METHODS[n].kind === 'layer' || n === 'guided-grad-cam') ? [{ label: 'layer', value: layer }] : []),
+            { label: 'adapter', value: bl.adapterInfo().architecture || bl.adapterInfo().backend },
+          ],
+          notes: all.notes,
+          labels: batch.labels,
+          images,
+          classNames: m.classes,
+          probabilities: rows?.probs ?? null,
+          targets,
+          outputs,
+          displaySize: scaleOpt !== undefined && x.rank === 4 ? scaleOpt * Math.max(x.shape[2], x.shape[3]) : undefined,
+          methods: await Promise.all(results.map(async ([n, r]) => ({
+            method: n,
+            values: Float32Array.from(await r.data()),
+            shape: [...r.shape],
+            info: {
+              layer: METHODS[n].kind === 'layer' || n === 'guided-grad-cam' ? layer : undefined,
+              upsampled: METHODS[n].kind === 'layer' ? c.upsample : undefined,
+              steps: ['integrated-gradients', 'layer-integrated-gradients'].includes(n) ? steps : undefined,
+              baseline: ['integrated-gradients', 'layer-integrated-gradients', 'deeplift', 'occlusion', 'gradient-shap'].includes(n) ? String(o.baseline ?? 'zeros') : undefined,
+              rules: n === 'lrp' ? String(o.rules ?? 'epsilon-plus-flat') : undefined,
+              features: o.features !== undefined && n in PERTURBATION_METHODS ? String(o.features) : undefined,
+              seconds: seconds[n],
+            },
+          }))),
+        });
+        writeOut(out, await ex.renderReport(doc, { encodePng: ex.encodePng }));
+        for (const [n, r, sec] of results) written.push({ method: n, file: out, shape: [...r.shape], seconds: sec });
         ctx.stderr(`wrote ${out}\n`);
       }
       if (ctx.json) json({ predictions });

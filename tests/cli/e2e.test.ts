@@ -109,8 +109,18 @@ describe('backlight subcommands end to end', () => {
     const text = readFileSync(html, 'utf8');
     const want = await probs('digits-cnn', test.x.slice(0, 64), [1, 1, 8, 8]);
     const top = want.indexOf(Math.max(...want));
-    expect(text).toContain(`<th>prediction</th><td><b>${top}</b> (${(100 * want[top]).toFixed(1)}%)`);
+    expect(text).toContain(`predicted <b>${top}</b> (${(100 * want[top]).toFixed(1)}%)`);
+    expect(text.match(/<img /g)?.length).toBe(2 * 3); // per item: the input and two maps
     expect(text).not.toMatch(/https?:\/\//); // self-contained
+  });
+
+  it('explain: HTML report checks integrated gradients\' completeness against the model\'s outputs', async () => {
+    const html = join(dir, 'ig.html');
+    const r = await run('explain', '--model', 'digits-cnn', '--input', digits, '--method', 'integrated-gradients', '--steps', '64', '--out', html);
+    expect(r.code, r.stderr).toBe(0);
+    const errs = [...readFileSync(html, 'utf8').matchAll(/data-completeness="([^"]+)"/g)].map((m) => Number(m[1]));
+    expect(errs).toHaveLength(2);
+    for (const e of errs) expect(e).toBeLessThan(0.05); // 64 steps on a small ReLU net: well inside 5%
   });
 
   it('explain: ONNX model, saliency as .npy parsed back; gradient of the target logit', async () => {

@@ -14,6 +14,7 @@ import { loadDigits } from '../../models/data/tabular.ts';
 import { loadBundled } from '../../models/zoo/index.ts';
 import { loadOnnx } from '../../models/io/onnx.ts';
 import { expectClose } from '../helpers.ts';
+import { main } from '../../cli/main.ts';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
 const dir = mkdtempSync(join(tmpdir(), 'backlight-explain-'));
@@ -98,7 +99,7 @@ describe('backlight explain', () => {
     expectClose(a.data, await want.data(), 1e-5);
   });
 
-  it('bad options name the problem', () => {
+  it('bad options name the problem (in-process: exit 2 before any backend is created)', async () => {
     const bad = [
       [['--method', 'grad-cm'], /unknown method 'grad-cm' \(did you mean 'grad-cam'\?\)/],
       [['--method', 'saliency', '--target', '1,2'], /'--target' gives 2 classes for 3 inputs/],
@@ -107,16 +108,26 @@ describe('backlight explain', () => {
       [['--method', 'lrp', '--alpha', '3'], /alpha - beta = 1 \(got alpha 3, beta 1\)/],
       [['--method', 'lrp', '--seed-output', 'ones'], /'--seed-output' expects logit or one-hot/],
       [['--method', 'saliency', '--rules', 'epsilon'], /'--rules' belongs to --method lrp/],
-      [['--method', 'grad-cam', '--layer', 'features.9'], /no layer\/activation named 'features\.9'.*available: .*features\.0/],
       [['--method', 'saliency', '--baseline', 'nope'], /'--baseline' expects zeros, blur/],
     ] as const;
     for (const [args, msg] of bad) {
-      const out = join(dir, 'bad.npy');
-      const r = cli('--model', 'digits-cnn', '--input', input, ...args, '--out', out);
-      expect(r.code, `${args.join(' ')}: ${r.stderr}`).not.toBe(0);
-      expect(r.stderr).toMatch(msg);
+      let stderr = '', inits = 0;
+      const code = await main(['explain', '--model', 'digits-cnn', '--input', input, ...args, '--out', join(dir, 'bad.npy')], {
+        stdout: () => {},
+        stderr: (t) => void (stderr += t),
+        init: async () => {
+          inits++;
+          throw new Error('backend created');
+        },
+      });
+      expect(code, `${args.join(' ')}: ${stderr}`).toBe(2);
+      expect(stderr).toMatch(msg);
+      expect(inits).toBe(0);
     }
-    expect(cli('--model', 'digits-cnn', '--input', input, '--method', 'saliency', '--out', join(dir, 'x.txt')).stderr).toMatch(/must end in \.npy, \.png or \.html/);
+    // a layer name is checked against the built model: after the start, as an error naming the layers
+    const r = cli('--model', 'digits-cnn', '--input', input, '--method', 'grad-cam', '--layer', 'features.9', '--out', join(dir, 'bad.npy'));
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toMatch(/no layer\/activation named 'features\.9'.*available: .*features\.0/);
     expect(existsSync(join(dir, 'bad.npy'))).toBe(false);
   });
 });
