@@ -120,12 +120,15 @@ export function waterfallSvg(w: WaterfallInput): string {
   let lo = Math.min(w.baseValue, fx), hi = Math.max(w.baseValue, fx);
   for (const s of spans) { lo = Math.min(lo, s.from, s.to); hi = Math.max(hi, s.from, s.to); }
   const pad = (hi - lo || 1) * 0.08; lo -= pad; hi += pad;
-  const labelW = 190, plotW = 340, rowH = 22, top = 24, W = labelW + plotW + 20;
-  const H = top + spans.length * rowH + 44;
+  // label column sized to the longest label (about 6.3 px per character at 11 px)
+  const labelW = Math.max(120, Math.ceil(Math.max(...steps.map((d) => d.label.length)) * 6.3) + 14), plotW = 340, rowH = 22, top = 24, W = labelW + plotW + 20;
+  const H = top + spans.length * rowH + 60;
   const margin = 52; // room for a value label beside the outermost bars
   const X = (v: number) => labelW + margin + ((v - lo) / (hi - lo)) * (plotW - 2 * margin);
   const out: string[] = [`<svg class="waterfall" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" role="img" aria-label="waterfall plot">`];
-  out.push(`<text x="${X(fx).toFixed(1)}" y="14" text-anchor="middle" class="num">f(x) = ${esc(fmt(fx))}</text>`);
+  // labels centred on their line, but kept inside the plot
+  const labelX = (v: number) => Math.min(W - 90, Math.max(labelW + 60, X(v))).toFixed(1);
+  out.push(`<text x="${labelX(fx)}" y="14" text-anchor="middle" class="num">f(x) = ${esc(fmt(fx))}</text>`);
   out.push(`<line x1="${X(fx).toFixed(1)}" x2="${X(fx).toFixed(1)}" y1="17" y2="${top}" stroke="#888" stroke-dasharray="2,2"/>`);
   // top row = most important: draw reversed spans from the top
   [...spans].reverse().forEach((s, i) => {
@@ -146,7 +149,8 @@ export function waterfallSvg(w: WaterfallInput): string {
   out.push(`<line x1="${labelW}" x2="${labelW + plotW}" y1="${axisY}" y2="${axisY}" stroke="#333"/>`);
   for (const t of axisTicks(lo, hi)) out.push(`<line x1="${X(t).toFixed(1)}" x2="${X(t).toFixed(1)}" y1="${axisY}" y2="${axisY + 4}" stroke="#333"/><text x="${X(t).toFixed(1)}" y="${axisY + 15}" text-anchor="middle" class="tick">${esc(fmt(t, 2))}</text>`);
   out.push(`<line x1="${X(w.baseValue).toFixed(1)}" x2="${X(w.baseValue).toFixed(1)}" y1="${top}" y2="${axisY}" stroke="#888" stroke-dasharray="2,2"/>`);
-  out.push(`<text x="${X(w.baseValue).toFixed(1)}" y="${axisY + 30}" text-anchor="middle" class="num">E[f(x)] = ${esc(fmt(w.baseValue))} (${esc(w.outputName)})</text>`);
+  out.push(`<text x="${labelX(w.baseValue)}" y="${axisY + 30}" text-anchor="middle" class="num">E[f(x)] = ${esc(fmt(w.baseValue))}</text>`);
+  out.push(`<text x="${(labelW + plotW / 2).toFixed(1)}" y="${axisY + 46}" text-anchor="middle">${esc(w.outputName)}</text>`);
   out.push('</svg>');
   return out.join('');
 }
@@ -173,7 +177,7 @@ export function beeswarmSvg(b: BeeswarmInput): string {
   let lo = 0, hi = 0;
   for (const r of b.rows) for (const o of order) { lo = Math.min(lo, r.values[o.index]); hi = Math.max(hi, r.values[o.index]); }
   const pad = (hi - lo || 1) * 0.05; lo -= pad; hi += pad;
-  const labelW = 150, plotW = 360, rowH = 28, top = 10, W = labelW + plotW + 130;
+  const labelW = Math.max(100, Math.ceil(Math.max(...order.map((o) => b.featureNames[o.index].length)) * 6.3) + 16), plotW = 360, rowH = 28, top = 10, W = labelW + plotW + 130;
   const H = top + order.length * rowH + 40;
   const X = (v: number) => labelW + ((v - lo) / (hi - lo)) * plotW;
   const out: string[] = [`<svg class="beeswarm" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" role="img" aria-label="beeswarm plot">`];
