@@ -8,6 +8,7 @@ import { inflateSync } from 'node:zlib';
 import jpeg from 'jpeg-js';
 import { PNG } from 'pngjs';
 import { parseNpy } from '../models/io/npy.ts';
+import { UsageError } from './args.ts';
 import { normalizeBatch, preprocessImage, rgbaToChannels } from '../models/preprocess.ts';
 
 export { resizeBilinear } from '../models/preprocess.ts';
@@ -219,7 +220,7 @@ export function imageSample(bytes: Uint8Array, path: string, sampleShape: readon
   const p = preprocessImage(im.rgba, im.width, im.height, { channels: c, resize: o.resize, crop: o.crop, size: o.resize === undefined && o.crop === undefined ? [h, w] : undefined });
   if (p.h !== h || p.w !== w) {
     const by = [o.resize !== undefined ? `--resize ${o.resize}` : '', o.crop ? `--crop ${o.crop.join('x')}` : ''].filter(Boolean).join(' and ');
-    throw new Error(`${path}: ${by} make${by.includes(' and ') ? '' : 's'} a ${p.w}x${p.h} image of this ${im.width}x${im.height} one; the model takes ${w}x${h} (${fmt(sampleShape)}): ${o.crop ? 'change --crop' : `add --crop ${h === w ? h : `${h},${w}`}`}`);
+    throw new UsageError(`${path}: ${by} make${by.includes(' and ') ? '' : 's'} a ${p.w}x${p.h} image of this ${im.width}x${im.height} one; the model takes ${w}x${h} (${fmt(sampleShape)}): ${o.crop ? 'change --crop' : `add --crop ${h === w ? h : `${h},${w}`}`}`);
   }
   const steps: string[] = [];
   if (c === 1 && colour === 'RGB') steps.push('RGB -> grey (BT.601 luma)');
@@ -255,7 +256,7 @@ export function loadInputs(spec: string, sampleShape: readonly number[] | null, 
   for (const p of paths) if (!kind(p)) throw new Error(`${option} ${p}: unsupported input type (use a .npy array or .png / .jpg images)`);
   if (paths.some((p) => kind(p) === 'npy')) {
     if (paths.length !== 1) throw new Error(`${option}: give one .npy (with a batch axis) or a list of image files, not a mix or several .npy files`);
-    if (o.resize !== undefined || o.crop) throw new Error(`${option} ${paths[0]}: --resize and --crop apply to image files; a .npy is taken as it is`);
+    if (o.resize !== undefined || o.crop) throw new UsageError(`options '--resize' and '--crop' apply to image files; ${option} ${paths[0]} is a .npy, taken as it is`);
     const b = npyBatch(readInputFile(paths[0], option), paths[0], sampleShape);
     const notes: string[] = [];
     let display = b.data;
@@ -266,7 +267,7 @@ export function loadInputs(spec: string, sampleShape: readonly number[] | null, 
     let data = display;
     if (o.mean && o.std) {
       const c = b.shape[1], plane = b.shape.slice(2).reduce((a, d) => a * d, 1);
-      if (o.mean.length !== c) throw new Error(`${option} ${paths[0]}: --normalize gives ${o.mean.length} channel means, the array ${fmt(b.shape)} has ${c} channels (axis 1)`);
+      if (o.mean.length !== c) throw new UsageError(`option '--normalize' gives ${o.mean.length} channel means, the array ${fmt(b.shape)} has ${c} channels (axis 1)`);
       data = normalizeBatch(display, c, plane, o.mean, o.std);
       notes.push(`${paths[0]}: normalised (mean ${o.mean.join(', ')}; std ${o.std.join(', ')})`);
     }

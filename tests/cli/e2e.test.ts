@@ -14,6 +14,8 @@ import { main } from '../../cli/main.ts';
 import { parseNpy, serializeNpy } from '../../models/io/npy.ts';
 import { datasetSplits } from '../../models/data/index.ts';
 import { loadBundled } from '../../models/zoo/index.ts';
+import { loadOnnx } from '../../models/io/onnx.ts';
+import { IMAGENET_MEAN, IMAGENET_STD, centerCrop, normalize, resizeShorter, rgbaToChannels } from '../../models/preprocess.ts';
 import { expectClose } from '../helpers.ts';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
@@ -92,6 +94,27 @@ describe('backlight subcommands end to end', () => {
     const got = parseNpy(new Uint8Array(readFileSync(out)));
     expectClose(got.data, want.data, 1e-4, 1e-4, 'ONNX logits');
     expect(r.json()).toMatchObject({ command: 'predict', outputShape: [2, 5], out });
+  });
+
+  it('predict: --resize/--crop/--normalize imagenet on a PNG for the ONNX model, as the preprocessing functions give', async () => {
+    const w = 30, h = 20;
+    const px = new Uint8Array(w * h * 4);
+    for (let i = 0; i < w * h; i++) px.set([(i * 7) % 256, (i * 13) % 256, (i * 29) % 256, 255], i * 4);
+    const png = new PNG({ width: w, height: h });
+    png.data.set(px);
+    const file = join(dir, 'rgb.png'), out = join(dir, 'rgb-logits.npy');
+    writeFileSync(file, PNG.sync.write(png));
+    const r = await run('predict', '--model', onnx, '--input', file, '--resize', '16', '--crop', '12', '--normalize', 'imagenet', '--out', out);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr).toContain(`note: ${file}: 30x20 RGB PNG: resized 30x20 -> 24x16 (shorter side 16, bilinear); centre-cropped 24x16 -> 12x12; normalised (mean 0.485, 0.456, 0.406; std 0.229, 0.224, 0.225)`);
+    // the same steps by hand: shorter side 20 -> 16 (30 -> 24), crop offsets round(2) = 2 and round(6) = 6
+    const rs = resizeShorter(rgbaToChannels(px, w, h, 3), 3, h, w, 16);
+    const x = normalize(centerCrop(rs.data, 3, 16, 24, 12, 12), 3, IMAGENET_MEAN, IMAGENET_STD);
+    await bl.init({ backend: 'cpu' });
+    const m = loadOnnx(new Uint8Array(readFileSync(onnx)));
+    const want = await bl.tidy(() => m.call(bl.tensor(x, [1, 3, 12, 12]))).data();
+    m.dispose();
+    expectClose(parseNpy(new Uint8Array(readFileSync(out))).data, want, 1e-5, 1e-5, 'logits of the preprocessed PNG');
   });
 
   it('explain: bundled model to a magnified PNG (--scale) and an HTML report with the prediction; --json', async () => {

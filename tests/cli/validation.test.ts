@@ -63,6 +63,7 @@ describe('usage errors before any device work', () => {
     [['influence', '--model', 'breast-cancer-mlp', '--test-index', '100000'], /option '--test-index' must be a row of breast-cancer's test split, 0\.\.\d+; got 100000/],
     [['visualize', '--model', 'digits-cnn', '--layer', 'features.0', '--out', join(dir, 'none/v.png')], /option '--out': the folder .* does not exist/],
     [['embed', '--model', 'digits-cnn', '--method', 'pca', '--split', 'nope', '--out', join(dir, 'e.npy')], /option '--split' must be one of train, test/],
+    [['predict', '--model', onnx, '--input', join(root, 'tests/fixtures/onnx/resnet_input.npy'), '--resize', '16'], /options '--resize' and '--crop' apply to image files; --input .*resnet_input\.npy is a \.npy/],
     [['train', 'digits-cn'], /unknown model 'digits-cn' \(did you mean 'digits-cnn'\?\)/],
     [['predict', '--model', 'digits-cnn', '--input', digits, '--json=maybe'], /option '--json' is a flag/],
   ];
