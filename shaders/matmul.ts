@@ -9,7 +9,9 @@
 import { paramsBlock, U } from './params.ts';
 
 // params: [0] M, [1] N, [2] K, [3] batch rank, [4..10) out batch shape,
-//   [10..16) A batch strides (elements, 0 where broadcast), [16..22) B batch strides.
+//   [10..16) A batch strides (elements, 0 where broadcast), [16..22) B batch strides,
+//   [22] first batch of this dispatch (a dispatch covers at most 65535 batches, the limit of
+//   one grid dimension, so more are split over several dispatches).
 const batchOffsets = /* wgsl */ `
 fn batch_offsets(b: u32) -> vec2<u32> {
   var rem = b; var oa = 0u; var ob = 0u;
@@ -33,8 +35,9 @@ export const matmulRegisterTiled = /* wgsl */ `${paramsBlock}${batchOffsets}${bi
 @compute @workgroup_size(8, 8, 1)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
   let M = ${U(0)}; let N = ${U(1)}; let K = ${U(2)};
-  let offs = batch_offsets(gid.z);
-  let aBase = offs.x; let bBase = offs.y; let cBase = gid.z * M * N;
+  let batch = gid.z + ${U(22)};
+  let offs = batch_offsets(batch);
+  let aBase = offs.x; let bBase = offs.y; let cBase = batch * M * N;
   let row0 = gid.y * 4u; let col0 = gid.x * 4u;
   if (row0 >= M || col0 >= N) { return; }
   var rows: array<u32, 4>;
@@ -72,8 +75,9 @@ var<workgroup> Bs: array<array<f32, 64>, 16>;   // [k][n]
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>,
         @builtin(local_invocation_index) li: u32) {
   let M = ${U(0)}; let N = ${U(1)}; let K = ${U(2)};
-  let offs = batch_offsets(wid.z);
-  let aBase = offs.x; let bBase = offs.y; let cBase = wid.z * M * N;
+  let batch = wid.z + ${U(22)};
+  let offs = batch_offsets(batch);
+  let aBase = offs.x; let bBase = offs.y; let cBase = batch * M * N;
   let m0 = wid.y * TILE; let n0 = wid.x * TILE;
   var acc: array<vec4<f32>, 4>;
   for (var i = 0u; i < 4u; i++) { acc[i] = vec4<f32>(0.0); }

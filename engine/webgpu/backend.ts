@@ -342,8 +342,7 @@ export class WebGpuBackend implements Backend<GpuStorage> {
       const batchShape = out.slice(0, r - 2);
       const batches = sizeOf(batchShape);
       const label = `matmul ${fmt(a.shape)} ${fmt(b.shape)}`;
-      if (batches > 65535) throw new Error(`backlight: ${label}: ${batches} batches exceed 65535`);
-      const p = new Array<number>(22).fill(0);
+      const p = new Array<number>(23).fill(0);
       p[0] = M; p[1] = N; p[2] = K; p[3] = batchShape.length;
       const sa = broadcastStrides(a.shape.slice(0, -2), batchShape).map((s) => s * M * K);
       const sb = broadcastStrides(b.shape.slice(0, -2), batchShape).map((s) => s * K * N);
@@ -352,7 +351,13 @@ export class WebGpuBackend implements Backend<GpuStorage> {
       if (K === 0) throw new Error(`backlight: ${label}: inner dimension is 0`);
       const tiled = this.matmulVariant === 'workgroupTiled';
       const tile = tiled ? 64 : 32;
-      this.rt.dispatch({ label, wgsl: tiled ? matmulWorkgroupTiled : matmulRegisterTiled, params: Uint32Array.from(p), output, inputs: [a.storage, b.storage], workgroups: [Math.ceil(N / tile), Math.ceil(M / tile), batches] });
+      // One grid dimension holds at most 65535 workgroups: more batches than that (a vmap'd or
+      // per-pixel matmul) run as several dispatches, each told its first batch (p[22]).
+      for (let first = 0; first < batches; first += 65535) {
+        p[22] = first;
+        const z = Math.min(65535, batches - first);
+        this.rt.dispatch({ label, wgsl: tiled ? matmulWorkgroupTiled : matmulRegisterTiled, params: Uint32Array.from(p), output, inputs: [a.storage, b.storage], workgroups: [Math.ceil(N / tile), Math.ceil(M / tile), z] });
+      }
       return output;
     },
 
