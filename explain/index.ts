@@ -41,3 +41,5 @@ export * from './visualize/index.ts';
 export { checkOptions, optionKeys } from './options.ts';
 // Reports (explain/report/): one self-contained HTML file from a typed document.
 export * from './report/index.ts';
+// Attention maps for vision transformers (explain/attention/): raw attention, rollout, Chefer et al.'s relevance.
+export { attentionMaps, attentionRollout, attentionRelevance, upsampleToImage, type AttentionMaps, type AttentionMapsOptions, type AttentionRolloutOptions, type AttentionRelevanceOptions, type AttentionLayerOptions, type HeadFusion } from './attention/index.ts';
