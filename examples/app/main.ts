@@ -125,6 +125,13 @@ function legendGradient(sign: 'signed' | 'positive'): string {
   return `linear-gradient(to right, ${stops.join(', ')})`;
 }
 
+/** An empty card (switched off: an old map would belong to another input). */
+function clearCard(card: Card, w: number, h: number): void {
+  card.canvas.width = w;
+  card.canvas.height = h;
+  card.time.textContent = card.lo.textContent = card.hi.textContent = '';
+}
+
 /** A map's scale for the colour bar's ends: its largest magnitude (each map is normalised by it). */
 function showScale(card: Card, data: ArrayLike<number>): void {
   let m = 0;
@@ -209,7 +216,9 @@ async function pass(n: number): Promise<boolean> {
     for (const card of cards) {
       card.caption.textContent = card.spec.caption(cur.info.inputShape, settings(target));
       if (!card.enabled.checked) {
+        if (card.root.dataset.state !== 'off') clearCard(card, w, h);
         card.root.dataset.state = 'off';
+        delete report.results[card.spec.id];
         continue;
       }
       card.root.dataset.state = 'running';
