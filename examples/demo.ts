@@ -26,6 +26,8 @@ import { loadBundled } from '../models/zoo/index.ts';
 export interface DemoOptions {
   /** Folder of the report (default demo-output). */
   outDir?: string;
+  /** The same as outDir (what `backlight demo --out DIR` passes). */
+  out?: string;
   /** Fewer items, steps and samples (seconds instead of a minute; the test uses it). */
   quick?: boolean;
   /** 'auto' (default): WebGPU, else the float64 CPU backend. */
@@ -105,7 +107,7 @@ async function explainAll(methods: Method[], x: Tensor, target: number[], print:
 export async function runDemo(opts: DemoOptions = {}): Promise<DemoResult> {
   const print = opts.print ?? ((l: string) => console.log(l));
   const quick = opts.quick ?? false;
-  const outDir = opts.outDir ?? 'demo-output';
+  const outDir = opts.outDir ?? opts.out ?? 'demo-output';
   const t0 = performance.now();
   const backend = await bl.init({ backend: opts.backend ?? 'auto' });
   const i = backend.info;
@@ -113,7 +115,7 @@ export async function runDemo(opts: DemoOptions = {}): Promise<DemoResult> {
   print(`adapter: ${adapter}`);
   const sections: ReportSection[] = [];
   const nShow = quick ? 2 : 4;
-  const nEval = quick ? 4 : 16;
+  const nEval = quick ? 4 : 8;
   const igSteps = quick ? 16 : 32;
   const shapSamples = quick ? 128 : 512;
 
