@@ -33,7 +33,7 @@ export interface MethodSpec {
 }
 
 const needLayer = (c: Ctx, m: string) => {
-  if (!c.layer) throw new UsageError(`method '${m}' needs --layer (a layer name such as features.3; for ONNX models a node or output tensor name)`);
+  if (!c.layer) throw new UsageError(`method '${m}' needs --layer (a layer name such as features.3; for ONNX models a node or output tensor name: 'backlight layers --model M' lists them)`);
   return c.layer;
 };
 

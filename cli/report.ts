@@ -137,6 +137,9 @@ const METHOD_FACTS: Record<string, { sign: ex.MapSign; name: string; question?: 
 /** Methods whose attributions should sum to f(x) - f(baseline): the report checks it. */
 export const COMPLETE_METHODS = new Set(['integrated-gradients', 'deeplift']);
 
+/** Methods whose per-feature values add up from a base value (drawn as SHAP-style waterfalls for tabular inputs). */
+export const ADDITIVE_METHODS = new Set(['integrated-gradients', 'deeplift', 'deeplift-shap', 'kernel-shap', 'shapley-sampling', 'shapley-exact', 'gradient-shap']);
+
 export interface ReportInput {
   title: string;
   meta: { label: string; value: string }[];
@@ -153,6 +156,9 @@ export interface ReportInput {
   methods: { method: string; values: Float32Array; shape: number[]; info: Omit<ex.MethodInfo, 'name' | 'sign'>; }[];
   /** CSS pixels of each picture's longer side (default 192). */
   displaySize?: number;
+  /** Names of the features of tabular inputs, and the inputs' values ([N, F]). */
+  featureNames?: string[];
+  inputs?: Float32Array;
 }
 
 /** The explain command's results as explain/report's document. */
@@ -185,8 +191,28 @@ export function explainDocument(r: ReportInput): ex.ReportDocument {
       displaySize: r.displaySize ?? 192,
     });
   }
-  // Maps that are not images (tabular inputs, prototype attention): one table per method.
-  for (const m of r.methods.filter((x) => !imageMethods.includes(x) || !r.images)) {
+  // Tabular inputs [N, F]: additive methods as waterfalls (from f(baseline) to f(x)) and a beeswarm.
+  const tabular = (m: ReportInput['methods'][number]) => !r.images && m.shape.length === 2 && ADDITIVE_METHODS.has(m.method) && r.outputs !== undefined;
+  for (const m of r.methods.filter(tabular)) {
+    const f = m.shape[1];
+    sections.push({
+      kind: 'tabular',
+      title: `${facts(m.method).name} per feature`,
+      method: { ...m.info, name: facts(m.method).name, sign: facts(m.method).sign },
+      outputName: r.targets ? `logit of the explained class` : undefined,
+      featureNames: r.featureNames?.length === f ? r.featureNames : Array.from({ length: f }, (_, j) => `feature ${j}`),
+      rows: Array.from({ length: n }, (_, i) => ({
+        label: `${r.labels[i]}${r.targets && r.classNames ? ` (class ${r.classNames[r.targets[i]] ?? r.targets[i]})` : ''}`,
+        values: m.values.subarray(i * f, (i + 1) * f),
+        featureValues: r.inputs?.subarray(i * f, (i + 1) * f),
+        baseValue: r.outputs!.fBaseline[i],
+        prediction: r.outputs!.fx[i],
+      })),
+      waterfall: Array.from({ length: Math.min(n, 3) }, (_, i) => i),
+    });
+  }
+  // Other maps that are not images (tabular saliency, prototype attention): one table per method.
+  for (const m of r.methods.filter((x) => (!imageMethods.includes(x) || !r.images) && !tabular(x))) {
     const per = m.values.length / n;
     const cols = Math.min(per, 32);
     sections.push({

@@ -5,6 +5,7 @@ import * as bl from '../../engine/index.ts';
 import type { Tensor } from '../../engine/index.ts';
 import * as ex from '../../explain/index.ts';
 import { serializeNpy } from '../../models/io/npy.ts';
+import { datasetSplits } from '../../models/data/index.ts';
 import { UsageError, suggest } from '../args.ts';
 import { loadInputs } from '../input.ts';
 import { METHODS, baselineOf, parseBaseline, parseLrpOptions, parseTarget, shardTarget, type BaselineSpec, type Ctx } from '../methods.ts';
@@ -12,7 +13,7 @@ import { peekModel, resolveModel } from '../model.ts';
 import { INPUT_OPTIONS, checkOutPath, inputOptionsFor, intOption, parseInputOptions, writeOut } from '../options.ts';
 import { DETAIL_METHODS, PERTURBATION_METHODS, parseFeatures, parseShard, readBackground, shardRange, streamToJsonl, streamToNpy, type PerturbationCtx } from '../perturbation.ts';
 import type { Command } from '../registry.ts';
-import { COMPLETE_METHODS, defaultScale, explainDocument, heatmapStripPng, predictionsOf } from '../report.ts';
+import { ADDITIVE_METHODS, COMPLETE_METHODS, defaultScale, explainDocument, heatmapStripPng, predictionsOf } from '../report.ts';
 
 /** Files one method writes to: OUT itself, or OUT.<method>.EXT when several methods run. */
 const fileFor = (out: string, names: string[], n: string) => (names.length === 1 ? out : out.replace(/\.(npy|png|jsonl)$/i, `.${n}.$1`));
@@ -218,7 +219,7 @@ export const explainCommand: Command = {
         const targets = predictions ? predictions.map((p, i) => (target === 'predicted' ? p.class : Array.isArray(target) ? target[i] : (target as number))) : null;
         // f(x) and f(baseline) of each target, so that the report can check IG's / DeepLIFT's completeness.
         let outputs: { fx: number[]; fBaseline: number[] } | undefined;
-        if (rows && targets && names.some((n) => COMPLETE_METHODS.has(n))) {
+        if (rows && targets && names.some((n) => COMPLETE_METHODS.has(n) || (x.rank === 2 && ADDITIVE_METHODS.has(n)))) {
           const b = typeof base === 'number' ? track(bl.full(x.shape, base)) : base instanceof bl.Tensor && base.shape.join() === x.shape.join() ? base : undefined;
           const fb = b ? await forwardRows(m.model, b) : null;
           if (fb) outputs = { fx: targets.map((t, i) => rows.logits[i][t]), fBaseline: targets.map((t, i) => fb.logits[i][t]) };
@@ -239,6 +240,8 @@ export const explainCommand: Command = {
           probabilities: rows?.probs ?? null,
           targets,
           outputs,
+          featureNames: x.rank === 2 && m.dataset ? (datasetSplits(m.dataset).test as { featureNames?: string[] }).featureNames : undefined,
+          inputs: x.rank === 2 ? batch.display : undefined,
           displaySize: scaleOpt !== undefined && x.rank === 4 ? scaleOpt * Math.max(x.shape[2], x.shape[3]) : undefined,
           methods: await Promise.all(results.map(async ([n, r]) => ({
             method: n,

@@ -146,6 +146,18 @@ describe('backlight subcommands end to end', () => {
     for (const e of errs) expect(e).toBeLessThan(0.05); // 64 steps on a small ReLU net: well inside 5%
   });
 
+  it('explain: a tabular model\'s HTML report draws additive methods as waterfalls from f(baseline) to f(x)', async () => {
+    const bc = join(dir, 'bc.npy'), html = join(dir, 'bc.html');
+    writeFileSync(bc, serializeNpy([2, 30], datasetSplits('breast-cancer').test.x.slice(0, 60)));
+    const r = await run('explain', '--model', 'breast-cancer-mlp', '--input', bc, '--method', 'integrated-gradients,saliency', '--out', html);
+    expect(r.code, r.stderr).toBe(0);
+    const text = readFileSync(html, 'utf8');
+    expect(text).toContain('<h2>Integrated gradients per feature</h2>');
+    expect(text).toMatch(/>(mean|worst) [a-z ]+ = [-0-9.]+</); // the data set's feature names, with the row's values
+    expect(text).not.toContain('feature 0');
+    expect(text).toContain('<h2>Saliency [2, 30]</h2>'); // not additive: a table
+  });
+
   it('explain: ONNX model, saliency as .npy parsed back; gradient of the target logit', async () => {
     const out = join(dir, 'onnx-sal.npy');
     const r = await run('explain', '--model', onnx, '--input', join(fx, 'resnet_input.npy'), '--method', 'saliency', '--target', '0', '--out', out, '--json');
