@@ -13,6 +13,7 @@ import type { Tensor } from '../../engine/index.ts';
 import { type Model, type TargetOptions, forwardOf } from '../common.ts';
 import { type AttentionLayerOptions, captureAttention, checkImages, classRowMap, patchGrid } from './capture.ts';
 import { identity, startLayerOf } from './rollout.ts';
+import { checkOptions, optionKeys } from '../options.ts';
 
 export interface AttentionRelevanceOptions extends AttentionLayerOptions, TargetOptions {
   /** The first layer accumulated (default 0: all of them). */
@@ -20,6 +21,8 @@ export interface AttentionRelevanceOptions extends AttentionLayerOptions, Target
   /** Resize the map to the input's size (default true); false: the patch grid [N, 1, gh, gw]. */
   upsample?: boolean;
 }
+
+const RELEVANCE_KEYS = optionKeys<AttentionRelevanceOptions>()(['layers', 'prefixTokens', 'grid', 'target', 'rules', 'startLayer', 'upsample']);
 
 /**
  * Chefer et al.'s relevance for the target class (a class index, one per item, 'predicted', or a
@@ -29,6 +32,7 @@ export interface AttentionRelevanceOptions extends AttentionLayerOptions, Target
  */
 export async function attentionRelevance(model: Model, input: Tensor, opts: AttentionRelevanceOptions = {}): Promise<Tensor> {
   const op = 'attentionRelevance';
+  checkOptions(op, opts, RELEVANCE_KEYS);
   const x = checkImages(op, input);
   const f = forwardOf(model, opts.rules);
   const r = bl.tidy(() => {

@@ -3,6 +3,7 @@
 import * as bl from '../../engine/index.ts';
 import type { Tensor } from '../../engine/index.ts';
 import { type Model, forwardOf } from '../common.ts';
+import { checkOptions, optionKeys } from '../options.ts';
 import { type AttentionLayerOptions, captureAttention, checkImages, classRowMap, patchGrid } from './capture.ts';
 
 export interface AttentionMapsOptions extends AttentionLayerOptions {
@@ -11,6 +12,8 @@ export interface AttentionMapsOptions extends AttentionLayerOptions {
   /** Also return the full attention matrices [N, heads, T, T] (default false). */
   full?: boolean;
 }
+
+const MAPS_KEYS = optionKeys<AttentionMapsOptions>()(['layers', 'prefixTokens', 'grid', 'heads', 'full']);
 
 export interface AttentionMaps {
   /** The attention layers, first block first. */
@@ -31,6 +34,7 @@ export interface AttentionMaps {
  */
 export async function attentionMaps(model: Model, input: Tensor, opts: AttentionMapsOptions = {}): Promise<AttentionMaps> {
   const op = 'attentionMaps';
+  checkOptions(op, opts, MAPS_KEYS);
   const x = checkImages(op, input);
   const f = forwardOf(model);
   const r = bl.tidy(() => {
@@ -76,6 +80,8 @@ export interface AttentionRolloutOptions extends AttentionLayerOptions {
   upsample?: boolean;
 }
 
+const ROLLOUT_KEYS = optionKeys<AttentionRolloutOptions>()(['layers', 'prefixTokens', 'grid', 'headFusion', 'discardRatio', 'startLayer', 'residual', 'upsample']);
+
 /**
  * Attention rollout (Abnar & Zuidema 2020): per layer, fuse the heads, discard the lowest
  * entries, add the residual (A_hat = 0.5 A + 0.5 I), normalise each row to sum 1, and multiply
@@ -90,6 +96,7 @@ export interface AttentionRolloutOptions extends AttentionLayerOptions {
  */
 export async function attentionRollout(model: Model, input: Tensor, opts: AttentionRolloutOptions = {}): Promise<Tensor> {
   const op = 'attentionRollout';
+  checkOptions(op, opts, ROLLOUT_KEYS);
   const x = checkImages(op, input);
   const fusion = opts.headFusion ?? 'mean';
   if (fusion !== 'mean' && fusion !== 'max' && fusion !== 'min') throw new Error(`${op}: headFusion must be 'mean', 'max' or 'min', got ${JSON.stringify(opts.headFusion)}`);

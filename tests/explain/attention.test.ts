@@ -196,6 +196,7 @@ describe('attention explainers: options, errors, batches, memory', () => {
 
   it('clear errors naming the function and the option', async () => {
     const m = tinyVit(cpu), x = input(cpu);
+    await expect(attentionRollout(m, x, { discardRatios: 0.5 } as never)).rejects.toThrow(/attentionRollout.*discardRatios/);
     await expect(attentionRollout(m, x, { headFusion: 'median' as never })).rejects.toThrow(/attentionRollout: headFusion must be 'mean', 'max' or 'min', got "median"/);
     for (const d of [1, -0.1, Number.NaN, '0.5' as unknown as number]) {
       await expect(attentionRollout(m, x, { discardRatio: d })).rejects.toThrow(/attentionRollout: discardRatio must be a number in \[0, 1\)/);
