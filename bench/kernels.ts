@@ -163,7 +163,7 @@ if (groups.includes('conv')) {
   }
 }
 
-// ---- pooling ----
+// ---- pooling (bandwidth-bound: GB/s, no FLOP count) ----
 
 function jsMaxPool(x: Float32Array, [n, c, h, w]: number[], k: number, st: number, pad: number): Float32Array {
   const oh = Math.floor((h + 2 * pad - k) / st) + 1, ow = Math.floor((w + 2 * pad - k) / st) + 1;
@@ -195,7 +195,7 @@ function poolCases(n: number, c: number, h: number, w: number, k: number, st: nu
   const bytes = 4 * (size(xs) + size(ys));
   const shape = `${n}x${c}x${h}x${w} k${k} s${st}${pad ? ` p${pad}` : ''}`;
   const out: Case[] = [{
-    group: 'pool', name: `maxPool2d ${label}`, shape, bytes, flops: size(ys) * k * k,
+    group: 'pool', name: `maxPool2d ${label}`, shape, bytes,
     inputs: [{ shape: xs }],
     ours: ([x]) => bl.maxPool2d(x, { kernel: k, stride: st, padding: pad }),
     tf: { layout: ([x]) => [nchwT(xs)(x)], run: (t, [x]) => t.maxPool(x as never, k, st, pad), back: (y) => nhwcToNchw(y, ys) },
@@ -203,7 +203,7 @@ function poolCases(n: number, c: number, h: number, w: number, k: number, st: nu
   }];
   if (pad === 0) {
     out.push({
-      group: 'pool', name: `avgPool2d ${label}`, shape, bytes, flops: size(ys) * k * k,
+      group: 'pool', name: `avgPool2d ${label}`, shape, bytes,
       inputs: [{ shape: xs }],
       ours: ([x]) => bl.avgPool2d(x, { kernel: k, stride: st }),
       tf: { layout: ([x]) => [nchwT(xs)(x)], run: (t, [x]) => t.avgPool(x as never, k, st, 0), back: (y) => nhwcToNchw(y, ys) },
@@ -218,7 +218,7 @@ if (groups.includes('pool')) {
   cases.push(...poolCases(64, 32, 32, 32, 2, 2, 0, '(small CNN)'));
   const gs = [8, 512, 7, 7];
   cases.push({
-    group: 'pool', name: 'globalAvgPool (ResNet head)', shape: gs.join('x'), bytes: 4 * (size(gs) + 8 * 512), flops: size(gs),
+    group: 'pool', name: 'globalAvgPool (ResNet head)', shape: gs.join('x'), bytes: 4 * (size(gs) + 8 * 512),
     inputs: [{ shape: gs }],
     ours: ([x]) => bl.globalAvgPool(x),
     tf: { layout: ([x]) => [nchwT(gs)(x)], run: (t, [x]) => t.mean(x as never, [1, 2]), back: (y) => y },
