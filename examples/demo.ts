@@ -263,7 +263,7 @@ export async function runDemo(opts: DemoOptions = {}): Promise<DemoResult> {
     kind: 'table', title: 'Measured: how much of the positive relevance falls on the object?',
     intro: `Relevance mass (Arras et al. 2022): the share of positive relevance inside the object's mask, mean over ${nEval} images. The object covers ${(100 * objFrac).toFixed(1)}% of a spurious image, so a map that ignores it scores about that (the random row).`,
     columns: ['method', 'spurious-cnn, flipped backgrounds', 'shapes-cnn, shapes on noise'], rows: wolfRows, best: [null, 'max', 'max'],
-    caption: 'The same methods put most relevance on the shape for shapes-cnn and little on the object for spurious-cnn: the explanation exposed the shortcut before the flipped-background accuracy did.',
+    caption: 'The same methods put much of the relevance on the shape for shapes-cnn and little on the object for spurious-cnn, whose evidence is the texture around it.',
   });
   sections.push({
     kind: 'table', title: 'Which explanation of shapes-cnn to trust?',
