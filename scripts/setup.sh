@@ -129,6 +129,26 @@ if [ "${BACKLIGHT_SKIP_SYSTEM_SETUP:-}" != 1 ]; then
       echo "setup: WebGPU will run on SwiftShader (about 5x slower on a CPU)." >&2
     fi
   fi
+
+  # python3-torch, python3-torchvision (Debian's, for /usr/bin/python3): the ONNX tests export
+  # torchvision models with them at test time (tests/fixtures/make_torchvision_fixtures.py).
+  # Optional: without them those tests skip, so only root installs them; others are told how.
+  if [ -f /var/lib/dpkg/status ] && command -v apt-get >/dev/null 2>&1; then
+    torch_missing=()
+    for p in python3-torch python3-torchvision; do
+      awk -v p="$p" '/^Package: /{q=($2==p)} q&&/^Status: /&&$4=="installed"{f=1; exit} END{exit !f}' /var/lib/dpkg/status || torch_missing+=("$p")
+    done
+    if [ ${#torch_missing[@]} -gt 0 ]; then
+      if [ "$(id -u)" = 0 ]; then
+        echo "setup: installing ${torch_missing[*]} with apt-get (the torchvision ONNX fixtures)" >&2
+        export DEBIAN_FRONTEND=noninteractive
+        { apt-get install -y -qq --no-install-recommends "${torch_missing[@]}" || { apt-get update -qq && apt-get install -y -qq --no-install-recommends "${torch_missing[@]}"; }; } ||
+          echo "setup: warning: could not install ${torch_missing[*]}; the torchvision ONNX tests will skip" >&2
+      else
+        echo "setup: note: ${torch_missing[*]} missing; the torchvision ONNX tests will skip (as root: apt-get install -y ${torch_missing[*]})" >&2
+      fi
+    fi
+  fi
 fi
 
 # node_modules/.package-lock.json is written by npm at every install: older than the lock file
