@@ -147,7 +147,8 @@ export async function runWalkthrough(opts: WalkthroughOptions = {}): Promise<Wal
   for (const v of vjps) v.dispose();
 
   // 4. The ReLU backward table: the three rules on the lecture's example, then on the net.
-  out('4. The ReLU backward rules (Springenberg et al. 2015, Fig. 1: forward input f, gradient R arriving from above)');
+  out('4. The ReLU backward rules, on a 3 x 3 example in the style of Springenberg et al. 2015, Fig. 1');
+  out('   (f: the ReLU\'s forward input; R: the gradient arriving from above)');
   out('   gradient:  R * [f > 0]         deconvnet: max(R, 0)         guided: max(R, 0) * [f > 0]');
   const f = bl.tensor(LECTURE_F.flat(), [3, 3]), R = bl.tensor(LECTURE_R.flat(), [3, 3]);
   const ruleOut = async (rules: Record<string, Rule> | null) => {
