@@ -24,6 +24,42 @@ export interface Ctx {
   p: PerturbationCtx;
   /** LRP: the composite and its parameters, the canonizers and the output seed. */
   lrp: ex.LrpOptions;
+  /** Attention methods: the layers named by --layer (default: found), and rollout's options. */
+  attention?: AttentionCtx;
+}
+
+export interface AttentionCtx {
+  layers?: string[];
+  headFusion?: ex.HeadFusion;
+  discardRatio?: number;
+  startLayer?: number;
+}
+
+export const ATTENTION_METHODS = ['attention-rollout', 'attention-relevance'] as const;
+
+/** --head-fusion / --discard-ratio (rollout) and --start-layer (both), checked before any work. */
+export function parseAttentionOptions(o: Record<string, unknown>, names: readonly string[]): AttentionCtx {
+  const rollout = names.includes('attention-rollout'), any = rollout || names.includes('attention-relevance');
+  const own = [...(rollout ? [] : ['head-fusion', 'discard-ratio']), ...(any ? [] : ['start-layer'])].filter((k) => o[k] !== undefined);
+  if (own.length) throw new UsageError(`option${own.length > 1 ? 's' : ''} ${own.map((k) => `'--${k}'`).join(', ')} belong${own.length > 1 ? '' : 's'} to --method ${own.some((k) => k !== 'start-layer') ? 'attention-rollout' : 'attention-rollout or attention-relevance'}`);
+  const r: AttentionCtx = {};
+  if (o['head-fusion'] !== undefined) {
+    const v = String(o['head-fusion']);
+    if (v !== 'mean' && v !== 'max' && v !== 'min') throw new UsageError(`option '--head-fusion' expects mean, max or min, got '${v}'`);
+    r.headFusion = v;
+  }
+  if (o['discard-ratio'] !== undefined) {
+    const v = Number(o['discard-ratio']);
+    if (String(o['discard-ratio']).trim() === '' || !(v >= 0 && v < 1)) throw new UsageError(`option '--discard-ratio' expects a number in [0, 1), got '${String(o['discard-ratio'])}'`);
+    r.discardRatio = v;
+  }
+  if (o['start-layer'] !== undefined) {
+    const v = Number(o['start-layer']);
+    if (!Number.isInteger(v) || v < 0) throw new UsageError(`option '--start-layer' expects a non-negative integer, got '${String(o['start-layer'])}'`);
+    r.startLayer = v;
+  }
+  if (any && o.layer !== undefined) r.layers = String(o.layer).split(',').map((l) => l.trim()).filter(Boolean);
+  return r;
 }
 
 export interface MethodSpec {
@@ -67,6 +103,16 @@ export const METHODS: Record<string, MethodSpec> = {
   'guided-grad-cam': { kind: 'input', run: (m, x, c) => ex.guidedGradCam(m, x, { target: c.target, layer: needLayer(c, 'guided-grad-cam') }) },
   'layer-gradient-x-activation': { kind: 'layer', run: (m, x, c) => ex.layerGradientXActivation(m, x, { target: c.target, layer: needLayer(c, 'layer-gradient-x-activation') }) },
   'layer-integrated-gradients': { kind: 'layer', run: (m, x, c) => ex.layerIntegratedGradients(m, x, { target: c.target, layer: needLayer(c, 'layer-integrated-gradients'), baseline: c.baseline, steps: c.steps }) },
+  // Vision transformers (explain/attention): --layer names the attention layers (comma-separated;
+  // default: every Softmax with an attention's shape), --no-upsample keeps the patch grid.
+  'attention-rollout': {
+    kind: 'input',
+    run: (m, x, c) => ex.attentionRollout(m, x, { layers: c.attention?.layers, headFusion: c.attention?.headFusion, discardRatio: c.attention?.discardRatio, startLayer: c.attention?.startLayer, upsample: c.upsample }),
+  },
+  'attention-relevance': {
+    kind: 'input',
+    run: (m, x, c) => ex.attentionRelevance(m, x, { target: c.target, layers: c.attention?.layers, startLayer: c.attention?.startLayer, upsample: c.upsample }),
+  },
   // Prototype classifiers (prototype-digits): the attention over the prototypes, [N, P] (explain/prototypes).
   prototypes: { kind: 'layer', run: async (m, x) => ex.prototypeAttention(m, x) },
 };

@@ -20,8 +20,9 @@ export const demoCommand: Command = {
   description: 'The same job as `npm run demo` (examples/demo.ts). --out sets where its report goes, where the demo takes it.',
   options: {
     out: { type: 'string', valueName: 'DIR', description: 'output folder for the report (default: the demo\'s own)' },
+    quick: { type: 'boolean', description: 'a smaller run (fewer images and samples), for a first look' },
   },
-  examples: ['backlight demo', 'backlight demo --out /tmp/demo --json'],
+  examples: ['backlight demo', 'backlight demo --quick --out /tmp/demo', 'backlight demo --json'],
   async run(args, ctx) {
     const o = args.options;
     const file = demoPath();
@@ -34,6 +35,9 @@ export const demoCommand: Command = {
       const opts: Record<string, unknown> = {};
       if (out !== undefined) opts.out = out;
       if (args.options.backend !== undefined) opts.backend = args.options.backend;
+      if (o.quick) opts.quick = true;
+      // The demo's lines (ending with the report's file:// link) go to stdout, or stderr under --json.
+      opts.print = (line: string) => (ctx.json ? ctx.stderr : ctx.stdout)(`${line}\n`);
       const result = await mod.runDemo(opts);
       if (ctx.json) ctx.stdout(JSON.stringify({ command: 'demo', file, result: result ?? null }, null, 2) + '\n');
       return;
@@ -41,7 +45,7 @@ export const demoCommand: Command = {
     if (out !== undefined) ctx.stderr(`note: ${file} does not export runDemo; it writes where it writes (--out is not passed on)\n`);
     // As `npm run demo`: node with tsx's loader. With --json the demo's own output goes to stderr,
     // so that stdout holds only the JSON.
-    const r = spawnSync(process.execPath, ['--import', 'tsx', file], { stdio: ['inherit', ctx.json ? 'pipe' : 'inherit', 'inherit'], encoding: 'utf8', env: process.env });
+    const r = spawnSync(process.execPath, ['--import', 'tsx', file, ...(o.quick ? ['--quick'] : [])], { stdio: ['inherit', ctx.json ? 'pipe' : 'inherit', 'inherit'], encoding: 'utf8', env: process.env });
     if (ctx.json && r.stdout) ctx.stderr(r.stdout);
     if (r.error) throw new Error(`demo: cannot run ${file} (${r.error.message})`);
     const code = r.status ?? 1;

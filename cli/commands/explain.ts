@@ -8,7 +8,7 @@ import { serializeNpy } from '../../models/io/npy.ts';
 import { datasetSplits } from '../../models/data/index.ts';
 import { UsageError, suggest } from '../args.ts';
 import { loadInputs } from '../input.ts';
-import { METHODS, baselineOf, parseBaseline, parseLrpOptions, parseTarget, shardTarget, type BaselineSpec, type Ctx } from '../methods.ts';
+import { METHODS, baselineOf, parseAttentionOptions, parseBaseline, parseLrpOptions, parseTarget, shardTarget, type BaselineSpec, type Ctx } from '../methods.ts';
 import { peekModel, resolveModel } from '../model.ts';
 import { INPUT_OPTIONS, checkOutPath, inputOptionsFor, intOption, parseInputOptions, writeOut } from '../options.ts';
 import { DETAIL_METHODS, PERTURBATION_METHODS, parseFeatures, parseShard, readBackground, shardRange, streamToJsonl, streamToNpy, type PerturbationCtx } from '../perturbation.ts';
@@ -50,7 +50,9 @@ export const explainCommand: Command = {
   description:
     `Methods (comma-separated): ${Object.keys(METHODS).join(', ')}.\n` +
     'Layer methods take --layer (default for bundled models: features, the last feature map) and return the\n' +
-    "layer's map, bilinearly upsampled to the input unless --no-upsample. OUT.npy gets float32 attributions (with\n" +
+    "layer's map, bilinearly upsampled to the input unless --no-upsample. attention-rollout and attention-relevance\n" +
+    '(vision transformers) find the attention softmaxes themselves, or take them as --layer L1,L2,...\n' +
+    'OUT.npy gets float32 attributions (with ' +
     'several methods, one file each: OUT.<method>.npy); OUT.png a heatmap over the inputs, magnified (--scale); OUT.html a\n' +
     'report with the prediction and its probabilities. Image inputs are converted to the model\'s channels and size\n' +
     '(a note on stderr says how); --resize/--crop/--normalize give the torchvision-style pipeline instead.\n' +
@@ -87,6 +89,9 @@ export const explainCommand: Command = {
     window: { type: 'string', valueName: 'N', description: 'occlusion / prediction-difference window, N x N over all channels (default 4)' },
     stride: { type: 'string', valueName: 'N', description: 'occlusion / prediction-difference stride (default 1)' },
     background: { type: 'string', valueName: 'B.npy', description: 'background rows [B, ...] for kernel-shap, shapley-*, lime, feature-ablation, prediction-difference, deeplift-shap' },
+    'head-fusion': { type: 'string', valueName: 'mean|max|min', description: 'attention-rollout: how the heads of a layer are fused (default mean)' },
+    'discard-ratio': { type: 'string', valueName: 'R', description: "attention-rollout: fraction of each layer's lowest attention entries dropped (default 0)" },
+    'start-layer': { type: 'string', valueName: 'K', description: 'attention-rollout / attention-relevance: the first attention layer used (default 0)' },
     scale: { type: 'string', valueName: 'N', description: 'PNG / HTML magnification, N x N screen pixels per input pixel (default: tiles of about 256 pixels; 8x8 digits: 32)' },
     shard: { type: 'string', valueName: 'K/N', description: 'explain only shard K of N of the inputs (a contiguous block); with .npy output, rows stream to the file and a rerun resumes' },
   },
@@ -102,6 +107,7 @@ export const explainCommand: Command = {
       }
     }
     const lrpOpts = parseLrpOptions(o, names.includes('lrp'));
+    const attention = parseAttentionOptions(o, names);
     const shard = parseShard(o.shard as string | undefined);
     const out = String(o.out);
     const kind = /\.npy$/i.test(out) ? 'npy' : /\.png$/i.test(out) ? 'png' : /\.html?$/i.test(out) ? 'html' : /\.jsonl$/i.test(out) ? 'jsonl' : null;
@@ -146,7 +152,7 @@ export const explainCommand: Command = {
       const pctx: PerturbationCtx = { features, window, stride, background: background && track(bl.tensor(background.data, background.shape)), samples: o.samples === undefined ? undefined : samples };
       const layer = (o.layer as string | undefined) ?? (m.kind !== 'onnx' && m.model.namedModules().some(([p]) => p === 'features') ? 'features' : undefined);
       const base = track(baselineOf(baseline, x));
-      const c: Ctx = { layer, upsample: !o['no-upsample'], target, baseline: base, steps, samples, stdev, seed, stepsGiven: o.steps !== undefined, p: pctx, lrp: lrpOpts };
+      const c: Ctx = { layer, upsample: !o['no-upsample'], target, baseline: base, steps, samples, stdev, seed, stepsGiven: o.steps !== undefined, p: pctx, lrp: lrpOpts, attention };
       // A block's baseline: blur is computed per block; an array with one row per input is sliced.
       const baseOf = (xb: Tensor, a: number, b: number): number | Tensor | undefined => {
         if (baseline.kind === 'blur') return track(baselineOf(baseline, xb));

@@ -168,6 +168,20 @@ describe('backlight subcommands end to end', () => {
     expect(r.json().predictions).toHaveLength(2);
   });
 
+  it('explain --method attention-rollout,attention-relevance on a torchvision ViT (ONNX) equals the NumPy replica', async () => {
+    // tests/fixtures/make_attention_fixtures.py: torchvision's ViT (random weights) and its rollout
+    // (max head fusion, discard 0.5) and Chefer relevance for targets 2 and 4, on a 3 x 3 patch grid
+    const at = join(root, 'tests/fixtures/attention');
+    const out = join(dir, 'att.npy');
+    const r = await run('explain', '--model', join(at, 'tv_vit.onnx'), '--input', join(at, 'tv_input.npy'), '--method', 'attention-rollout,attention-relevance', '--head-fusion', 'max', '--discard-ratio', '0.5', '--target', '2,4', '--no-upsample', '--out', out, '--json');
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.json().outputs.map((o: { method: string; shape: number[] }) => [o.method, o.shape])).toEqual([['attention-rollout', [2, 1, 3, 3]], ['attention-relevance', [2, 1, 3, 3]]]);
+    const got = (m: string) => parseNpy(new Uint8Array(readFileSync(join(dir, `att.${m}.npy`)))).data;
+    const want = (f: string) => parseNpy(new Uint8Array(readFileSync(join(at, f)))).data;
+    expectClose(got('attention-rollout'), want('tv_rollout.npy'), 1e-5, 1e-5, 'rollout');
+    expectClose(got('attention-relevance'), want('tv_relevance.npy'), 1e-5, 1e-5, 'relevance');
+  });
+
   it('evaluate (bundled) and visualize / embed (ONNX) with --json', async () => {
     const e = await run('evaluate', '--model', 'breast-cancer-mlp', '--json');
     expect(e.code, e.stderr).toBe(0);

@@ -64,6 +64,8 @@ describe('usage errors before any device work', () => {
     [['visualize', '--model', 'digits-cnn', '--layer', 'features.0', '--out', join(dir, 'none/v.png')], /option '--out': the folder .* does not exist/],
     [['embed', '--model', 'digits-cnn', '--method', 'pca', '--split', 'nope', '--out', join(dir, 'e.npy')], /option '--split' must be one of train, test/],
     [['predict', '--model', onnx, '--input', join(root, 'tests/fixtures/onnx/resnet_input.npy'), '--resize', '16'], /options '--resize' and '--crop' apply to image files; --input .*resnet_input\.npy is a \.npy/],
+    [explain('--method', 'saliency', '--head-fusion', 'max'), /option '--head-fusion' belongs to --method attention-rollout/],
+    [explain('--method', 'attention-rollout', '--discard-ratio', '1'), /option '--discard-ratio' expects a number in \[0, 1\), got '1'/],
     [['train', 'digits-cn'], /unknown model 'digits-cn' \(did you mean 'digits-cnn'\?\)/],
     [['predict', '--model', 'digits-cnn', '--input', digits, '--json=maybe'], /option '--json' is a flag/],
   ];
