@@ -2,7 +2,7 @@
 // and the trained weights bundled as data, models/zoo/bundled/): the same loadBundled as in Node,
 // where it reads models/weights/ from disk instead (tests/package/weights-data.test.ts keeps the
 // two in sync, and the browser test compares the page's results with Node's).
-import type { Module } from '../../models/module.ts';
+import type { Module } from '../../models/index.ts';
 import { loadBundled, modelSummary, zooSpec } from '../../models/zoo/index.ts';
 
 /** What the app needs to know about a model, bundled or dropped in as ONNX. */

@@ -2,7 +2,7 @@
 // input (decoded by the browser, resized to the model's input with smoothing, grey or RGB); an
 // ONNX file becomes the model, loaded from its bytes by the same loader as in Node.
 import * as bl from '../../engine/index.ts';
-import { loadOnnx, type OnnxModel } from '../../models/io/onnx.ts';
+import { loadOnnx, type OnnxModel } from '../../models/index.ts';
 import type { ModelInfo } from './catalog.ts';
 
 export const isOnnxFile = (f: File) => /\.onnx$/i.test(f.name);

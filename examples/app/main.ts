@@ -6,11 +6,11 @@
 // window.__backlightApp reports what the page did (for the browser test and for curious users in
 // the devtools console): the adapter, the input, the prediction, and each method's attribution.
 import * as bl from '../../engine/index.ts';
-import type { Module } from '../../models/module.ts';
+import type { Module } from '../../models/index.ts';
 import { APP_MODELS, bundledModel, modelInfo, type ModelInfo } from './catalog.ts';
 import { METHODS, LRP_COMPOSITES, RULE_CHOICES, type MethodSpec, type RunSettings } from './methods.ts';
 import { heatmapPixels, imagePixels } from './render.ts';
-import { colorOf } from '../../explain/heatmap.ts';
+import { colorOf } from '../../explain/index.ts';
 import { DrawPad } from './draw-pad.ts';
 import { decodeImage, isImageFile, isOnnxFile, onnxModel } from './dropped-files.ts';
 import { fetchSampleSets, sampleImage, type LoadedSampleSet } from './samples.ts';

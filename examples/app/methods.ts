@@ -1,20 +1,12 @@
 // The explanations the app shows, one card each, as a table shared with the browser test (which
 // runs the same entries in Node on the float64 CPU backend and compares). Every entry calls the
-// library's explainer (explain/...) directly: the app adds no attribution code of its own.
+// library's explainer (the public explain entry, browser-safe): the app adds no attribution code.
 import * as bl from '../../engine/index.ts';
 import type { Tensor } from '../../engine/index.ts';
-import type { Model } from '../../explain/common.ts';
-import type { RulesOption } from '../../explain/rules-option.ts';
-import { saliency } from '../../explain/gradient.ts';
-import { integratedGradients } from '../../explain/integrated-gradients.ts';
-import { gradCam } from '../../explain/cam.ts';
-import { gradCamPlusPlus } from '../../explain/gradcam-plus-plus.ts';
-import { lrp } from '../../explain/lrp/index.ts';
-import { COMPOSITES } from '../../explain/lrp/composites.ts';
-import { occlusion } from '../../explain/perturbation/occlusion.ts';
-import { kernelShap } from '../../explain/perturbation/kernel-shap.ts';
-import { grid } from '../../explain/perturbation/maskers.ts';
-import type { Progress } from '../../explain/perturbation/engine.ts';
+import {
+  COMPOSITES, grid, gradCam, gradCamPlusPlus, integratedGradients, kernelShap, lrp, occlusion, saliency,
+  type Model, type Progress, type RulesOption,
+} from '../../explain/index.ts';
 
 export type Family = 'gradient' | 'cam' | 'lrp' | 'perturbation';
 

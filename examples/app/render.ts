@@ -3,7 +3,7 @@
 // canvas. Pure functions of tensors and arrays, so the browser test computes the very same pixels
 // in Node from the CPU backend's attribution.
 import type { Tensor } from '../../engine/index.ts';
-import { normalizedMaps, overlayPixels } from '../../explain/heatmap.ts';
+import { normalizedMaps, overlayPixels } from '../../explain/index.ts';
 
 export interface HeatmapPixels {
   /** RGBA, h x w x 4. */
