@@ -182,6 +182,21 @@ describe('backlight subcommands end to end', () => {
     expectClose(got('attention-relevance'), want('tv_relevance.npy'), 1e-5, 1e-5, 'relevance');
   });
 
+  it('train writes weights that predict then loads as a .safetensors model (its metadata names the architecture)', async () => {
+    const wd = join(dir, 'weights');
+    const t = await run('train', 'breast-cancer-mlp', '--epochs', '1', '--out', wd, '--json');
+    expect(t.code, t.stderr).toBe(0);
+    expect(t.json()).toMatchObject({ name: 'breast-cancer-mlp', epochs: 1 });
+    const bc = join(dir, 'bc2.npy');
+    const d = datasetSplits('breast-cancer').test;
+    writeFileSync(bc, serializeNpy([3, 30], d.x.slice(0, 90)));
+    const p = await run('predict', '--model', join(wd, 'breast-cancer-mlp.safetensors'), '--input', bc, '--json');
+    expect(p.code, p.stderr).toBe(0);
+    const j = p.json();
+    expect(j.outputShape).toEqual([3, 2]);
+    expect(j.predictions.map((x: { label: string }) => x.label).every((l: string) => d.classNames!.includes(l))).toBe(true);
+  });
+
   it('evaluate (bundled) and visualize / embed (ONNX) with --json', async () => {
     const e = await run('evaluate', '--model', 'breast-cancer-mlp', '--json');
     expect(e.code, e.stderr).toBe(0);
