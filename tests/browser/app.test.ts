@@ -283,6 +283,12 @@ describe.skipIf(SKIP_BROWSER)('browser app (examples/app, headless Chromium, Web
     expect(r.probabilities!.length).toBe(5);
     const want = Array.from({ length: 3 * 144 }, (_, i) => byte(i % 144, Math.floor(i / 144)) / 255);
     for (let i = 0; i < want.length; i++) expect(Math.abs(r.input![i] - want[i])).toBeLessThan(1e-6);
+    // the page's probabilities are those of the model loaded here from the same file
+    const m = await model(r.model!);
+    const q = bl.tidy(() => bl.softmax(m.call(bl.tensor(Float32Array.from(r.input!), [1, 3, 12, 12])), -1));
+    const p = Array.from(await q.data());
+    q.dispose();
+    for (let i = 0; i < 5; i++) expect(Math.abs(r.probabilities![i] - p[i])).toBeLessThan(1e-4);
     // the last Relu before global pooling is the CAM layer
     expect(r.results['grad-cam'].camLayer).toBe('/layer1/Relu_1');
     for (const id of ['saliency', 'integrated-gradients', 'grad-cam', 'lrp']) measured.push({ step: 'onnx', ...(await compare(r, id)) });
