@@ -41,8 +41,8 @@ export async function attentionMaps(model: Model, input: Tensor, opts: Attention
     const cap = captureAttention(op, model, f, x, opts, null);
     try {
       const [n, H, T] = cap.attention[0].shape;
+      if (opts.heads !== undefined && (!Array.isArray(opts.heads) || opts.heads.length === 0)) throw new Error(`${op}: heads must be a non-empty array of head indices, got ${JSON.stringify(opts.heads)}`);
       const heads = opts.heads === undefined ? [...Array(H).keys()] : [...opts.heads];
-      if (!Array.isArray(opts.heads ?? []) || heads.length === 0) throw new Error(`${op}: heads must be a non-empty array of head indices`);
       for (const h of heads) if (!Number.isInteger(h) || h < 0 || h >= H) throw new Error(`${op}: head ${h} is out of range: the layers have ${H} heads (0 to ${H - 1})`);
       const { grid, prefix } = patchGrid(op, model, x, T, opts);
       const maps: Tensor[] = [], matrices: Tensor[] = [];

@@ -209,6 +209,7 @@ describe('attention explainers: options, errors, batches, memory', () => {
     await expect(attentionRelevance(m, x, {})).rejects.toThrow(/attentionRelevance: the model has 5 outputs per item: give a target/);
     await expect(attentionRelevance(m, x, { target: 7 })).rejects.toThrow(/attentionRelevance: target 7 is out of range for 5 outputs/);
     await expect(attentionMaps(m, x, { heads: [2] })).rejects.toThrow(/attentionMaps: head 2 is out of range: the layers have 2 heads/);
+    await expect(attentionMaps(m, x, { heads: 1 as never })).rejects.toThrow(/attentionMaps: heads must be a non-empty array of head indices, got 1/);
     await expect(attentionMaps(m, x, { layers: [] })).rejects.toThrow(/attentionMaps: layers must be a non-empty array/);
     await expect(attentionMaps(m, x, { grid: [4, 4] })).rejects.toThrow(/attentionMaps: grid \[4, 4\] has 16 cells, the attention has 12 patch tokens/);
     await expect(attentionMaps(m, bl.zeros([2, 3, 12], cpu))).rejects.toThrow(/attentionMaps: the input must be an image batch \[N, C, H, W\], got \[2, 3, 12\]/);
