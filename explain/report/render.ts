@@ -31,11 +31,14 @@ const REDUCTION_TEXT: Record<ChannelReduction, string> = {
   'max-abs': 'largest absolute value over channels',
 };
 
-/** The caption of a method: what its colours are, how channels were reduced, and its settings. */
-export function methodCaption(m: MethodInfo, channels = 1): string {
+/**
+ * The caption of a method: what its colours are, how channels were reduced, and its settings.
+ * For 'tabular' plots the colour sentences are left out (waterfalls and beeswarms say their own).
+ */
+export function methodCaption(m: MethodInfo, channels = 1, kind: 'map' | 'tabular' = 'map'): string {
   const parts: string[] = [];
   if (m.question) parts.push(m.question.trim().replace(/([^.?!])$/, '$1.'));
-  parts.push(SIGN_TEXT[m.sign]);
+  if (kind === 'map') parts.push(SIGN_TEXT[m.sign]);
   if (channels > 1) parts.push(`The ${channels} input channels are ${REDUCTION_TEXT[m.reduction ?? defaultReduction(m.sign)]}.`);
   if (m.layer) parts.push(`Layer ${m.layer}${m.upsampled === true ? ', upsampled to the input (bilinear)' : m.upsampled === false ? ', at the layer\'s resolution' : ''}.`);
   const set: string[] = [];
@@ -47,7 +50,7 @@ export function methodCaption(m: MethodInfo, channels = 1): string {
   if (m.canonizers) set.push(`canonizers ${m.canonizers}`);
   if (set.length) parts.push(`${set.join(', ')[0].toUpperCase()}${set.join(', ').slice(1)}.`);
   for (const n of m.notes ?? []) parts.push(n.trim().replace(/([^.?!])$/, '$1.'));
-  parts.push('Colour scale per map: the bar beside it gives the values.');
+  if (kind === 'map') parts.push('Colour scale per map: the bar beside it gives the values.');
   if (m.seconds !== undefined) parts.push(`Took ${fmt(m.seconds, 2)} s.`);
   return parts.join(' ');
 }
@@ -170,7 +173,7 @@ function tabularSection(sec: TabularSection): string {
   const maxDisplay = sec.maxDisplay ?? 10;
   const parts: string[] = [];
   if (sec.intro) parts.push(`<p>${esc(sec.intro)}</p>`);
-  parts.push(`<p class="caption">${esc(methodCaption(sec.method))} Red pushes ${esc(outputName)} up, blue down.</p>`);
+  parts.push(`<p class="caption">${esc(methodCaption(sec.method, 1, 'tabular'))} Red pushes ${esc(outputName)} up, blue down.</p>`);
   for (const i of sec.waterfall ?? (sec.rows.length ? [0] : [])) {
     const r = sec.rows[i];
     if (!r) throw new Error(`report: section '${sec.title}': waterfall row ${i} does not exist (${sec.rows.length} rows)`);

@@ -142,6 +142,9 @@ describe('renderReport', () => {
     expect(methodCaption({ name: 's', sign: 'absolute' }, 3)).toContain('The 3 input channels are absolute values summed over channels');
     expect(methodCaption({ name: 's', sign: 'signed' }, 3)).toContain('summed over channels (signed)');
     expect(methodCaption({ name: 's', sign: 'signed' }, 1)).not.toContain('channels are');
+    // tabular plots have no colour bar: their caption does not promise one
+    expect(methodCaption({ name: 'k', sign: 'signed', samples: 64 }, 1, 'tabular')).toBe('64 samples.');
+    expect(t).toContain("512 samples. Red pushes logit up, blue down.");
   });
 
   it('checks that a waterfall adds up and aggregates the smallest features', async () => {
