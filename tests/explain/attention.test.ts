@@ -145,6 +145,30 @@ for (const where of ['cpu', 'webgpu'] as const) {
   });
 }
 
+describe("the ONNX engineer's torchvision ViT fixture (tests/fixtures/onnx/vit_tiny_opset13/17)", () => {
+  it('attention layers are found in both exports, and rollout, relevance and maps agree between opsets 13 and 17', async () => {
+    bl.setDefaultBackend(cpu);
+    const onnxDir = new URL('../fixtures/onnx/', import.meta.url);
+    const load = async (k: number) => loadOnnx(new Uint8Array(readFileSync(new URL(`vit_tiny_opset${k}.onnx`, onnxDir))));
+    const xs = parseNpy64(new Uint8Array(readFileSync(new URL('vit_tiny_input.npy', onnxDir))), 'vit_tiny_input.npy');
+    const x = bl.tensor(xs.data, xs.shape, cpu);
+    const out: Float32Array[][] = [];
+    for (const k of [13, 17]) {
+      const m = await load(k);
+      const maps = await attentionMaps(m, x);
+      expect(maps.layers).toHaveLength(2);
+      expect(maps.grid).toEqual([4, 4]); // 32x32 image, 8x8 patches
+      const ro = await attentionRollout(m, x, { headFusion: 'max', discardRatio: 0.3, upsample: false });
+      const rel = await attentionRelevance(m, x, { target: 'predicted', upsample: false });
+      out.push([...(await Promise.all(maps.maps.map((t) => t.data()))), await ro.data(), await rel.data()]);
+      for (const t of [...maps.maps, ro, rel]) t.dispose();
+      m.dispose();
+    }
+    out[0].forEach((a, i) => expectClose(out[1][i], a, 1e-9, 1e-12, `output ${i}`));
+    x.dispose();
+  });
+});
+
 describe('attention layers in a graph', () => {
   /**
    * A hand-made graph: 2x2 pixels as 4 patch tokens plus a zero class token, scores x x^T
