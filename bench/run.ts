@@ -102,7 +102,15 @@ console.log(`checked = backlight's max error vs the float64 CPU backend (relativ
 console.log(rowsTable(rows));
 const bad = rows.filter((r) => r.status !== 'ok');
 if (bad.length) console.log(`\nnot ok:\n  ${bad.map((r) => `${r.group} ${r.name} ${r.shape}${r.peer ? ` vs ${r.peer}` : ''}: ${r.status}`).join('\n  ')}`);
-const notes = [...new Set(rows.filter((r) => r.note).map((r) => `${r.name} ${r.shape}${r.peer ? ` (${r.peer})` : ''}: ${r.note}`))];
+// One line per note and the rows it applies to (a measurement's note repeats on each of its peers).
+const noteRows = new Map<string, string[]>();
+for (const r of rows.filter((q) => q.note)) {
+  const at = `${r.name} ${r.shape}`;
+  const list = noteRows.get(r.note!) ?? [];
+  if (!list.includes(at)) list.push(at);
+  noteRows.set(r.note!, list);
+}
+const notes = [...noteRows].map(([n, at]) => `${n}: ${at.length > 3 ? `${at.length} rows (${at.slice(0, 2).join('; ')}; ...)` : at.join('; ')}`);
 if (notes.length) console.log(`\nnotes:\n  ${notes.join('\n  ')}`);
 const path = writeResults('bench', {
   date: new Date().toISOString(), full, machine: { ...machine(), load: { start: startLoad, end: endLoad } },

@@ -259,7 +259,7 @@ export function finishStep(s: Step, rows: readonly BenchRow[], extra: Record<str
   const endLoad = loadNow();
   console.log(`\n${s.name} on ${s.adapter}; median ms per call; ratio = peer ms / ours (above 1: backlight faster); load ${s.startLoad} -> ${endLoad}`);
   console.log(rowsTable(rows));
-  const notes = [...new Set(rows.filter((r) => r.note).map((r) => `${r.name} ${r.shape} vs ${r.peer ?? '-'}: ${r.note}`))];
+  const notes = [...new Set(rows.filter((r) => r.note).map((r) => `${r.name} ${r.shape}: ${r.note}`))];
   if (notes.length) console.log(`notes:\n  ${notes.join('\n  ')}`);
   const path = writeResults(s.name, {
     step: s.name, date: new Date().toISOString(), machine: { ...machine(), load: { start: s.startLoad, end: endLoad } },
