@@ -5,7 +5,7 @@ import * as bl from '../engine/index.ts';
 import { Module } from '../models/module.ts';
 import type { Tensor } from '../engine/index.ts';
 import { fmtShape } from '../engine/shape.ts';
-import { type Model, type Target, type TargetOptions, checkInput, forwardOf, positiveInt, resolveTarget, scores } from './common.ts';
+import { type Model, type Target, type TargetOptions, checkInput, forwardOf, positiveInt, resolveTarget, scores, checkedInput } from './common.ts';
 import { guidedBackprop } from './gradient.ts';
 import { checkOptions, optionKeys } from './options.ts';
 
@@ -62,7 +62,7 @@ function gradientCam(op: string, mapFn: MapFn) {
   const fn = async (model: Model, input: Tensor, opts: LayerOptions): Promise<Tensor> => {
     checkOptions(op, opts, LAYER_KEYS);
     const layer = checkLayer(op, opts);
-    const x = checkInput(op, input);
+    const x = await checkedInput(op, input);
     const f = forwardOf(model, opts.rules);
     const r = bl.tidy(() => {
       // One forward: 'predicted' is chosen from that same forward's output (scores()).
@@ -102,7 +102,7 @@ export async function cam(model: Model, input: Tensor, opts: LayerOptions): Prom
   const op = 'cam';
   checkOptions(op, opts, LAYER_KEYS);
   const layer = checkLayer(op, opts);
-  const x = checkInput(op, input);
+  const x = await checkedInput(op, input);
   const f = forwardOf(model, opts.rules);
   const [r, spread] = bl.tidy(() => {
     const { A, G } = activationAndGradient(op, f, x, layer, opts.target);
@@ -136,7 +136,7 @@ export async function scoreCam(model: Model, input: Tensor, opts: ScoreCamOption
   const op = 'scoreCam';
   checkOptions(op, opts, SCORE_CAM_KEYS);
   const layer = checkLayer(op, opts);
-  const x = checkInput(op, input);
+  const x = await checkedInput(op, input);
   if (x.rank !== 4) throw new Error(`${op}: the input must be NCHW, got ${fmtShape(x.shape)}`);
   if (typeof opts.target === 'function') throw new Error(`${op}: needs class-index targets (a number, one per item, or 'predicted'), not a function`);
   const bs = positiveInt(op, 'batchSize', opts.batchSize, 64);
@@ -189,7 +189,7 @@ export async function scoreCam(model: Model, input: Tensor, opts: ScoreCamOption
 export async function guidedGradCam(model: Model, input: Tensor, opts: LayerOptions): Promise<Tensor> {
   const op = 'guidedGradCam';
   checkOptions(op, opts, LAYER_KEYS);
-  const x = checkInput(op, input);
+  const x = await checkedInput(op, input);
   if (x.rank !== 4) throw new Error(`${op}: the input must be NCHW, got ${fmtShape(x.shape)}`);
   const f = forwardOf(model, opts.rules);
   const target = bl.tidy(() => resolveTarget(op, f, x, opts.target));

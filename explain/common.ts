@@ -214,3 +214,30 @@ export function optionalBool(op: string, name: string, v: unknown): boolean {
   if (typeof v !== 'boolean') throw new Error(`${op}: option '${name}' must be a boolean, got ${typeof v} ${String(v)}`);
   return v;
 }
+
+/**
+ * Refuse a tensor holding NaN or infinities (an input, a baseline): an explanation of it is NaN
+ * everywhere or, worse, finite and meaningless. One scalar read-back (sum(x * 0) is NaN exactly
+ * when x has a non-finite element); only on failure is the tensor read to name the element.
+ */
+export async function checkFinite(op: string, x: Tensor, what = 'input'): Promise<void> {
+  const probe = bl.tidy(() => bl.sum(bl.mul(bl.reshape(x, [-1]), 0)));
+  const v = (await probe.data())[0];
+  probe.dispose();
+  if (Number.isFinite(v)) return;
+  const d = await x.data();
+  const i = d.findIndex((e) => !Number.isFinite(e));
+  const at: number[] = [];
+  for (let r = i, k = x.rank - 1; k >= 0; k--) {
+    at.unshift(r % x.shape[k]);
+    r = Math.floor(r / x.shape[k]);
+  }
+  throw new Error(`${op}: the ${what} holds ${d[i]} at [${at.join(', ')}] (shape ${fmtShape(x.shape)}): explanations of non-finite values are meaningless; replace or mask them first`);
+}
+
+/** checkInput, then checkFinite: the entry check of the async explainers. */
+export async function checkedInput(op: string, x: unknown): Promise<Tensor> {
+  const t = checkInput(op, x);
+  await checkFinite(op, t);
+  return t;
+}

@@ -4,7 +4,7 @@ import * as bl from '../engine/index.ts';
 import type { Tensor } from '../engine/index.ts';
 import { fmtShape } from '../engine/shape.ts';
 import {
-  type Model, type Target, type TargetOptions, baselineFor, checkInput, completenessDelta, forwardOf, hostRandom, optionalBool, positiveInt, repeatEach, repeatTarget, resolveTarget, scores,
+  type Model, type Target, type TargetOptions, baselineFor, checkInput, completenessDelta, forwardOf, hostRandom, optionalBool, positiveInt, repeatEach, repeatTarget, resolveTarget, scores, checkedInput, checkFinite,
 } from './common.ts';
 import { checkOptions, optionKeys } from './options.ts';
 import type { AttributionWithDelta } from './integrated-gradients.ts';
@@ -31,7 +31,8 @@ export async function deepLift(model: Model, input: Tensor, opts: DeepLiftOption
   const op = 'deepLift';
   checkOptions(op, opts, DEEPLIFT_KEYS);
   const returnDelta = optionalBool(op, 'returnDelta', opts.returnDelta);
-  const x = checkInput(op, input);
+  const x = await checkedInput(op, input);
+  if (opts.baseline instanceof bl.Tensor) await checkFinite(op, opts.baseline, 'baseline');
   const f = forwardOf(model, opts.rules);
   const n = x.shape[0];
   const r = bl.tidy(() => {
@@ -94,7 +95,8 @@ export async function deepLiftShap(model: Model, input: Tensor, opts: DeepLiftSh
   const op = 'deepLiftShap';
   checkOptions(op, opts, DEEPLIFT_SHAP_KEYS);
   const returnDelta = optionalBool(op, 'returnDelta', opts?.returnDelta);
-  const x = checkInput(op, input);
+  const x = await checkedInput(op, input);
+  if (opts?.baselines instanceof bl.Tensor) await checkFinite(op, opts.baselines, 'baselines');
   const base = checkBaselines(op, x, opts?.baselines);
   const n = x.shape[0], b = base.shape[0];
   const f = forwardOf(model, opts.rules);
@@ -141,7 +143,8 @@ export async function gradientShap(model: Model, input: Tensor, opts: GradientSh
   const op = 'gradientShap';
   checkOptions(op, opts, GRADIENT_SHAP_KEYS);
   const returnDelta = optionalBool(op, 'returnDelta', opts?.returnDelta);
-  const x = checkInput(op, input);
+  const x = await checkedInput(op, input);
+  if (opts?.baselines instanceof bl.Tensor) await checkFinite(op, opts.baselines, 'baselines');
   const base = checkBaselines(op, x, opts?.baselines);
   const n = x.shape[0], nb = base.shape[0];
   const k = positiveInt(op, 'samples', opts.samples, 20);

@@ -13,7 +13,7 @@
 import * as bl from '../engine/index.ts';
 import type { Tensor } from '../engine/index.ts';
 import { fmtShape } from '../engine/shape.ts';
-import { type Model, type Target, checkInput, forwardOf, positiveInt, repeatEach, resolveTarget, scores } from './common.ts';
+import { type Model, type Target, checkInput, forwardOf, positiveInt, repeatEach, resolveTarget, scores, checkedInput } from './common.ts';
 import { type LayerOptions, checkLayer, maybeUpsample } from './cam.ts';
 import { checkOptions, optionKeys } from './options.ts';
 
@@ -108,7 +108,7 @@ function probeDiagonals(f: (x: Tensor) => Tensor, x: Tensor, layer: string, A: T
 
 /** Grad-CAM++ map [N, 1, h, w] (or upsampled), from exact derivatives by default. */
 export async function gradCamPlusPlus(model: Model, input: Tensor, opts: GradCamPlusPlusOptions): Promise<Tensor> {
-  const x = checkInput('gradCamPlusPlus', input);
+  const x = await checkedInput('gradCamPlusPlus', input);
   const t = gradCamPlusPlusTerms(model, x, opts);
   const r = bl.tidy(() => {
     const sumA = bl.sum(t.A, [2, 3], { keepDims: true });

@@ -1,7 +1,7 @@
 // Gradient attributions: saliency, gradient x input, guided backprop, deconvnet.
 import * as bl from '../engine/index.ts';
 import type { Tensor } from '../engine/index.ts';
-import { type Model, type TargetOptions, checkInput, forwardOf, inputGradient } from './common.ts';
+import { type Model, type TargetOptions, checkInput, forwardOf, inputGradient, checkedInput } from './common.ts';
 import { checkOptions, optionKeys } from './options.ts';
 
 const TARGET_KEYS = optionKeys<TargetOptions>()(['target', 'rules']);
@@ -16,7 +16,7 @@ const SALIENCY_KEYS = optionKeys<SaliencyOptions>()(['target', 'rules', 'abs']);
 
 export async function saliency(model: Model, input: Tensor, opts: SaliencyOptions = {}): Promise<Tensor> {
   checkOptions('saliency', opts, SALIENCY_KEYS);
-  const x = checkInput('saliency', input);
+  const x = await checkedInput('saliency', input);
   const r = bl.tidy(() => {
     const g = inputGradient('saliency', forwardOf(model, opts.rules), x, opts.target, x.shape[0]);
     return opts.abs === false ? g : bl.abs(g);
@@ -28,7 +28,7 @@ export async function saliency(model: Model, input: Tensor, opts: SaliencyOption
 /** Gradient times input (Shrikumar et al. 2016). */
 export async function inputXGradient(model: Model, input: Tensor, opts: TargetOptions = {}): Promise<Tensor> {
   checkOptions('inputXGradient', opts, TARGET_KEYS);
-  const x = checkInput('inputXGradient', input);
+  const x = await checkedInput('inputXGradient', input);
   const r = bl.tidy(() => bl.mul(x, inputGradient('inputXGradient', forwardOf(model, opts.rules), x, opts.target, x.shape[0])));
   await r.backend.sync();
   return r;
@@ -40,7 +40,7 @@ export async function inputXGradient(model: Model, input: Tensor, opts: TargetOp
  */
 export async function guidedBackprop(model: Model, input: Tensor, opts: TargetOptions = {}): Promise<Tensor> {
   checkOptions('guidedBackprop', opts, TARGET_KEYS);
-  const x = checkInput('guidedBackprop', input);
+  const x = await checkedInput('guidedBackprop', input);
   const r = bl.tidy(() => reluRule('guidedBackprop', bl.guidedRelu, () => inputGradient('guidedBackprop', forwardOf(model, opts.rules), x, opts.target, x.shape[0])));
   await r.backend.sync();
   return r;
@@ -49,7 +49,7 @@ export async function guidedBackprop(model: Model, input: Tensor, opts: TargetOp
 /** Deconvnet (Zeiler & Fergus 2014): relus pass only positive cotangents. */
 export async function deconvnet(model: Model, input: Tensor, opts: TargetOptions = {}): Promise<Tensor> {
   checkOptions('deconvnet', opts, TARGET_KEYS);
-  const x = checkInput('deconvnet', input);
+  const x = await checkedInput('deconvnet', input);
   const r = bl.tidy(() => reluRule('deconvnet', bl.deconvRelu, () => inputGradient('deconvnet', forwardOf(model, opts.rules), x, opts.target, x.shape[0])));
   await r.backend.sync();
   return r;

@@ -2,7 +2,7 @@
 // by quadrature, with all steps batched and chunked to a bounded batch.
 import * as bl from '../engine/index.ts';
 import type { Tensor } from '../engine/index.ts';
-import { type Model, type Target, type TargetOptions, accumulate, baselineFor, checkInput, completenessDelta, forwardOf, optionalBool, positiveInt, repeatEach, resolveTarget, scores } from './common.ts';
+import { type Model, type Target, type TargetOptions, accumulate, baselineFor, checkInput, completenessDelta, forwardOf, optionalBool, positiveInt, repeatEach, resolveTarget, scores, checkedInput, checkFinite } from './common.ts';
 import { checkOptions, optionKeys } from './options.ts';
 import { type IntegrationMethod, quadrature } from './quadrature.ts';
 
@@ -71,7 +71,8 @@ export async function integratedGradients(model: Model, input: Tensor, opts: Int
   const op = 'integratedGradients';
   checkOptions(op, opts, IG_KEYS);
   const returnDelta = optionalBool(op, 'returnDelta', opts.returnDelta);
-  const x = checkInput(op, input);
+  const x = await checkedInput(op, input);
+  if (opts.baseline instanceof bl.Tensor) await checkFinite(op, opts.baseline, 'baseline');
   const n = x.shape[0];
   const { alphas, weights, chunk } = pathSetup(op, n, opts);
   const f = forwardOf(model, opts.rules);

@@ -5,7 +5,7 @@ import * as bl from '../engine/index.ts';
 import type { Module } from '../models/module.ts';
 import type { Tensor } from '../engine/index.ts';
 import { fmtShape } from '../engine/shape.ts';
-import { type Model, type RulesOption, type Target, type TargetOptions, baselineFor, checkInput, forwardOf, positiveInt, resolveTarget, scores } from './common.ts';
+import { type Model, type RulesOption, type Target, type TargetOptions, baselineFor, checkInput, forwardOf, positiveInt, resolveTarget, scores, checkedInput } from './common.ts';
 import { activationAndGradient, checkLayer } from './cam.ts';
 import { checkOptions, optionKeys } from './options.ts';
 import type { IntegrationMethod } from './quadrature.ts';
@@ -31,7 +31,7 @@ export function activationOf(f: (x: Tensor) => Tensor, x: Tensor, layer: string)
 export async function layerActivation(model: Model, input: Tensor, opts: { layer: string | Module }): Promise<Tensor> {
   checkOptions('layerActivation', opts, ['layer']);
   const layer = checkLayer('layerActivation', opts);
-  const x = checkInput('layerActivation', input);
+  const x = await checkedInput('layerActivation', input);
   const a = activationOf(forwardOf(model), x, layer);
   await a.backend.sync();
   return a;
@@ -42,7 +42,7 @@ export async function layerGradientXActivation(model: Model, input: Tensor, opts
   const op = 'layerGradientXActivation';
   checkOptions(op, opts, LAYER_ATTR_KEYS);
   const layer = checkLayer(op, opts);
-  const x = checkInput(op, input);
+  const x = await checkedInput(op, input);
   const f = forwardOf(model, opts.rules);
   const r = bl.tidy(() => {
     const g = bl.valueAndGradAt(() => bl.sum(scores(op, f(x), opts.target, x.shape[0])), [layer]);
@@ -68,7 +68,7 @@ export async function layerIntegratedGradients(model: Model, input: Tensor, opts
   const op = 'layerIntegratedGradients';
   checkOptions(op, opts, LAYER_IG_KEYS);
   const layer = checkLayer(op, opts);
-  const x = checkInput(op, input);
+  const x = await checkedInput(op, input);
   const n = x.shape[0];
   const { alphas, weights, chunk } = pathSetup(op, n, opts);
   const f = forwardOf(model, opts.rules);
@@ -102,7 +102,7 @@ export async function neuronGradient(model: Model, input: Tensor, opts: NeuronOp
   const op = 'neuronGradient';
   checkOptions(op, opts, NEURON_KEYS);
   const layer = checkLayer(op, opts);
-  const x = checkInput(op, input);
+  const x = await checkedInput(op, input);
   const f = forwardOf(model, opts.rules);
   const r = bl.tidy(() =>
     bl.grad((xx: Tensor) => {

@@ -2,7 +2,7 @@
 // SmoothGrad (Smilkov et al. 2017), SmoothGrad-squared and VarGrad (Adebayo et al. 2018).
 import * as bl from '../engine/index.ts';
 import type { Tensor } from '../engine/index.ts';
-import { type Model, type TargetOptions, accumulate, checkInput, forwardOf, positiveInt, repeatEach, repeatTarget, resolveTarget } from './common.ts';
+import { type Model, type TargetOptions, accumulate, checkInput, forwardOf, positiveInt, repeatEach, repeatTarget, resolveTarget, checkedInput } from './common.ts';
 import { type SaliencyOptions, saliency } from './gradient.ts';
 
 export type Attributor<O extends TargetOptions = TargetOptions> = (model: Model, input: Tensor, opts: O) => Promise<Tensor>;
@@ -22,7 +22,7 @@ export interface NoiseTunnelOptions {
 export function noiseTunnel<O extends TargetOptions>(attributor: Attributor<O>): Attributor<O & NoiseTunnelOptions> {
   return async (model, input, opts) => {
     const op = 'noiseTunnel';
-    const x = checkInput(op, input);
+    const x = await checkedInput(op, input);
     // The wrapped attributor gets its own options only (it rejects options it does not know).
     const { type: _t, samples: _s, stdev: _d, seed: _e, samplesBatchSize: _b, ...inner } = opts;
     void [_t, _s, _d, _e, _b];

@@ -6,7 +6,7 @@ import * as bl from '../../engine/index.ts';
 import type { RuleSetLike, Tensor } from '../../engine/index.ts';
 import { Module } from '../../models/module.ts';
 import { GraphModel } from '../../models/containers.ts';
-import { type Model, type RulesOption, type TargetOptions, checkInput, forwardOf, optionalBool, resolveTarget, scores } from '../common.ts';
+import { type Model, type RulesOption, type TargetOptions, checkInput, forwardOf, optionalBool, resolveTarget, scores, checkedInput } from '../common.ts';
 import type { AttributionWithDelta } from '../integrated-gradients.ts';
 import { checkOptions, optionKeys } from '../options.ts';
 import { type CompositeFactory, isCompositeFactory, rulesFactory } from '../rules-option.ts';
@@ -103,7 +103,7 @@ export async function lrp(model: Model, input: Tensor, opts: LrpOptions = {}): P
   checkOptions(op, opts, LRP_KEYS);
   const returnDelta = optionalBool(op, 'returnDelta', opts.returnDelta);
   const returnLayers = optionalBool(op, 'returnLayers', opts.returnLayers);
-  const x = checkInput(op, input);
+  const x = await checkedInput(op, input);
   if (opts.seedOutput !== undefined && opts.seedOutput !== 'logit' && opts.seedOutput !== 'one-hot') {
     throw new Error(`${op}: seedOutput must be 'logit' or 'one-hot', got ${String(opts.seedOutput)}`);
   }

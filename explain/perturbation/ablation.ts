@@ -11,7 +11,7 @@
 // features' perturbed inputs batch together (the estimate has the same expectation).
 import * as bl from '../../engine/index.ts';
 import type { Tensor } from '../../engine/index.ts';
-import { hostRandom } from '../common.ts';
+import { hostRandom, checkFinite } from '../common.ts';
 import { checkPerturbInput, concatItems, forEachGroup, PerturbationRunner, type EngineOptions, type PerturbationModel } from './engine.ts';
 import { coalitionPerturbations, featureGroupsFor, type FeatureGroups, type Features } from './maskers.ts';
 import { checkOptions, optionKeys } from '../options.ts';
@@ -71,6 +71,7 @@ export async function featureAblation(model: PerturbationModel, input: Tensor, o
   const op = 'featureAblation';
   checkOptions(op, opts, FEATUREABLATION_KEYS);
   const x = checkPerturbInput(op, input);
+  await checkFinite(op, x);
   const groups = await featureGroupsFor(op, opts.features, x);
   const runner = await PerturbationRunner.create(op, model, x, { baseline: opts.baseline, background: opts.background }, opts);
   try {
@@ -103,6 +104,7 @@ export async function featurePermutation(model: PerturbationModel, input: Tensor
   const op = 'featurePermutation';
   checkOptions(op, opts, FEATUREPERMUTATION_KEYS);
   const x = checkPerturbInput(op, input);
+  await checkFinite(op, x);
   const n = x.shape[0];
   if (n < 2) throw new Error(`${op}: needs a batch of at least 2 items to permute features across, got ${n}`);
   const seed = opts.seed ?? 0;

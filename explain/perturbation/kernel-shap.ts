@@ -19,7 +19,7 @@
 // it, as SHAP does), plus f(x) and f(empty); the host solves (M-1) x (M-1) systems.
 import * as bl from '../../engine/index.ts';
 import type { Tensor } from '../../engine/index.ts';
-import { hostRandom, optionalBool } from '../common.ts';
+import { hostRandom, optionalBool, checkFinite } from '../common.ts';
 import { checkMaxFeatures, evaluateCoalitions, shapleyResult, type CoalitionOptions, type EfficiencyOption } from './coalitions.ts';
 import { checkOptions, optionKeys } from '../options.ts';
 import { checkPerturbInput, forEachGroup, PerturbationRunner, type PerturbationModel } from './engine.ts';
@@ -181,6 +181,7 @@ export async function kernelShap(model: PerturbationModel, input: Tensor, opts: 
   checkOptions(op, opts, KERNEL_SHAP_KEYS);
   const returnDelta = optionalBool(op, 'returnDelta', opts.returnDelta);
   const x = checkPerturbInput(op, input);
+  await checkFinite(op, x);
   const n = x.shape[0];
   const seed = opts.seed ?? 0;
   if (!Number.isInteger(seed) || seed < 0) throw new Error(`${op}: option 'seed' must be a non-negative integer, got ${String(opts.seed)}`);

@@ -13,7 +13,7 @@
 //
 // On the device the model evaluations reduce to X'Wv, sum wv and sum wv^2 per item; the host fits
 // the M x M system. The same coalitions (one seed) serve every item of the batch.
-import { hostRandom } from '../common.ts';
+import { hostRandom, checkFinite } from '../common.ts';
 import type { Tensor } from '../../engine/index.ts';
 import * as bl from '../../engine/index.ts';
 import { checkMaxFeatures, coalitionAttributions, evaluateCoalitions, type CoalitionOptions } from './coalitions.ts';
@@ -53,6 +53,7 @@ export async function lime(model: PerturbationModel, input: Tensor, opts: LimeOp
   const op = 'lime';
   checkOptions(op, opts, LIME_KEYS);
   const x = checkPerturbInput(op, input);
+  await checkFinite(op, x);
   const n = x.shape[0];
   const samples = opts.samples ?? 1000;
   if (!Number.isInteger(samples) || samples < 2) throw new Error(`${op}: option 'samples' must be an integer >= 2, got ${String(opts.samples)}`);

@@ -9,7 +9,7 @@
 import * as bl from '../../engine/index.ts';
 import type { Backend, Tensor } from '../../engine/index.ts';
 import { fmtShape } from '../../engine/shape.ts';
-import { hostRandom } from '../common.ts';
+import { hostRandom, checkFinite } from '../common.ts';
 import { checkPerturbInput, PerturbationRunner, type EngineOptions, type PerturbationModel, type Perturbations } from './engine.ts';
 import { checkOptions, optionKeys } from '../options.ts';
 
@@ -120,6 +120,7 @@ export async function occlusion(model: PerturbationModel, input: Tensor, opts: O
   const op = 'occlusion';
   checkOptions(op, opts, OCCLUSION_KEYS);
   const x = checkPerturbInput(op, input);
+  await checkFinite(op, x);
   const item = x.shape.slice(1), n = x.shape[0];
   const { win, str } = windowSpec(op, item, opts.window, opts.stride);
   const starts = windowStarts(item, win, str);
@@ -185,6 +186,7 @@ export async function predictionDifference(model: PerturbationModel, input: Tens
   const op = 'predictionDifference';
   checkOptions(op, opts, PREDICTIONDIFFERENCE_KEYS);
   const x = checkPerturbInput(op, input);
+  await checkFinite(op, x);
   const item = x.shape.slice(1), n = x.shape[0];
   const bg = opts?.background;
   if (!(bg instanceof bl.Tensor)) throw new Error(`${op}: option 'background' (rows [B, ${item.join(', ')}] to sample windows from) is required`);

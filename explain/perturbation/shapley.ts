@@ -14,7 +14,7 @@
 // Both write a feature's value to every element of it (Captum's convention).
 import * as bl from '../../engine/index.ts';
 import type { Tensor } from '../../engine/index.ts';
-import { hostRandom, optionalBool } from '../common.ts';
+import { hostRandom, optionalBool, checkFinite } from '../common.ts';
 import { checkOptions, optionKeys } from '../options.ts';
 import { evaluateCoalitions, shapleyResult, type CoalitionOptions, type EfficiencyOption } from './coalitions.ts';
 import { checkPerturbInput, forEachGroup, PerturbationRunner, type PerturbationModel } from './engine.ts';
@@ -39,6 +39,7 @@ export async function shapleySampling(model: PerturbationModel, input: Tensor, o
   checkOptions(op, opts, SHAPLEYSAMPLING_KEYS);
   const returnDelta = optionalBool(op, 'returnDelta', opts.returnDelta);
   const x = checkPerturbInput(op, input);
+  await checkFinite(op, x);
   const n = x.shape[0];
   const seed = opts.seed ?? 0;
   if (!Number.isInteger(seed) || seed < 0) throw new Error(`${op}: option 'seed' must be a non-negative integer, got ${String(opts.seed)}`);
@@ -144,6 +145,7 @@ export async function shapleyExact(model: PerturbationModel, input: Tensor, opts
   checkOptions(op, opts, SHAPLEYEXACT_KEYS);
   const returnDelta = optionalBool(op, 'returnDelta', opts.returnDelta);
   const x = checkPerturbInput(op, input);
+  await checkFinite(op, x);
   const n = x.shape[0];
   const max = opts.maxFeatures ?? 16;
   const groups = await featureGroupsFor(op, opts.features, x);

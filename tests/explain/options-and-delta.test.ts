@@ -149,3 +149,23 @@ describe('returnDelta', () => {
     expectClose(await ig.delta.data(), [s[0] - (fx[0][1] - f0[1]), s[1] - (fx[1][2] - f0[2])], 1e-10, 1e-10);
   });
 });
+
+describe('non-finite inputs and baselines are refused, naming the element', () => {
+  const withBad = (v: number, at: number) => {
+    const d = randArray(8, 21);
+    d[at] = v;
+    return bl.tensor(d, [2, 4]);
+  };
+  it('gradient, path, CAM-free and perturbation methods', async () => {
+    const m = mlp(8);
+    await expect(ex.saliency(m, withBad(NaN, 6), { target: 0 })).rejects.toThrow(/saliency: the input holds NaN at \[1, 2\] \(shape \[2, 4\]\)/);
+    await expect(ex.integratedGradients(m, withBad(Infinity, 1), { target: 0 })).rejects.toThrow(/integratedGradients: the input holds Infinity at \[0, 1\]/);
+    await expect(ex.integratedGradients(m, withBad(0, 0), { target: 0, baseline: withBad(-Infinity, 3) })).rejects.toThrow(/integratedGradients: the baseline holds -Infinity at \[0, 3\]/);
+    await expect(ex.gradientShap(m, withBad(0, 0), { target: 0, baselines: withBad(NaN, 4) })).rejects.toThrow(/gradientShap: the baselines holds NaN at \[1, 0\]/);
+    await expect(ex.lrp(m, withBad(NaN, 0), { target: 0 })).rejects.toThrow(/lrp: the input holds NaN/);
+    await expect(ex.kernelShap(m, withBad(NaN, 7), { target: 0, samples: 8 })).rejects.toThrow(/kernelShap: the input holds NaN at \[1, 3\]/);
+    await expect(ex.occlusion(m, withBad(NaN, 2), { target: 0 })).rejects.toThrow(/occlusion: the input holds NaN/);
+    // finite inputs still pass (the probe is not fooled by large values)
+    expect((await ex.saliency(m, bl.tensor([1e30, -1e30, 3e38, 0, 1, 2, 3, 4], [2, 4]), { target: 0 })).shape).toEqual([2, 4]);
+  });
+});
