@@ -21,9 +21,8 @@ describe.skipIf(SKIP_BROWSER)('report in headless Chromium', () => {
   beforeAll(async () => {
     pages['/png.html'] = await renderReport(doc(), { encodePng });
     pages['/svg.html'] = await renderReport(doc()); // no encoder: inline SVG rasters
-    // The renderer itself in the page: bundled for the browser (no Node built-ins; heatmap.ts's
-    // pngjs is only imported when its encodePng is called, which the page never does) and given a
-    // canvas PNG encoder.
+    // The renderer itself in the page: bundled for the browser (no Node built-in may be needed)
+    // and given a canvas PNG encoder of its own.
     const here = fileURLToPath(new URL('.', import.meta.url));
     const bundle = await build({
       stdin: {
@@ -38,7 +37,7 @@ renderReport(browserDoc(), { encodePng: canvasPng }).then((html) => { window.__r
         resolveDir: here, sourcefile: 'report-entry.js', loader: 'js',
       },
       bundle: true, format: 'esm', platform: 'browser', target: 'es2022', write: false, logLevel: 'silent',
-      external: ['webgpu', 'node:*', 'pngjs'],
+      external: ['webgpu'],
     });
     pages['/render.js'] = bundle.outputFiles[0].text;
     pages['/render.html'] = '<!doctype html><meta charset="utf-8"><link rel="icon" href="data:,"><title>render</title><script type="module" src="/render.js"></script>';
