@@ -56,7 +56,7 @@ export const TOL = 1e-3;
 
 export function adapterLabel(info: AdapterInfo): string {
   const kind = info.adapter ?? (info.software ? 'software' : 'gpu');
-  return `${kind}: ${info.description || info.device || info.vendor}`.slice(0, 60);
+  return `${kind}: ${info.description || info.device || info.vendor}`;
 }
 
 export function loadNow(): string {
