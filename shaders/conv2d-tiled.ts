@@ -1,7 +1,8 @@
 // Register-tiled 2-D convolution and its adjoints: the same maths as conv2d.ts, but each
 // invocation computes a small block of outputs, so every value it loads feeds several FMAs.
 // No workgroup memory and no barriers: fast on SwiftShader (DESIGN.md) and decent on GPUs.
-//  - forward: 4 output channels x 4 output columns per invocation (16 FMAs per 8 loads);
+//  - forward: ob output channels x wb output columns per invocation (default 4x4: 16 FMAs per
+//    8 loads; the block is generated, conv2dTiledShaderFor);
 //  - backprop-input: 4 input channels per invocation (4 FMAs per 5 loads);
 //  - backprop-filter: 4 output x 4 input channels per invocation (16 FMAs per 8 loads), with the
 //    batch optionally split across invocations into partial sums that a reduction adds up.
@@ -23,8 +24,21 @@ const header = /* wgsl */ `${paramsBlock}${flatIndex}
 override WG: u32 = 64u;
 `;
 
-/** in0 = x [N,C,H,W], in1 = w [O,C/g,KH,KW]; out = y [N,O,OH,OW]. */
-export const conv2dTiledShader = /* wgsl */ `${header}
+/**
+ * in0 = x [N,C,H,W], in1 = w [O,C/g,KH,KW]; out = y [N,O,OH,OW]. Each invocation computes `ob`
+ * output channels (a multiple of 4, as vec4 accumulators) x `wb` adjacent output columns: per
+ * kernel tap it loads ob weights and wb inputs for ob*wb FMAs. The block shape is generated
+ * (unrolled, so the accumulators stay in registers); the backend picks it per shape.
+ */
+export function conv2dTiledShaderFor(ob: number, wb: number): string {
+  if (ob % 4 !== 0 || ob < 4 || wb < 1) throw new Error(`conv2dTiledShaderFor: bad block ${ob}x${wb}`);
+  const ov = ob / 4;
+  const js = [...Array(wb).keys()], vs = [...Array(ov).keys()];
+  const decl = js.flatMap((j) => vs.map((v) => `var a${j}_${v} = vec4<f32>(0.0);`)).join(' ');
+  const loadW = vs.map((v) => `let wv${v} = vec4<f32>(${[0, 1, 2, 3].map((i) => `in1[wrow[${4 * v + i}] + k]`).join(', ')});`).join('\n        ');
+  const body = js.map((j) => `{ let cj = col + ${j} * sw; let xv = select(0.0, in0[xRow + u32(clamp(cj, 0, W - 1))], cj >= 0 && cj < W); ${vs.map((v) => `a${j}_${v} += xv * wv${v};`).join(' ')} }`).join('\n        ');
+  const write = js.flatMap((j) => vs.map((v) => `if (ow0 + ${j}u < OW) { for (var i = 0u; i < 4u; i++) { if (o0 + ${4 * v}u + i < Og) { out[obase + (${4 * v}u + i) * OH * OW + ${j}u] = a${j}_${v}[i]; } } }`)).join('\n  ');
+  return /* wgsl */ `${header}
 @compute @workgroup_size(WG)
 fn main(${launchArgs}) {
   let idx = flat_index(wid, nwg, lid, WG);
@@ -36,15 +50,15 @@ fn main(${launchArgs}) {
   let wb = idx % WB; var t = idx / WB;
   let oh = t % OH; t = t / OH;
   let ob = t % (OB * G); let n = t / (OB * G);
-  let g = ob / OB; let o0 = (ob % OB) * 4u;
-  let ow0 = wb * 4u;
+  let g = ob / OB; let o0 = (ob % OB) * ${ob}u;
+  let ow0 = wb * ${wb}u;
   let sw = i32(${U(11)}); let dh = i32(${U(14)}); let dw = i32(${U(15)});
   let h0 = i32(oh * ${U(10)}) - ${I(12)};
   let wcol0 = i32(ow0) * sw - ${I(13)};
-  // Weight rows of the 4 output channels (clamped inside the group).
-  var wrow: array<u32, 4>;
-  for (var i = 0u; i < 4u; i++) { wrow[i] = (g * Og + min(o0 + i, Og - 1u)) * Cg * KH * KW; }
-  var acc0 = vec4<f32>(0.0); var acc1 = vec4<f32>(0.0); var acc2 = vec4<f32>(0.0); var acc3 = vec4<f32>(0.0);
+  // Weight rows of the block's output channels (clamped inside the group).
+  var wrow: array<u32, ${ob}>;
+  for (var i = 0u; i < ${ob}u; i++) { wrow[i] = (g * Og + min(o0 + i, Og - 1u)) * Cg * KH * KW; }
+  ${decl}
   for (var c = 0u; c < Cg; c++) {
     let xPlane = (n * C + g * Cg + c) * u32(H * W);
     let wc = c * KH * KW;
@@ -54,26 +68,20 @@ fn main(${launchArgs}) {
       let xRow = xPlane + u32(h * W);
       for (var q = 0u; q < KW; q++) {
         let k = wc + p * KW + q;
-        let wv = vec4<f32>(in1[wrow[0] + k], in1[wrow[1] + k], in1[wrow[2] + k], in1[wrow[3] + k]);
+        ${loadW}
         let col = wcol0 + i32(q) * dw;
-        let c0 = col; let c1 = col + sw; let c2 = col + 2 * sw; let c3 = col + 3 * sw;
-        acc0 += select(0.0, in0[xRow + u32(clamp(c0, 0, W - 1))], c0 >= 0 && c0 < W) * wv;
-        acc1 += select(0.0, in0[xRow + u32(clamp(c1, 0, W - 1))], c1 >= 0 && c1 < W) * wv;
-        acc2 += select(0.0, in0[xRow + u32(clamp(c2, 0, W - 1))], c2 >= 0 && c2 < W) * wv;
-        acc3 += select(0.0, in0[xRow + u32(clamp(c3, 0, W - 1))], c3 >= 0 && c3 < W) * wv;
+        ${body}
       }
     }
   }
-  var accs = array<vec4<f32>, 4>(acc0, acc1, acc2, acc3);
-  for (var j = 0u; j < 4u; j++) {
-    if (ow0 + j >= OW) { break; }
-    for (var i = 0u; i < 4u; i++) {
-      if (o0 + i >= Og) { break; }
-      out[((n * O + g * Og + o0 + i) * OH + oh) * OW + ow0 + j] = accs[j][i];
-    }
-  }
+  let obase = ((n * O + g * Og + o0) * OH + oh) * OW + ow0;
+  ${write}
 }
 `;
+}
+
+/** The 4 output channels x 4 columns block (the default). */
+export const conv2dTiledShader = conv2dTiledShaderFor(4, 4);
 
 /** in0 = dy [N,O,OH,OW], in1 = w; out = dx [N,C,H,W]. */
 export const conv2dBackpropInputTiledShader = /* wgsl */ `${header}

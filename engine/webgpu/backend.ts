@@ -9,7 +9,7 @@ import { movementShader } from '../../shaders/movement.ts';
 import { type ReduceKind, reduceRowsShader, reduceWorkgroupShader } from '../../shaders/reduce.ts';
 import { matmulRegisterTiled, matmulWorkgroupTiled } from '../../shaders/matmul.ts';
 import { conv2dBackpropFilterShader, conv2dBackpropInputShader, conv2dShader } from '../../shaders/conv2d.ts';
-import { conv2dBackpropFilterTiledShader, conv2dBackpropInputTiledShader, conv2dTiledShader } from '../../shaders/conv2d-tiled.ts';
+import { conv2dBackpropFilterTiledShader, conv2dBackpropInputTiledShader, conv2dTiledShaderFor } from '../../shaders/conv2d-tiled.ts';
 import { avgPoolBackpropShader, avgPoolShader, maxPoolGatherShader, maxPoolScatterShader } from '../../shaders/pool.ts';
 import { resizeBilinearBackpropShader, resizeBilinearShader } from '../../shaders/resize.ts';
 import { gatherShader, scatterAddShader } from '../../shaders/gather.ts';
@@ -81,6 +81,12 @@ export class WebGpuBackend implements Backend<GpuStorage> {
   matmulVariant: 'registerTiled' | 'workgroupTiled';
   /** Convolution kernels: register-tiled blocks (default) or one output per invocation. */
   convVariant: 'tiled' | 'direct' = 'tiled';
+  /**
+   * The forward conv's register block [output channels (a multiple of 4), output columns]; null
+   * picks per shape (convBlockFor). BACKLIGHT_CONV_BLOCK=8x4 (etc.) forces one, to measure
+   * alternatives on an adapter (bench/ops.ts).
+   */
+  convBlock: [number, number] | null = convBlockDefault();
   /** conv2dBackpropInput with stride 1 as a forward conv (backpropInputAsConv); false: its own kernel. */
   backpropInputViaConv = true;
   /** Lazy elementwise chains; null when fusion is off. */
@@ -366,10 +372,11 @@ export class WebGpuBackend implements Backend<GpuStorage> {
       const label = `conv2d x${fmt(x.shape)} w${fmt(w.shape)}`;
       const base = convParams(p, x.shape, w.shape, out, n);
       if (this.convVariant === 'direct') return this.launch(label, conv2dShader, base, [x.storage, w.storage], n);
-      const OB = Math.ceil(w.shape[0] / p.groups / 4), WB = Math.ceil(out[3] / 4);
+      const [ob, wb] = this.convBlock ?? convBlockFor(w.shape[0] / p.groups, out[3]);
+      const OB = Math.ceil(w.shape[0] / p.groups / ob), WB = Math.ceil(out[3] / wb);
       const threads = out[0] * OB * p.groups * out[2] * WB;
       base[0] = threads;
-      return this.launch(label, conv2dTiledShader, [...base, OB, WB], [x.storage, w.storage], n, threads);
+      return this.launch(label, shader(`conv2dTiled:${ob}x${wb}`, () => conv2dTiledShaderFor(ob, wb)), [...base, OB, WB], [x.storage, w.storage], n, threads);
     },
     conv2dBackpropInput: (p, [dy, w], out) => {
       const n = sizeOf(out);
@@ -446,6 +453,27 @@ export class WebGpuBackend implements Backend<GpuStorage> {
       return this.launch(`random ${p.dist} ${fmt(out)}`, randomShader, [n, p.seed % 2 ** 32 >>> 0, Math.floor(p.seed / 2 ** 32) >>> 0, p.dist === 'normal' ? 1 : 0], [], n);
     },
   };
+}
+
+function convBlockDefault(): [number, number] | null {
+  const v = typeof process !== 'undefined' ? process.env?.BACKLIGHT_CONV_BLOCK : undefined;
+  if (!v) return null;
+  const m = /^(\d+)x(\d+)$/.exec(v);
+  if (!m || Number(m[1]) % 4 !== 0 || Number(m[1]) === 0 || Number(m[2]) === 0) throw new Error(`BACKLIGHT_CONV_BLOCK=${v}: expected OxW, O a multiple of 4 (e.g. 8x4)`);
+  return [Number(m[1]), Number(m[2])];
+}
+
+/**
+ * The forward conv block for Og output channels per group and OW output columns. Measured on
+ * lavapipe (bench/ops.ts conv rows, load-noisy, interleaved): 8 channels x 8 columns 1.4-2x the
+ * 4x4 block's throughput at 16-32 channels (more FMAs per load), about even at 1 input channel;
+ * 8 columns only where they do not waste more of the last block than 4 do (OW = 12: 8x4).
+ */
+function convBlockFor(og: number, ow: number): [number, number] {
+  const ob = og >= 8 ? 8 : 4;
+  const waste = (w: number) => Math.ceil(ow / w) * w - ow;
+  const wb = ow >= 8 && waste(8) <= waste(4) ? 8 : 4;
+  return [ob, wb];
 }
 
 function convParams(p: PrimParams['conv2d'], x: Shape, w: Shape, y: Shape, count: number): number[] {

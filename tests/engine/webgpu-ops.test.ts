@@ -435,6 +435,27 @@ describe('conv2d and its adjoints', () => {
       });
     }
   }
+  // The forward kernel's register block is generated (shaders/conv2d-tiled.ts) and picked per
+  // shape; every block shape, on every case (partial channel and column blocks, groups, strides).
+  for (const block of [[4, 4], [8, 4], [8, 8], [4, 8], [12, 3]] as [number, number][]) {
+    it(`tiled forward, block ${block[0]}x${block[1]}: every case`, async () => {
+      const prev = wgpu.convBlock;
+      wgpu.convBlock = block;
+      try {
+        for (const [xs, ws, opts, why] of cases) {
+          const x = randArray(r, sizeOf(xs)), w = randArray(r, sizeOf(ws));
+          await check(`conv2d ${block.join('x')} (${why})`, () => conv2d(t(x, xs), t(w, ws), opts), ACCUM);
+          // stride 1 backprop-input runs as this forward conv
+          const p = conv2dParams('test', xs, ws, opts);
+          const ys = conv2dOutShape('test', xs, ws, p);
+          const dy = randArray(r, sizeOf(ys));
+          await check(`conv2dBackpropInput ${block.join('x')} (${why})`, () => conv2dBackpropInput(t(dy, ys), t(w, ws), xs, opts), ACCUM);
+        }
+      } finally {
+        wgpu.convBlock = prev;
+      }
+    });
+  }
   it('tiled backprop-filter with the batch split into partial sums', async () => {
     const xs: Shape = [37, 5, 6, 7], ws: Shape = [6, 5, 3, 3];
     const x = randArray(r, sizeOf(xs));
