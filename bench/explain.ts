@@ -18,7 +18,7 @@
 // host, on both engines. Writes bench/results/explain.json (or DIR/explain.json).
 // Packable for a lent GPU machine: ../shared/device/pack.sh bench/explain.ts, then run it from
 // the repository root (the weights are read from ./models/weights unless --weights says otherwise).
-import { availableParallelism, loadavg } from 'node:os';
+import { availableParallelism } from 'node:os';
 import * as bl from '../engine/index.ts';
 import * as ex from '../explain/index.ts';
 import type { Module } from '../models/module.ts';
@@ -28,6 +28,7 @@ import { nchwToNhwc, nhwcToNchw } from './lib/smallcnn.ts';
 import { setupTfjs, type Tf, type TfjsPeer } from './lib/tfjs.ts';
 import { loadModel, testImages, weightsDir, type Images, type LoadedModel } from './lib/explain-models.ts';
 import { tfGradCam, tfIntegratedGradients, tfModelFrom, type TfModel } from './lib/explain-tfjs.ts';
+import { loadNow } from './lib/suite.ts';
 
 const NAME = 'explain';
 const TOL = 1e-3;
@@ -59,7 +60,7 @@ if (peerPref !== 'webgpu' && peerPref !== 'cpu') throw new Error(`--peer must be
 const t00 = performance.now();
 const log = (s = '') => console.log(s);
 for (const f of FOREIGN) if (args.has(f)) log(`(--${f} is another benchmark's option; ignored here)`);
-const load = () => loadavg().map((v) => v.toFixed(2)).join(' ');
+const load = loadNow;
 const loadBefore = load();
 
 // ---- engines and adapters ----

@@ -23,7 +23,7 @@
 // default), chunks 64, 256, 1024, 4096, 3 reps. Features: digits 2x2 cells (16), shapes 4x4 cells
 // (64), breast cancer its 30 columns with 8 background rows from the training split (so 8
 // evaluations per coalition), images against a zero baseline. Writes bench/results/kernel-shap.json.
-import { availableParallelism, loadavg } from 'node:os';
+import { availableParallelism } from 'node:os';
 import type * as OrtTypes from 'onnxruntime-node';
 import * as bl from '../engine/index.ts';
 import type { Tensor } from '../engine/index.ts';
@@ -43,6 +43,7 @@ import { loadModel, testImages, weightsDir, type LoadedModel } from './lib/expla
 import { tfModelFrom } from './lib/explain-tfjs.ts';
 import { exportOnnx } from './lib/onnx-export.ts';
 import { loadOrt } from './lib/ort.ts';
+import { loadNow, maxRelErr } from './lib/suite.ts';
 
 const NAME = 'kernel-shap';
 const TOL = 1e-3;
@@ -55,7 +56,7 @@ const FOREIGN = ['steps', 'seed', 'methods', 'ig-steps', 'ig-method', 'target', 
 args.checkKnown([...FOREIGN, 'models', 'batches', 'samples', 'reps', 'engines', 'full', 'weights', 'out']);
 const t00 = performance.now();
 const log = (s = '') => console.log(s);
-const load = () => loadavg().map((v) => v.toFixed(2)).join(' ');
+const load = loadNow;
 const loadBefore = load();
 
 const backend = await bl.init();
@@ -251,14 +252,7 @@ const ortBox = (c: Case) =>
 
 // ---- correctness: scores of the first coalitions on every engine vs the float64 CPU backend ----
 
-const relErr = (a: ArrayLike<number>, ref: ArrayLike<number>) => {
-  let num = 0, den = 0;
-  for (let i = 0; i < ref.length; i++) {
-    num = Math.max(num, Math.abs(a[i] - ref[i]));
-    den = Math.max(den, Math.abs(ref[i]));
-  }
-  return den ? num / den : num;
-};
+const relErr = maxRelErr;
 
 const cpu = await bl.init({ backend: 'cpu', setDefault: false });
 const checks: Record<string, unknown>[] = [];

@@ -10,7 +10,7 @@
 // Before timing, each model's LRP on WebGPU is checked against the float64 CPU backend (within
 // 1e-3 of each map's largest magnitude) and TF.js's gradient against backlight's. Each timed call
 // reads its whole result back. Writes bench/results/lrp.json.
-import { availableParallelism, loadavg } from 'node:os';
+import { availableParallelism } from 'node:os';
 import * as bl from '../engine/index.ts';
 import * as ex from '../explain/index.ts';
 import { Args } from './lib/args.ts';
@@ -19,6 +19,7 @@ import { nchwToNhwc, nhwcToNchw } from './lib/smallcnn.ts';
 import { setupTfjs, type TfjsPeer } from './lib/tfjs.ts';
 import { loadModel, testImages, weightsDir } from './lib/explain-models.ts';
 import { tfModelFrom, type TfModel } from './lib/explain-tfjs.ts';
+import { loadNow, maxRelErrPerItem } from './lib/suite.ts';
 
 const NAME = 'lrp';
 const TOL = 1e-3;
@@ -31,7 +32,7 @@ const modelNames = args.list('models') ?? ['digits-cnn', 'shapes-cnn', 'resnet-b
 const composites = args.list('composites') ?? ['epsilon', 'epsilon-plus-flat', 'epsilon-gamma-box'];
 for (const c of composites) if (!ex.COMPOSITES[c]) throw new Error(`--composites: unknown composite '${c}' (${Object.keys(ex.COMPOSITES).join(', ')})`);
 const log = (s = '') => console.log(s);
-const load = () => loadavg().map((v) => v.toFixed(2)).join(' ');
+const load = loadNow;
 const loadBefore = load();
 
 const backend = await bl.init();
@@ -55,19 +56,7 @@ const cpu = await bl.init({ backend: 'cpu', setDefault: false });
 const wdir = weightsDir(args.string('weights'));
 
 /** The worst over items of max|a - ref| / max|ref|. */
-function mapErr(a: ArrayLike<number>, ref: ArrayLike<number>, n: number): number {
-  const per = ref.length / n;
-  let worst = 0;
-  for (let i = 0; i < n; i++) {
-    let num = 0, den = 0;
-    for (let j = i * per; j < (i + 1) * per; j++) {
-      num = Math.max(num, Math.abs(a[j] - ref[j]));
-      den = Math.max(den, Math.abs(ref[j]));
-    }
-    worst = Math.max(worst, den === 0 ? num : num / den);
-  }
-  return worst;
-}
+const mapErr = maxRelErrPerItem;
 
 type Row = { model: string; batch: number; method: string; engine: string; ms: number; imgPerS: number; vsGradient: number | null };
 const rows: Row[] = [];
