@@ -10,7 +10,8 @@ import { fileURLToPath } from 'node:url';
 
 const FIXTURES = fileURLToPath(new URL('../fixtures/', import.meta.url));
 const SCRIPT = FIXTURES + 'make_torchvision_fixtures.py';
-const PYTHON = '/usr/bin/python3';
+// BACKLIGHT_TORCH_PYTHON: another interpreter with torch (or a missing one, to see the skip path)
+const PYTHON = process.env.BACKLIGHT_TORCH_PYTHON ?? '/usr/bin/python3';
 
 export interface Generated {
   dir: string;

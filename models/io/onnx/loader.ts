@@ -253,11 +253,13 @@ export class Loader {
       outputs: outputs.filter(Boolean),
       module: spec.module,
       run(args: Tensor[]): Tensor[] {
+        // a shape value used as a tensor is made on the backend of the node's tensor inputs
+        const backend = args.find((a) => a)?.backend;
         const ts = srcs.map((s) => {
           if (!s) return undefined;
           if (s.k === 'env') return args[s.j];
           const v = rt([]).ints(s.i);
-          return bl.tensor(v.data, v.dims);
+          return bl.tensor(v.data, v.dims, backend);
         });
         const outs: (HostValue | undefined)[] = [];
         const res = spec.run(ts, rt(outs));

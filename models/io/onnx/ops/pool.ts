@@ -52,7 +52,7 @@ export function pool(kind: 'max' | 'avg'): Handler {
         // zero-padded input over window sums of a mask of what counts.
         const [pt, pb, pl, pr] = padding;
         const xp = bl.pad(x!, [[0, 0], [0, 0], [pt, pb + eh], [pl, pr + ew]], 0);
-        const ones = bl.ones([1, 1, x!.shape[2], x!.shape[3]]);
+        const ones = bl.ones([1, 1, x!.shape[2], x!.shape[3]], x!.backend);
         const counted = countIncludePad ? bl.pad(bl.pad(ones, [[0, 0], [0, 0], [pt, pb], [pl, pr]], 1), [[0, 0], [0, 0], [0, eh], [0, ew]], 0) : bl.pad(ones, [[0, 0], [0, 0], [pt, pb + eh], [pl, pr + ew]], 0);
         const o = { kernel, stride, padding: 0, countIncludePad: true };
         return [bl.div(bl.avgPool2d(xp, o), bl.avgPool2d(counted, o))];

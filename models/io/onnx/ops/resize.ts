@@ -46,14 +46,14 @@ const clampI = (v: number, len: number) => Math.min(Math.max(v, 0), len - 1);
 function resizeAxis(x: Tensor, a: number, out: number, scale: number, mode: 'nearest' | 'linear', coord: Coord, nearest: Nearest): Tensor {
   const len = x.shape[a];
   const src = Array.from({ length: out }, (_, i) => sourceCoord(coord, i, len, out, scale));
-  if (mode === 'nearest') return bl.gather(x, bl.tensor(src.map((s) => clampI(roundNearest(nearest, s), len)), [out]), a);
+  if (mode === 'nearest') return bl.gather(x, bl.tensor(src.map((s) => clampI(roundNearest(nearest, s), len)), [out], x.backend), a);
   const pos = src.map((s) => Math.min(Math.max(s, 0), len - 1));
   const lo = pos.map(Math.floor);
   const hi = lo.map((l) => Math.min(l + 1, len - 1));
   const wShape = x.shape.map((_, j) => (j === a ? out : 1));
-  const w = bl.tensor(pos.map((p, i) => p - lo[i]), wShape);
-  const gl = bl.gather(x, bl.tensor(lo, [out]), a);
-  const gh = bl.gather(x, bl.tensor(hi, [out]), a);
+  const w = bl.tensor(pos.map((p, i) => p - lo[i]), wShape, x.backend);
+  const gl = bl.gather(x, bl.tensor(lo, [out], x.backend), a);
+  const gh = bl.gather(x, bl.tensor(hi, [out], x.backend), a);
   return bl.add(gl, bl.mul(bl.sub(gh, gl), w));
 }
 

@@ -106,7 +106,7 @@ export const gather: Handler = (n) => {
         if (j < -size || j >= size) throw new Error(`index ${j} is out of range for axis ${a} of size ${size}`);
         return j < 0 ? j + size : j;
       });
-      const it = bl.tensor(norm, ind.dims.length ? ind.dims : [1]);
+      const it = bl.tensor(norm, ind.dims.length ? ind.dims : [1], x!.backend);
       const y = bl.gather(x!, it, a);
       return [ind.dims.length ? y : bl.reshape(y, [...x!.shape.slice(0, a), ...x!.shape.slice(a + 1)])];
     },
@@ -203,7 +203,7 @@ export const slice: Handler = (n) => {
       // whose adjoint scatters the gradient back
       for (const [a, s0, cnt, st] of stepped) {
         const idx = Array.from({ length: cnt }, (_, k) => s0 + k * st);
-        y = cnt === 0 ? bl.slice(y, y.shape.map(() => 0), y.shape.map((d, j) => (j === a ? 0 : d))) : bl.gather(y, bl.tensor(idx, [cnt]), a);
+        y = cnt === 0 ? bl.slice(y, y.shape.map(() => 0), y.shape.map((d, j) => (j === a ? 0 : d))) : bl.gather(y, bl.tensor(idx, [cnt], y.backend), a);
       }
       return [y];
     },
