@@ -12,6 +12,7 @@ import { gaussianBlur } from '../perturbation/meaningful.ts';
 import { mulberry32 } from '../../models/data/random.ts';
 import { pearson } from './similarity.ts';
 import { type ArrayInput, type FeatureScores, aucTrapezoid, featureScores, intOption, numberOption, orderDescending, row } from './common.ts';
+import { checkOptions, optionKeys } from '../options.ts';
 
 /** What the removed features become: a number, 'blur' (a Gaussian-blurred copy), or a tensor like x or one item. */
 export type Reference = number | 'blur' | Tensor;
@@ -88,6 +89,7 @@ async function curve(op: string, model: PerturbationModel, x: Tensor, attributio
   if (score !== 'probability' && score !== 'logit') throw new Error(`${op}: option 'score' must be 'probability' or 'logit', got ${String(score)}`);
   const imputation = opts.imputation ?? 'reference';
   if (imputation !== 'reference' && imputation !== 'road') throw new Error(`${op}: option 'imputation' must be 'reference' or 'road', got ${String(imputation)}`);
+  intOption(op, 'seed', opts.seed, 0, 0); // only ROAD's noise draws from it, but a bad one is an error on every path
   const fractions = Array.from({ length: steps + 1 }, (_, k) => k / steps);
   const counts = fractions.map((f) => Math.round(f * F));
   const orders = Array.from({ length: s.n }, (_, i) => {
@@ -125,12 +127,17 @@ export interface DeletionOptions extends CurveOptions {
   reference?: Reference;
 }
 
+const CURVE_KEYS = ['target', 'batchSize', 'memoryBudget', 'onProgress', 'steps', 'score', 'order', 'imputation', 'roadNoise', 'seed', 'reference'] as const;
+const DELETION_KEYS = optionKeys<DeletionOptions>()(CURVE_KEYS);
+const INSERTION_KEYS = optionKeys<InsertionOptions>()(CURVE_KEYS);
+
 /**
  * Deletion (Petsiuk et al. 2018, RISE): remove features most relevant first, in `steps` equal
  * steps, and record the target's score; the area under the curve is lower for a faithful
  * attribution. Images: a pixel (all its channels) is one feature, ranked by the channel sum.
  */
-export function deletion(model: PerturbationModel, x: Tensor, attributions: ArrayInput, opts: DeletionOptions = {}): Promise<CurveResult> {
+export async function deletion(model: PerturbationModel, x: Tensor, attributions: ArrayInput, opts: DeletionOptions = {}): Promise<CurveResult> {
+  checkOptions('deletion', opts, DELETION_KEYS);
   return curve('deletion', model, x, attributions, opts, 'deletion', 0, opts.reference);
 }
 
@@ -140,7 +147,8 @@ export interface InsertionOptions extends CurveOptions {
 }
 
 /** Insertion (Petsiuk et al. 2018): reveal features most relevant first; a higher AUC is better. */
-export function insertion(model: PerturbationModel, x: Tensor, attributions: ArrayInput, opts: InsertionOptions = {}): Promise<CurveResult> {
+export async function insertion(model: PerturbationModel, x: Tensor, attributions: ArrayInput, opts: InsertionOptions = {}): Promise<CurveResult> {
+  checkOptions('insertion', opts, INSERTION_KEYS);
   return curve('insertion', model, x, attributions, opts, 'insertion', 'blur', opts.reference);
 }
 
@@ -246,6 +254,9 @@ export interface AopcResult {
   curves: Float64Array[];
 }
 
+const REGION_KEYS = optionKeys<RegionPerturbationOptions>()(['target', 'batchSize', 'memoryBudget', 'onProgress', 'regionSize', 'steps', 'reference', 'low', 'high', 'seed']);
+const PIXELFLIPPING_KEYS = optionKeys<Omit<RegionPerturbationOptions, 'regionSize'>>()(['target', 'batchSize', 'memoryBudget', 'onProgress', 'steps', 'reference', 'low', 'high', 'seed']);
+
 /**
  * Region perturbation (Samek et al. 2017, "Evaluating the visualization of what a deep neural
  * network has learned"): regions of regionSize x regionSize pixels, ranked by their summed
@@ -253,7 +264,11 @@ export interface AopcResult {
  * regionSize 1 is pixel flipping (Bach et al. 2015). Scores are the target's logits.
  */
 export async function regionPerturbation(model: PerturbationModel, x: Tensor, attributions: ArrayInput, opts: RegionPerturbationOptions = {}): Promise<AopcResult> {
-  const op = 'regionPerturbation';
+  checkOptions('regionPerturbation', opts, REGION_KEYS);
+  return aopcCurve('regionPerturbation', model, x, attributions, opts);
+}
+
+async function aopcCurve(op: string, model: PerturbationModel, x: Tensor, attributions: ArrayInput, opts: RegionPerturbationOptions): Promise<AopcResult> {
   if (!(x instanceof bl.Tensor)) throw new Error(`${op}: input must be a Tensor`);
   const s = await featureScores(op, attributions, x.shape);
   const r = intOption(op, 'regionSize', opts.regionSize, 1);
@@ -263,11 +278,12 @@ export async function regionPerturbation(model: PerturbationModel, x: Tensor, at
   const rh = Math.ceil(h / r), rw = Math.ceil(w / r), regions = s.spatial ? rh * rw : s.features;
   const regionOf = (j: number) => (s.spatial ? Math.floor(Math.floor(j / w) / r) * rw + Math.floor((j % w) / r) : j);
   const steps = Math.min(intOption(op, 'steps', opts.steps, Math.min(100, regions)), regions);
+  const seed = intOption(op, 'seed', opts.seed, 0, 0);
   const low = opts.low ?? 0, high = opts.high ?? 1;
   if (!(Number.isFinite(low) && Number.isFinite(high) && low <= high)) throw new Error(`${op}: options 'low' and 'high' must be finite with low <= high, got ${low}, ${high}`);
   let ref: number | Tensor;
   if (opts.reference === undefined || opts.reference === 'uniform') {
-    ref = bl.tidy(() => bl.add(bl.mul(bl.rand(x.shape, { seed: opts.seed ?? 0, backend: x.backend }), high - low), low));
+    ref = bl.tidy(() => bl.add(bl.mul(bl.rand(x.shape, { seed, backend: x.backend }), high - low), low));
   } else ref = referenceTensor(op, x, opts.reference, 0);
   let runner: PerturbationRunner | undefined;
   try {
@@ -301,8 +317,10 @@ export async function regionPerturbation(model: PerturbationModel, x: Tensor, at
 }
 
 /** Pixel flipping (Bach et al. 2015): region perturbation with one-pixel regions. */
-export function pixelFlipping(model: PerturbationModel, x: Tensor, attributions: ArrayInput, opts: Omit<RegionPerturbationOptions, 'regionSize'> = {}): Promise<AopcResult> {
-  return regionPerturbation(model, x, attributions, { ...opts, regionSize: 1 });
+export async function pixelFlipping(model: PerturbationModel, x: Tensor, attributions: ArrayInput, opts: Omit<RegionPerturbationOptions, 'regionSize'> = {}): Promise<AopcResult> {
+  // regionSize is fixed at 1 here: a caller's regionSize is an error, not silently overridden.
+  checkOptions('pixelFlipping', opts, PIXELFLIPPING_KEYS);
+  return aopcCurve('pixelFlipping', model, x, attributions, { ...opts, regionSize: 1 });
 }
 
 export interface FaithfulnessCorrelationOptions extends EngineOptions {
@@ -315,6 +333,8 @@ export interface FaithfulnessCorrelationOptions extends EngineOptions {
   seed?: number;
 }
 
+const FAITHFULNESS_KEYS = optionKeys<FaithfulnessCorrelationOptions>()(['target', 'batchSize', 'memoryBudget', 'onProgress', 'samples', 'subsetSize', 'reference', 'seed']);
+
 /**
  * Faithfulness correlation (Bhatt et al. 2020): the Pearson correlation, over random feature
  * subsets S, between the attribution's sum over S and the drop of the target's score (logit) when
@@ -322,11 +342,13 @@ export interface FaithfulnessCorrelationOptions extends EngineOptions {
  */
 export async function faithfulnessCorrelation(model: PerturbationModel, x: Tensor, attributions: ArrayInput, opts: FaithfulnessCorrelationOptions = {}): Promise<Float64Array> {
   const op = 'faithfulnessCorrelation';
+  checkOptions(op, opts, FAITHFULNESS_KEYS);
   if (!(x instanceof bl.Tensor)) throw new Error(`${op}: input must be a Tensor`);
   const s = await featureScores(op, attributions, x.shape);
   const samples = intOption(op, 'samples', opts.samples, 100, 2);
   const size = intOption(op, 'subsetSize', opts.subsetSize, Math.max(1, Math.round(0.1 * s.features)));
   if (size > s.features) throw new Error(`${op}: option 'subsetSize' (${size}) exceeds the ${s.features} features per item`);
+  const seed = intOption(op, 'seed', opts.seed, 0, 0);
   const ref = referenceTensor(op, x, opts.reference, 0);
   let runner: PerturbationRunner | undefined;
   try {
@@ -334,7 +356,7 @@ export async function faithfulnessCorrelation(model: PerturbationModel, x: Tenso
     const out = new Float64Array(s.n);
     runner.plan(s.n, samples + 1);
     for (let i = 0; i < s.n; i++) {
-      const rand = mulberry32((opts.seed ?? 0) * 1000003 + i);
+      const rand = mulberry32(seed * 1000003 + i);
       const subsets: Int32Array[] = [];
       for (let k = 0; k < samples; k++) {
         // a uniform random subset of `size` features (partial Fisher-Yates)

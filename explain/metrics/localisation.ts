@@ -1,17 +1,30 @@
 // Localisation: does the attribution fall on the ground-truth evidence (an object mask)? For the
 // synthetic shapes and spurious-background sets, whose masks say where the object is. Per item.
 import { type ArrayInput, featureScores, intOption, maskRows, numberOption, orderDescending, row } from './common.ts';
+import { checkOptions, optionKeys } from '../options.ts';
+
+export interface PointingGameOptions {
+  /** Pixels of slack around the mask (default 0; the paper uses 15 at 224 px). */
+  tolerance?: number;
+}
+export interface TopKIntersectionOptions {
+  /** How many top-ranked features (default 10% of them). */
+  k?: number;
+}
+const POINTING_KEYS = optionKeys<PointingGameOptions>()(['tolerance']);
+const TOPK_KEYS = optionKeys<TopKIntersectionOptions>()(['k']);
 
 /**
  * The pointing game (Zhang et al. 2018, "Top-down neural attention by excitation backprop"): 1 if
  * the feature with the largest attribution lies in the mask (or within `tolerance` pixels of it,
  * the paper uses 15 at 224 px), else 0. Ties at the maximum: the first in row-major order.
  */
-export async function pointingGame(attributions: ArrayInput, inputShape: readonly number[], masks: ArrayInput, opts: { tolerance?: number } = {}): Promise<Float64Array> {
+export async function pointingGame(attributions: ArrayInput, inputShape: readonly number[], masks: ArrayInput, opts: PointingGameOptions = {}): Promise<Float64Array> {
   const op = 'pointingGame';
+  checkOptions(op, opts, POINTING_KEYS);
   const s = await featureScores(op, attributions, inputShape);
   const m = await maskRows(op, masks, s);
-  const tol = numberOption(op, 'tolerance', opts.tolerance, 0, (v) => v >= 0, 'a non-negative number of pixels');
+  const tol = numberOption(op, 'tolerance', opts.tolerance, 0, (v) => v >= 0 && Number.isFinite(v), 'a finite non-negative number of pixels');
   if (tol > 0 && !s.spatial) throw new Error(`${op}: option 'tolerance' applies to images only`);
   const out = new Float64Array(s.n);
   for (let i = 0; i < s.n; i++) {
@@ -85,8 +98,9 @@ export async function relevanceRank(attributions: ArrayInput, inputShape: readon
  * Top-k intersection (Theiner et al. 2022, "Interpretable semantic photo geolocation"): the
  * fraction of the k highest-ranked features that lie in the mask; k defaults to 10% of the features.
  */
-export async function topKIntersection(attributions: ArrayInput, inputShape: readonly number[], masks: ArrayInput, opts: { k?: number } = {}): Promise<Float64Array> {
+export async function topKIntersection(attributions: ArrayInput, inputShape: readonly number[], masks: ArrayInput, opts: TopKIntersectionOptions = {}): Promise<Float64Array> {
   const op = 'topKIntersection';
+  checkOptions(op, opts, TOPK_KEYS);
   const s = await featureScores(op, attributions, inputShape);
   const m = await maskRows(op, masks, s);
   const k = intOption(op, 'k', opts.k, Math.max(1, Math.round(0.1 * s.features)));

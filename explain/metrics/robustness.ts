@@ -9,6 +9,7 @@ import type { Tensor } from '../../engine/index.ts';
 import { broadcastShapes, fmtShape } from '../../engine/shape.ts';
 import { checkInput, forwardOf, repeatEach, resolveTarget, scores, type Model, type Target } from '../common.ts';
 import { intOption, numberOption } from './common.ts';
+import { checkOptions, optionKeys } from '../options.ts';
 
 export interface InfidelityOptions {
   target?: Target;
@@ -23,12 +24,16 @@ export interface InfidelityOptions {
   batchSize?: number;
 }
 
+const INFIDELITY_KEYS = optionKeys<InfidelityOptions>()(['target', 'samples', 'stdev', 'normalize', 'seed', 'batchSize']);
+const SENSITIVITY_KEYS = optionKeys<SensitivityOptions>()(['target', 'samples', 'radius', 'seed']);
+
 /**
  * Infidelity per item: mean over I ~ N(0, stdev^2) of (I . a - (f(x) - f(x - I)))^2, with f the
  * target's logit and a the attribution (shaped like x, or broadcastable to it).
  */
 export async function infidelity(model: Model, input: Tensor, attributions: Tensor, opts: InfidelityOptions = {}): Promise<Float64Array> {
   const op = 'infidelity';
+  checkOptions(op, opts, INFIDELITY_KEYS);
   const x = checkInput(op, input);
   if (!(attributions instanceof bl.Tensor)) throw new Error(`${op}: attributions must be a Tensor`);
   let ok = false;
@@ -41,6 +46,8 @@ export async function infidelity(model: Model, input: Tensor, attributions: Tens
   const k = intOption(op, 'samples', opts.samples, 10);
   const sd = numberOption(op, 'stdev', opts.stdev, 0.1, (v) => v > 0 && Number.isFinite(v), 'a positive number');
   const rows = intOption(op, 'batchSize', opts.batchSize, 1024);
+  const seed = intOption(op, 'seed', opts.seed, 0, 0);
+  if (opts.normalize !== undefined && typeof opts.normalize !== 'boolean') throw new Error(`${op}: option 'normalize' must be a boolean, got ${String(opts.normalize)}`);
   const f = forwardOf(model);
   const n = x.shape[0];
   const target = bl.tidy(() => resolveTarget(op, f, x, opts.target ?? 'predicted'));
@@ -55,7 +62,7 @@ export async function infidelity(model: Model, input: Tensor, attributions: Tens
         const ai = bl.broadcastTo(attributions.shape[0] === n ? bl.slice(attributions, [i0], [m]) : attributions, xi.shape);
         const ti = target instanceof bl.Tensor ? bl.slice(target, [i0], [m]) : Array.isArray(target) ? target.slice(i0, i0 + m) : target;
         // one noise draw per item (seeded by the item's index), so chunking never changes a value
-        const I = bl.mul(bl.concat(Array.from({ length: m }, (_, j) => bl.randn([k, ...x.shape.slice(1)], { seed: (opts.seed ?? 0) * 1000003 + i0 + j, backend: x.backend })), 0), sd);
+        const I = bl.mul(bl.concat(Array.from({ length: m }, (_, j) => bl.randn([k, ...x.shape.slice(1)], { seed: seed * 1000003 + i0 + j, backend: x.backend })), 0), sd);
         const fx = scores(op, f(xi), ti, m); // [m]
         const fp = scores(op, f(bl.sub(repeatEach(xi, k), I)), ti, m, k); // [m*k]
         const effect = bl.sub(repeatEach(fx, k), fp);
@@ -103,6 +110,7 @@ export interface SensitivityOptions {
  */
 export async function sensitivityMax(explain: (x: Tensor, target: number[]) => Promise<Tensor>, input: Tensor, opts: SensitivityOptions): Promise<Float64Array> {
   const op = 'sensitivityMax';
+  checkOptions(op, opts, SENSITIVITY_KEYS);
   const x = checkInput(op, input);
   if (typeof explain !== 'function') throw new Error(`${op}: explain must be a function (x, target) => Promise<Tensor>`);
   const n = x.shape[0];
@@ -113,10 +121,11 @@ export async function sensitivityMax(explain: (x: Tensor, target: number[]) => P
   }
   const k = intOption(op, 'samples', opts.samples, 10);
   const r = numberOption(op, 'radius', opts.radius, 0.02, (v) => v > 0 && Number.isFinite(v), 'a positive number');
+  const seed = intOption(op, 'seed', opts.seed, 0, 0);
   const base = await explain(x, targets);
   let moved: Tensor | null = null;
   try {
-    const pert = bl.tidy(() => bl.add(repeatEach(x, k), bl.mul(bl.sub(bl.rand([n * k, ...x.shape.slice(1)], { seed: opts.seed ?? 0, backend: x.backend }), 0.5), 2 * r)));
+    const pert = bl.tidy(() => bl.add(repeatEach(x, k), bl.mul(bl.sub(bl.rand([n * k, ...x.shape.slice(1)], { seed, backend: x.backend }), 0.5), 2 * r)));
     try {
       moved = await explain(pert, targets.flatMap((c) => Array(k).fill(c)));
     } finally {

@@ -6,6 +6,8 @@
 // correlation. Host code in float64: the maps are small (one per batch item) and read back once.
 // Browser-safe (no Node built-ins).
 
+import { checkOptions, optionKeys } from '../options.ts';
+
 type Numbers = ArrayLike<number>;
 
 function checkPair(op: string, a: Numbers, b: Numbers): void {
@@ -118,6 +120,9 @@ export interface SsimOptions {
   k2?: number;
 }
 
+const SSIM_KEYS = optionKeys<SsimOptions>()(['h', 'w', 'window', 'sigma', 'normalize', 'dataRange', 'k1', 'k2']);
+const HOG_KEYS = optionKeys<HogOptions>()(['h', 'w', 'cell', 'bins', 'block', 'normalize']);
+
 /**
  * The mean structural similarity of two 2-D maps (Wang et al. 2004): for every position of a
  * window lying wholly inside the map,
@@ -127,6 +132,8 @@ export interface SsimOptions {
  * and at least -1. The maps are normalised first as `normalize` says (default |v| / max|v|).
  */
 export function ssim(a: Numbers, b: Numbers, opts: SsimOptions): number {
+  checkOptions('ssim', opts, SSIM_KEYS);
+  if (opts === undefined) throw new Error('ssim: options { h, w } (the maps\' height and width) are required');
   const { h, w } = opts;
   const win = opts.window ?? 7;
   if (!Number.isInteger(h) || !Number.isInteger(w) || h < 1 || w < 1) throw new Error(`ssim: h and w must be positive integers, got ${h} x ${w}`);
@@ -140,6 +147,10 @@ export function ssim(a: Numbers, b: Numbers, opts: SsimOptions): number {
   if (opts.sigma !== undefined && !(opts.sigma > 0)) throw new Error(`ssim: sigma must be positive, got ${opts.sigma}`);
   const A = norm === 'abs-max' ? absMaxNormalize(a) : Float64Array.from(a);
   const B = norm === 'abs-max' ? absMaxNormalize(b) : Float64Array.from(b);
+  for (const k of ['k1', 'k2'] as const) {
+    const v = opts[k];
+    if (v !== undefined && !(typeof v === 'number' && v > 0 && Number.isFinite(v))) throw new Error(`ssim: ${k} must be a finite number > 0, got ${String(v)}`);
+  }
   const c1 = ((opts.k1 ?? 0.01) * L) ** 2;
   const c2 = ((opts.k2 ?? 0.03) * L) ** 2;
 
@@ -208,15 +219,25 @@ export interface HogOptions {
  * normalised with L2-Hys (L2, clipped at 0.2, L2 again). Our own simplified version of it.
  */
 export function hogDescriptor(a: Numbers, opts: HogOptions): Float64Array {
+  return hog('hogDescriptor', a, opts);
+}
+
+function hog(op: string, a: Numbers, opts: HogOptions): Float64Array {
+  checkOptions(op, opts, HOG_KEYS);
+  if (opts === undefined) throw new Error(`${op}: options { h, w } (the map's height and width) are required`);
   const { h, w } = opts;
+  if (!Number.isInteger(h) || !Number.isInteger(w) || h < 1 || w < 1) throw new Error(`${op}: h and w must be positive integers, got ${h} x ${w}`);
+  const norm = opts.normalize ?? 'abs-max';
+  // Anything but the two names used to fall through to 'none' silently.
+  if (norm !== 'abs-max' && norm !== 'none') throw new Error(`${op}: normalize must be 'abs-max' or 'none', got '${String(norm)}'`);
   const cell = opts.cell ?? 4, bins = opts.bins ?? 9, block = opts.block ?? 2;
-  if (a.length !== h * w) throw new Error(`hog: a ${h} x ${w} map holds ${h * w} values, got ${a.length}`);
+  if (a.length !== h * w) throw new Error(`${op}: a ${h} x ${w} map holds ${h * w} values, got ${a.length}`);
   for (const [k, v] of [['cell', cell], ['bins', bins], ['block', block]] as const) {
-    if (!Number.isInteger(v) || v < 1) throw new Error(`hog: ${k} must be a positive integer, got ${v}`);
+    if (!Number.isInteger(v) || v < 1) throw new Error(`${op}: ${k} must be a positive integer, got ${v}`);
   }
   const cy = Math.floor(h / cell), cx = Math.floor(w / cell);
-  if (cy < block || cx < block) throw new Error(`hog: a ${h} x ${w} map has ${cy} x ${cx} cells of ${cell} pixels, fewer than one block of ${block} x ${block} (pass a smaller cell or block)`);
-  const m = (opts.normalize ?? 'abs-max') === 'abs-max' ? absMaxNormalize(a) : Float64Array.from(a);
+  if (cy < block || cx < block) throw new Error(`${op}: a ${h} x ${w} map has ${cy} x ${cx} cells of ${cell} pixels, fewer than one block of ${block} x ${block} (pass a smaller cell or block)`);
+  const m = norm === 'abs-max' ? absMaxNormalize(a) : Float64Array.from(a);
   const hist = new Float64Array(cy * cx * bins);
   for (let y = 0; y < cy * cell; y++) {
     for (let x = 0; x < cx * cell; x++) {
@@ -257,5 +278,5 @@ export function hogDescriptor(a: Numbers, opts: HogOptions): Float64Array {
  * map without any gradient).
  */
 export function histogramOfGradientsSimilarity(a: Numbers, b: Numbers, opts: HogOptions): number {
-  return pearson(hogDescriptor(a, opts), hogDescriptor(b, opts));
+  return pearson(hog('histogramOfGradientsSimilarity', a, opts), hog('histogramOfGradientsSimilarity', b, opts));
 }

@@ -3,6 +3,8 @@
 // 'original' (nothing randomised; similarity 1 by definition) through the layers top down, one
 // line per measure. Plain SVG text, no dependencies (embeds in the HTML report or stands alone).
 
+import { checkOptions, optionKeys } from '../options.ts';
+
 export type SimilarityMeasure = 'spearman' | 'spearmanAbs' | 'ssim';
 
 export interface RandomisationPlotRow {
@@ -36,13 +38,22 @@ function esc(s: string): string {
 
 const fmt = (v: number) => (Math.round(v * 100) / 100).toString();
 
+const PLOT_KEYS = optionKeys<RandomisationPlotOptions>()(['title', 'width', 'height', 'measures']);
+
 /**
  * An SVG line chart of randomisation results (modelRandomisation's rows, or any rows with `layer`
  * and the three measures): x is 'original' then each row's layer, y the similarity from
  * min(0, lowest value) to 1. A NaN value leaves a gap in its line.
  */
 export function randomisationPlotSvg(results: readonly RandomisationPlotRow[], opts: RandomisationPlotOptions = {}): string {
+  const op = 'randomisationPlotSvg';
+  checkOptions(op, opts, PLOT_KEYS);
   const W = opts.width ?? 640, H = opts.height ?? 400;
+  // The margins take 246 x 152 pixels; a smaller figure would draw with negative sizes.
+  for (const [k, v, min] of [['width', W, 300], ['height', H, 200]] as const) {
+    if (typeof v !== 'number' || !Number.isFinite(v) || v < min) throw new Error(`${op}: option '${k}' must be a number of pixels >= ${min}, got ${String(opts[k])}`);
+  }
+  if (opts.measures !== undefined && !Array.isArray(opts.measures)) throw new Error(`${op}: option 'measures' must be an array of ${Object.keys(LABELS).join(', ')}, got ${typeof opts.measures}`);
   const measures = opts.measures ?? (['spearman', 'spearmanAbs', 'ssim'] as SimilarityMeasure[]);
   for (const m of measures) if (!(m in LABELS)) throw new Error(`randomisationPlotSvg: unknown measure '${String(m)}' (known: ${Object.keys(LABELS).join(', ')})`);
   const cats = ['original', ...results.map((r) => r.layer)];

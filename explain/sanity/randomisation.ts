@@ -20,6 +20,7 @@ import { Rng } from '../../models/data/random.ts';
 import { Adam } from '../../models/optim.ts';
 import { fit, shuffled, type Dataset } from '../../models/train.ts';
 import { spearman, ssim, type SsimOptions } from '../metrics/similarity.ts';
+import { checkOptions, optionKeys } from '../options.ts';
 
 /** An explainer as the checks call it: the model (original or randomised) and the input batch. */
 export type ExplainFn = (model: Module, x: Tensor) => Promise<Tensor>;
@@ -138,6 +139,18 @@ function mapLayout(shape: readonly number[]): { n: number; c: number; h: number;
   throw new Error(`sanity checks: expected explanations shaped [N, C, H, W], [N, H, W] or [N, F], got ${fmtShape(shape)}`);
 }
 
+const COMPARE_KEYS = optionKeys<CompareOptions>()(['ssim']);
+// h and w come from the maps' shape, so they are not the caller's to give.
+const SSIM_KEYS = optionKeys<NonNullable<Exclude<CompareOptions['ssim'], false>>>()(['window', 'sigma', 'normalize', 'dataRange', 'k1', 'k2']);
+const MODEL_RANDOMISATION_KEYS = optionKeys<ModelRandomisationOptions>()(['ssim', 'mode', 'seed', 'layers', 'init']);
+const LABEL_RANDOMISATION_KEYS = optionKeys<LabelRandomisationOptions>()(['ssim', 'build', 'train', 'reference', 'epochs', 'batchSize', 'lr', 'seed', 'progress', 'returnModels']);
+
+/** The `ssim` option of the comparisons: false, or SSIM's own options other than h and w. */
+function checkSsimOption(op: string, v: CompareOptions['ssim']): void {
+  if (v === undefined || v === false) return;
+  checkOptions(`${op}: option 'ssim'`, v, SSIM_KEYS);
+}
+
 /**
  * Compare two batches of explanations of the same shape, item by item. For images [N, C, H, W]
  * the channels are reduced first, as the paper visualises its maps: summed for the signed map
@@ -145,6 +158,12 @@ function mapLayout(shape: readonly number[]): { n: number; c: number; h: number;
  * are used as they are; [N, F] ones as 1 x F maps (SSIM needs `ssim: false` or `ssim: { window: 1 }` there).
  */
 export function compareExplanations(a: ArrayLike<number>, b: ArrayLike<number>, shape: readonly number[], opts: CompareOptions = {}): Comparison {
+  checkOptions('compareExplanations', opts, COMPARE_KEYS);
+  checkSsimOption('compareExplanations', opts.ssim);
+  return compareMaps(a, b, shape, opts.ssim);
+}
+
+function compareMaps(a: ArrayLike<number>, b: ArrayLike<number>, shape: readonly number[], ssimOpts: CompareOptions['ssim']): Comparison {
   const { n, c, h, w } = mapLayout(shape);
   const per = c * h * w, hw = h * w;
   if (a.length !== n * per || b.length !== n * per) throw new Error(`compareExplanations: shape ${fmtShape(shape)} holds ${n * per} values, got ${a.length} and ${b.length}`);
@@ -166,7 +185,7 @@ export function compareExplanations(a: ArrayLike<number>, b: ArrayLike<number>, 
     }
     out.spearman.push(spearman(signedA, signedB));
     out.spearmanAbs.push(spearman(absA, absB));
-    out.ssim.push(opts.ssim === false ? NaN : ssim(absA, absB, { ...opts.ssim, h, w }));
+    out.ssim.push(ssimOpts === false ? NaN : ssim(absA, absB, { ...ssimOpts, h, w }));
   }
   return { spearman: finiteMean(out.spearman), spearmanAbs: finiteMean(out.spearmanAbs), ssim: finiteMean(out.ssim), perItem: out };
 }
@@ -216,10 +235,15 @@ async function randomiseLayer(model: Module, layer: string, seed: number, init: 
 export async function modelRandomisation(model: Module, x: Tensor, explain: ExplainFn, opts: ModelRandomisationOptions = {}): Promise<RandomisationResult[]> {
   if (!(model instanceof Module)) throw new Error('modelRandomisation: model must be a backlight Module (its parameters are re-initialised)');
   if (!(x instanceof bl.Tensor)) throw new Error('modelRandomisation: x must be a Tensor');
+  checkOptions('modelRandomisation', opts, MODEL_RANDOMISATION_KEYS);
+  checkSsimOption('modelRandomisation', opts.ssim);
   const mode = opts.mode ?? 'cascading';
   if (mode !== 'cascading' && mode !== 'independent') throw new Error(`modelRandomisation: mode must be 'cascading' or 'independent', got '${String(mode)}'`);
   const seed = opts.seed ?? 0;
-  if (!Number.isInteger(seed)) throw new Error(`modelRandomisation: seed must be an integer, got ${seed}`);
+  if (!Number.isInteger(seed)) throw new Error(`modelRandomisation: seed must be an integer, got ${String(opts.seed)}`);
+  if (opts.layers !== undefined && (!Array.isArray(opts.layers) || opts.layers.some((l) => typeof l !== 'string'))) {
+    throw new Error(`modelRandomisation: layers must be an array of layer names, got ${JSON.stringify(opts.layers)}`);
+  }
   const init = opts.init === undefined || opts.init === 'normal' ? normalInit : opts.init;
   if (typeof init !== 'function') throw new Error(`modelRandomisation: init must be 'normal' or a function, got '${String(opts.init)}'`);
   const candidates = randomisableLayers(model);
@@ -233,10 +257,10 @@ export async function modelRandomisation(model: Module, x: Tensor, explain: Expl
   const original = await explainToHost(explain, model, x);
   const compare = (b: { values: Float64Array; shape: number[] }) => {
     if (b.shape.join() !== original.shape.join()) throw new Error(`modelRandomisation: the explanation of the randomised model has shape ${fmtShape(b.shape)}, the original ${fmtShape(original.shape)}`);
-    return compareExplanations(original.values, b.values, original.shape, opts);
+    return compareMaps(original.values, b.values, original.shape, opts.ssim);
   };
   // Fail on a map the SSIM window does not fit before any randomisation.
-  compareExplanations(original.values, original.values, original.shape, opts);
+  compareMaps(original.values, original.values, original.shape, opts.ssim);
 
   const results: RandomisationResult[] = [];
   const undos: (() => void)[] = [];
@@ -312,7 +336,15 @@ async function trainOn(opts: LabelRandomisationOptions, data: Dataset): Promise<
  */
 export async function labelRandomisation(x: Tensor, explain: ExplainFn, opts: LabelRandomisationOptions): Promise<LabelRandomisationResult> {
   if (!(x instanceof bl.Tensor)) throw new Error('labelRandomisation: x must be a Tensor');
+  checkOptions('labelRandomisation', opts, LABEL_RANDOMISATION_KEYS);
   if (typeof opts?.build !== 'function') throw new Error('labelRandomisation: build (seed) => Module is required');
+  checkSsimOption('labelRandomisation', opts.ssim);
+  // Checked here, before two trainings, rather than by fit at the first epoch.
+  for (const [k, v] of [['epochs', opts.epochs], ['batchSize', opts.batchSize]] as const) {
+    if (v !== undefined && (typeof v !== 'number' || !Number.isInteger(v) || v < 1)) throw new Error(`labelRandomisation: ${k} must be a positive integer, got ${String(v)}`);
+  }
+  if (opts.lr !== undefined && !(typeof opts.lr === 'number' && opts.lr > 0 && Number.isFinite(opts.lr))) throw new Error(`labelRandomisation: lr must be a finite number > 0, got ${String(opts.lr)}`);
+  if (opts.seed !== undefined && !(Number.isInteger(opts.seed) && opts.seed >= 0)) throw new Error(`labelRandomisation: seed must be a non-negative integer, got ${String(opts.seed)}`);
   const d = opts.train;
   if (!d || !(d.y instanceof Float32Array) || d.n < 2) throw new Error('labelRandomisation: train must be a Dataset with at least 2 samples');
   const seed = opts.seed ?? 0;
@@ -336,7 +368,7 @@ export async function labelRandomisation(x: Tensor, explain: ExplainFn, opts: La
     const a = await explainToHost(explain, reference, x);
     const b = await explainToHost(explain, rnd.model, x);
     if (a.shape.join() !== b.shape.join()) throw new Error(`labelRandomisation: explanations differ in shape (${fmtShape(a.shape)} vs ${fmtShape(b.shape)})`);
-    const cmp = compareExplanations(a.values, b.values, a.shape, opts);
+    const cmp = compareMaps(a.values, b.values, a.shape, opts.ssim);
     const result: LabelRandomisationResult = { ...cmp, labelsChanged: changed / d.n, trainAccuracy: { reference: refAccuracy, randomLabels: rnd.accuracy } };
     if (opts.returnModels) {
       result.models = { reference, randomLabels: rnd.model };

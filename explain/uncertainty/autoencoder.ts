@@ -16,6 +16,7 @@ import { Adam } from '../../models/optim.ts';
 import { mse } from '../../models/losses.ts';
 import { shuffled } from '../../models/train.ts';
 import { checkInput, positiveInt } from '../common.ts';
+import { checkOptions, optionKeys } from '../options.ts';
 
 export interface AutoencoderOptions {
   /** Hidden widths of the encoder (mirrored by the decoder; default [32]). */
@@ -27,6 +28,10 @@ export interface AutoencoderOptions {
   /** Seed of the initial weights (default 0). */
   seed?: number;
 }
+
+const AUTOENCODER_KEYS = optionKeys<AutoencoderOptions>()(['hidden', 'latent', 'output', 'seed']);
+const TRAIN_KEYS = optionKeys<TrainAutoencoderOptions>()(['hidden', 'latent', 'output', 'seed', 'epochs', 'batchSize', 'lr', 'weightDecay', 'onEpoch']);
+const RECONSTRUCTION_KEYS = optionKeys<ReconstructionErrorOptions>()(['batchSize']);
 
 /**
  * A dense autoencoder for items of `inputShape`: encoder Flatten -> (Linear, ReLU)* -> Linear to
@@ -45,10 +50,13 @@ export class Autoencoder extends Module {
   constructor(inputShape: readonly number[], opts: AutoencoderOptions = {}) {
     super();
     const op = 'Autoencoder';
+    checkOptions(op, opts, AUTOENCODER_KEYS);
     if (!Array.isArray(inputShape) || inputShape.length === 0 || inputShape.some((d) => !Number.isInteger(d) || d < 1)) {
       throw new Error(`${op}: inputShape must be the shape of one item (positive integers), got ${JSON.stringify(inputShape)}`);
     }
     const hidden = opts.hidden ?? [32];
+    if (!Array.isArray(hidden)) throw new Error(`${op}: hidden must be an array of layer widths, got ${typeof hidden}`);
+    if (opts.seed !== undefined && !(Number.isInteger(opts.seed) && opts.seed >= 0)) throw new Error(`${op}: seed must be a non-negative integer, got ${String(opts.seed)}`);
     const latent = positiveInt(op, 'latent', opts.latent, 8);
     hidden.forEach((h) => positiveInt(op, 'hidden width', h, 1));
     const output = opts.output ?? 'linear';
@@ -86,6 +94,11 @@ export class Autoencoder extends Module {
   }
 }
 
+export interface ReconstructionErrorOptions {
+  /** Items per call of the autoencoder (default 256). */
+  batchSize?: number;
+}
+
 export interface TrainAutoencoderOptions extends AutoencoderOptions {
   /** Epochs (default 30). */
   epochs?: number;
@@ -105,6 +118,7 @@ export interface TrainAutoencoderOptions extends AutoencoderOptions {
  */
 export async function trainAutoencoder(data: Tensor, opts: TrainAutoencoderOptions = {}): Promise<Autoencoder> {
   const op = 'trainAutoencoder';
+  checkOptions(op, opts, TRAIN_KEYS);
   checkInput(op, data);
   const epochs = positiveInt(op, 'epochs', opts.epochs, 30);
   const batchSize = positiveInt(op, 'batchSize', opts.batchSize, 32);
@@ -112,7 +126,12 @@ export async function trainAutoencoder(data: Tensor, opts: TrainAutoencoderOptio
   if (!(lr > 0 && Number.isFinite(lr))) throw new Error(`${op}: lr must be a finite number > 0, got ${opts.lr}`);
   const seed = opts.seed ?? 0;
   if (!Number.isInteger(seed) || seed < 0) throw new Error(`${op}: seed must be a non-negative integer, got ${String(opts.seed)}`);
-  const ae = new Autoencoder(data.shape.slice(1), opts);
+  if (opts.weightDecay !== undefined && !(typeof opts.weightDecay === 'number' && opts.weightDecay >= 0 && Number.isFinite(opts.weightDecay))) {
+    throw new Error(`${op}: weightDecay must be a finite number >= 0, got ${String(opts.weightDecay)}`);
+  }
+  if (opts.onEpoch !== undefined && typeof opts.onEpoch !== 'function') throw new Error(`${op}: onEpoch must be a function, got ${typeof opts.onEpoch}`);
+  // The architecture's options only: the constructor rejects the training ones.
+  const ae = new Autoencoder(data.shape.slice(1), { hidden: opts.hidden, latent: opts.latent, output: opts.output, seed });
   const optimizer = new Adam({ lr, weightDecay: opts.weightDecay });
   const N = data.shape[0];
   try {
@@ -149,8 +168,9 @@ export async function trainAutoencoder(data: Tensor, opts: TrainAutoencoderOptio
  * function mapping a batch to a batch of the same shape), in batches: the unfamiliar-input score
  * (higher = less like the training data). The result is the caller's; x is not disposed.
  */
-export async function reconstructionError(ae: Module | ((x: Tensor) => Tensor), x: Tensor, opts: { batchSize?: number } = {}): Promise<Tensor> {
+export async function reconstructionError(ae: Module | ((x: Tensor) => Tensor), x: Tensor, opts: ReconstructionErrorOptions = {}): Promise<Tensor> {
   const op = 'reconstructionError';
+  checkOptions(op, opts, RECONSTRUCTION_KEYS);
   if (!(ae instanceof Module) && typeof ae !== 'function') throw new Error(`${op}: ae must be a backlight Module or a function, got ${ae === null ? 'null' : typeof ae}`);
   checkInput(op, x);
   const bs = positiveInt(op, 'batchSize', opts.batchSize, 256);

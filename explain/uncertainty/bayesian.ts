@@ -6,6 +6,7 @@ import type { Tensor } from '../../engine/index.ts';
 import { Module } from '../../models/module.ts';
 import { bayesLayers } from '../../models/bayes.ts';
 import { checkInput, positiveInt } from '../common.ts';
+import { checkOptions, optionKeys } from '../options.ts';
 import { describeLayers, dropoutSeed } from './mc-dropout.ts';
 import { probabilitiesOf, type PredictiveUncertainty } from './predictive.ts';
 import { itemChunks, sampledPredictive } from './sampled-predictive.ts';
@@ -20,6 +21,8 @@ export interface BayesPredictiveOptions {
   batchSize?: number;
 }
 
+const BAYES_KEYS = optionKeys<BayesPredictiveOptions>()(['samples', 'seed', 'batchSize']);
+
 /**
  * Mean / std of the class probabilities over `samples` weight draws [N, C], predictive entropy and
  * mutual information [N]. Every Bayesian layer is switched to sampling with a fixed noise seed per
@@ -28,6 +31,7 @@ export interface BayesPredictiveOptions {
 export async function bayesPredictive(model: Module, x: Tensor, opts: BayesPredictiveOptions = {}): Promise<PredictiveUncertainty> {
   const op = 'bayesPredictive';
   if (!(model instanceof Module)) throw new Error(`${op}: model must be a backlight Module with BayesLinear/BayesConv2d layers`);
+  checkOptions(op, opts, BAYES_KEYS);
   checkInput(op, x);
   const S = positiveInt(op, 'samples', opts.samples, 16);
   const bs = positiveInt(op, 'batchSize', opts.batchSize, 256);

@@ -9,6 +9,7 @@
 import * as bl from '../../engine/index.ts';
 import type { Tensor } from '../../engine/index.ts';
 import { checkLabels, hostMatrix, hostValues } from './util.ts';
+import { checkOptions, optionKeys } from '../options.ts';
 
 export interface ReliabilityBin {
   /** The bin's confidence interval (lo, hi]. */
@@ -39,6 +40,10 @@ export interface ReliabilityOptions {
   bins?: number;
 }
 
+const RELIABILITY_KEYS = optionKeys<ReliabilityOptions>()(['bins']);
+const TEMPERATURE_KEYS = optionKeys<FitTemperatureOptions>()(['range']);
+const DIAGRAM_KEYS = optionKeys<ReliabilityDiagramOptions>()(['title', 'width', 'height']);
+
 /**
  * Reliability bins and ECE / MCE of predicted class probabilities `probs` [N, C] (a Tensor, or a
  * flat row-major array of N x C values) against integer labels [N]. Rows must be probability
@@ -46,6 +51,7 @@ export interface ReliabilityOptions {
  */
 export async function reliabilityBins(probs: Tensor | ArrayLike<number>, labels: Tensor | ArrayLike<number>, opts: ReliabilityOptions = {}): Promise<ReliabilityResult> {
   const op = 'reliabilityBins';
+  checkOptions(op, opts, RELIABILITY_KEYS);
   const M = opts.bins ?? 15;
   if (!Number.isInteger(M) || M < 1) throw new Error(`${op}: bins must be a positive integer, got ${String(opts.bins)}`);
   const y = await hostValues(op, 'labels', labels);
@@ -146,12 +152,17 @@ export interface TemperatureFit {
  * unimodal in log T, so the search finds the global minimum within the range.
  */
 export async function fitTemperature(logits: Tensor | ArrayLike<number>, labels: Tensor | ArrayLike<number>, opts: FitTemperatureOptions = {}): Promise<number> {
-  return (await fitTemperatureDetails(logits, labels, opts)).temperature;
+  return (await fitTemperatureWith('fitTemperature', logits, labels, opts)).temperature;
 }
 
 /** fitTemperature with the NLL before and after, and whether the fit hit the range's end. */
 export async function fitTemperatureDetails(logits: Tensor | ArrayLike<number>, labels: Tensor | ArrayLike<number>, opts: FitTemperatureOptions = {}): Promise<TemperatureFit> {
-  const op = 'fitTemperature';
+  return fitTemperatureWith('fitTemperatureDetails', logits, labels, opts);
+}
+
+async function fitTemperatureWith(op: string, logits: Tensor | ArrayLike<number>, labels: Tensor | ArrayLike<number>, opts: FitTemperatureOptions): Promise<TemperatureFit> {
+  checkOptions(op, opts, TEMPERATURE_KEYS);
+  if (opts.range !== undefined && (!Array.isArray(opts.range) || opts.range.length !== 2)) throw new Error(`${op}: range must be [lo, hi], got ${JSON.stringify(opts.range)}`);
   const [tLo, tHi] = opts.range ?? [0.01, 100];
   if (!(tLo > 0 && tHi > tLo && Number.isFinite(tHi))) throw new Error(`${op}: range must be [lo, hi] with 0 < lo < hi < Infinity, got [${opts.range}]`);
   const y = await hostValues(op, 'labels', labels);
@@ -216,8 +227,13 @@ const f3 = (v: number) => (Math.round(v * 1000) / 1000).toString();
 export function reliabilityDiagramSvg(bins: readonly ReliabilityBin[] | ReliabilityResult, opts: ReliabilityDiagramOptions = {}): string {
   const list = Array.isArray(bins) ? (bins as readonly ReliabilityBin[]) : (bins as ReliabilityResult).bins;
   if (!Array.isArray(list) || list.length === 0) throw new Error('reliabilityDiagramSvg: bins must be a non-empty array of reliability bins (or a reliabilityBins result)');
+  checkOptions('reliabilityDiagramSvg', opts, DIAGRAM_KEYS);
   const ece = Array.isArray(bins) ? null : (bins as ReliabilityResult).ece;
   const W = opts.width ?? 360, H = opts.height ?? 360;
+  // The margins take 60 x 82 pixels; a smaller figure would draw with negative sizes.
+  for (const [k, v] of [['width', W], ['height', H]] as const) {
+    if (typeof v !== 'number' || !Number.isFinite(v) || v < 100) throw new Error(`reliabilityDiagramSvg: option '${k}' must be a number of pixels >= 100, got ${String(opts[k])}`);
+  }
   const m = { l: 48, r: 12, t: opts.title ? 30 : 12, b: 40 };
   const pw = W - m.l - m.r, ph = H - m.t - m.b;
   const X = (v: number) => m.l + v * pw, Y = (v: number) => m.t + (1 - v) * ph;

@@ -12,6 +12,7 @@ import { Adam, SGD, type Optimizer } from '../../models/optim.ts';
 import { fit, type Dataset, type EpochLog } from '../../models/train.ts';
 import type { TrainRecipe, ZooSpec } from '../../models/zoo/index.ts';
 import { checkInput, positiveInt } from '../common.ts';
+import { checkOptions, optionKeys } from '../options.ts';
 import { probabilitiesOf, type PredictiveUncertainty } from './predictive.ts';
 import { itemChunks, sampledPredictive } from './sampled-predictive.ts';
 import { checkFinite } from './util.ts';
@@ -23,6 +24,8 @@ export interface EnsembleOptions {
   outputs?: 'logits' | 'probs';
 }
 
+const ENSEMBLE_KEYS = optionKeys<EnsembleOptions>()(['batchSize', 'outputs']);
+
 /**
  * The predictive statistics of an ensemble on x: mean and std (over members, ddof 0) of the class
  * probabilities [N, C], predictive entropy and mutual information [N]. Members run in eval mode
@@ -30,6 +33,7 @@ export interface EnsembleOptions {
  */
 export async function ensemble(models: readonly (Module | ((x: Tensor) => Tensor))[], x: Tensor, opts: EnsembleOptions = {}): Promise<PredictiveUncertainty> {
   const op = 'ensemble';
+  checkOptions(op, opts, ENSEMBLE_KEYS);
   if (!Array.isArray(models) || models.length === 0) throw new Error(`${op}: models must be a non-empty array of members, got ${Array.isArray(models) ? 'an empty array' : typeof models}`);
   models.forEach((m, i) => {
     if (!(m instanceof Module) && typeof m !== 'function') throw new Error(`${op}: member ${i} is not a backlight Module or a function (got ${m === null ? 'null' : typeof m})`);
@@ -94,6 +98,8 @@ export function recipeLearningRate(r: TrainRecipe, epoch: number): number {
   return r.lr * (f + (1 - f) * 0.5 * (1 + Math.cos(Math.PI * t)));
 }
 
+const TRAIN_ENSEMBLE_KEYS = optionKeys<TrainEnsembleOptions>()(['members', 'seeds', 'epochs', 'validation', 'progress', 'onMember']);
+
 /**
  * Train deep-ensemble members: for each seed, a fresh model from `spec.build(seed)` (seeded
  * initialisation), `spec.prepare` on the training data, and `fit` with the recipe (optimizer,
@@ -105,6 +111,9 @@ export function recipeLearningRate(r: TrainRecipe, epoch: number): number {
  */
 export async function trainEnsemble(spec: EnsembleSpec, train: Dataset, opts: TrainEnsembleOptions = {}): Promise<Module[]> {
   const op = 'trainEnsemble';
+  checkOptions(op, opts, TRAIN_ENSEMBLE_KEYS);
+  if (opts.seeds !== undefined && !Array.isArray(opts.seeds)) throw new Error(`${op}: seeds must be an array of non-negative integers, got ${typeof opts.seeds}`);
+  if (opts.onMember !== undefined && typeof opts.onMember !== 'function') throw new Error(`${op}: onMember must be a function, got ${typeof opts.onMember}`);
   if (!spec || typeof spec.build !== 'function' || !spec.recipe) throw new Error(`${op}: spec must have build(seed) and a training recipe (a models/zoo ZooSpec)`);
   const members = positiveInt(op, 'members', opts.members ?? opts.seeds?.length, 5);
   const seeds = opts.seeds ?? Array.from({ length: members }, (_, i) => spec.recipe.seed + i);

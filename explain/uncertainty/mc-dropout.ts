@@ -17,6 +17,7 @@ import type { Tensor } from '../../engine/index.ts';
 import { Module } from '../../models/module.ts';
 import { Dropout } from '../../models/layers.ts';
 import { checkInput, positiveInt, repeatEach } from '../common.ts';
+import { checkOptions, optionKeys } from '../options.ts';
 import { probabilitiesOf, type PredictiveUncertainty } from './predictive.ts';
 import { sampledPredictive } from './sampled-predictive.ts';
 import { checkFinite, chunkPlan } from './util.ts';
@@ -51,6 +52,8 @@ export function dropoutSeed(seed: number, layer: number, call: number): number {
   return ((h ^ (h >>> 16)) >>> 0) + (seed % 2 ** 20) * 2 ** 32;
 }
 
+const MC_DROPOUT_KEYS = optionKeys<McDropoutOptions>()(['samples', 'seed', 'batchSize', 'outputs']);
+
 /**
  * MC dropout predictive uncertainty of a classifier: mean and std of the softmax probabilities
  * over `samples` dropout masks [N, C], predictive entropy H[mean p] [N] and mutual information
@@ -61,6 +64,7 @@ export function dropoutSeed(seed: number, layer: number, call: number): number {
 export async function mcDropout(model: Module, x: Tensor, opts: McDropoutOptions = {}): Promise<PredictiveUncertainty> {
   const op = 'mcDropout';
   if (!(model instanceof Module)) throw new Error(`${op}: model must be a backlight Module with Dropout layers, got ${typeof model === 'function' ? 'a function' : typeof model}`);
+  checkOptions(op, opts, MC_DROPOUT_KEYS);
   checkInput(op, x);
   const K = positiveInt(op, 'samples', opts.samples, 32);
   const rows = positiveInt(op, 'batchSize', opts.batchSize, 1024);

@@ -4,6 +4,7 @@ import * as bl from '../../engine/index.ts';
 import type { Tensor } from '../../engine/index.ts';
 import { mulberry32 } from '../../models/data/random.ts';
 import { checkInput, positiveInt } from '../common.ts';
+import { checkOptions, optionKeys } from '../options.ts';
 
 export interface OodOptions {
   /**
@@ -21,9 +22,12 @@ export interface OodOptions {
   width?: number;
 }
 
+const OOD_KEYS = optionKeys<OodOptions>()(['kind', 'n', 'seed', 'width']);
+
 /** Out-of-distribution items [n, ...item] shaped like the reference's, on its backend. */
 export async function oodInputs(reference: Tensor, opts: OodOptions = {}): Promise<Tensor> {
   const op = 'oodInputs';
+  checkOptions(op, opts, OOD_KEYS);
   checkInput(op, reference);
   const kind = opts.kind ?? 'box-noise';
   if (!['box-noise', 'uniform', 'shuffled'].includes(kind)) throw new Error(`${op}: kind must be 'box-noise', 'uniform' or 'shuffled', got ${String(opts.kind)}`);
@@ -32,6 +36,7 @@ export async function oodInputs(reference: Tensor, opts: OodOptions = {}): Promi
   const n = positiveInt(op, 'n', opts.n, N);
   const width = opts.width ?? 3;
   if (!(width > 0 && Number.isFinite(width))) throw new Error(`${op}: width must be a finite number > 0, got ${opts.width}`);
+  if (opts.seed !== undefined && !(Number.isInteger(opts.seed) && opts.seed >= 0)) throw new Error(`${op}: seed must be a non-negative integer, got ${String(opts.seed)}`);
   const rnd = mulberry32(opts.seed ?? 0);
   const x = await reference.data();
   for (let i = 0; i < x.length; i++) if (!Number.isFinite(x[i])) throw new Error(`${op}: the reference holds a non-finite value (${x[i]}) at index ${i}`);

@@ -7,6 +7,7 @@ import type { Tensor } from '../../engine/index.ts';
 import { Module } from '../../models/module.ts';
 import type { Dataset } from '../../models/train.ts';
 import { checkInput, positiveInt } from '../common.ts';
+import { checkOptions, optionKeys } from '../options.ts';
 import { binConfidences, fitTemperatureDetails, nllAtTemperature, softmaxHost, type ReliabilityBin } from './calibration.ts';
 import { dropoutLayers, describeLayers, mcDropout } from './mc-dropout.ts';
 import { ensemble } from './ensemble.ts';
@@ -100,9 +101,13 @@ export interface CalibrationReportOptions {
   batchSize?: number;
 }
 
+const CALIBRATION_KEYS = optionKeys<CalibrationReportOptions>()(['bins', 'batchSize']);
+const UNCERTAINTY_KEYS = optionKeys<UncertaintyReportOptions>()(['samples', 'seed', 'batchSize', 'members', 'autoencoder']);
+
 /** Temperature scaling fitted on `val`, evaluated on `test`: ECE, MCE, NLL and bins before and after. */
 export async function calibrationReport(model: Module | ((x: Tensor) => Tensor), val: LabelledData, test: LabelledData, opts: CalibrationReportOptions = {}): Promise<CalibrationReport> {
   const op = 'calibrationReport';
+  checkOptions(op, opts, CALIBRATION_KEYS);
   const bs = positiveInt(op, 'batchSize', opts.batchSize, 256);
   const bins = positiveInt(op, 'bins', opts.bins, 15);
   const v = await predictLogits(`${op} (val)`, model, val, bs);
@@ -254,6 +259,13 @@ const mean = (d: ArrayLike<number>) => {
  */
 export async function uncertaintyReport(model: Module | ((x: Tensor) => Tensor), inDist: Tensor, ood: Tensor, opts: UncertaintyReportOptions = {}): Promise<UncertaintyReport> {
   const op = 'uncertaintyReport';
+  checkOptions(op, opts, UNCERTAINTY_KEYS);
+  // Checked here, not only by mcDropout: a model without Dropout skips it, and its numbers
+  // would otherwise go unchecked (samples: 0 accepted silently).
+  positiveInt(op, 'samples', opts.samples, 32);
+  positiveInt(op, 'batchSize', opts.batchSize, 256);
+  if (opts.seed !== undefined && !(Number.isInteger(opts.seed) && opts.seed >= 0)) throw new Error(`${op}: seed must be a non-negative integer, got ${String(opts.seed)}`);
+  if (opts.members !== undefined && !Array.isArray(opts.members)) throw new Error(`${op}: members must be an array of models, got ${typeof opts.members}`);
   checkInput(`${op} (inDist)`, inDist);
   checkInput(`${op} (ood)`, ood);
   if (inDist.shape.slice(1).join() !== ood.shape.slice(1).join()) throw new Error(`${op}: inDist items are [${inDist.shape.slice(1)}] but ood items are [${ood.shape.slice(1)}]`);
