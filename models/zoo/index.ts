@@ -17,10 +17,12 @@ import { fitStandardizer } from '../data/split.ts';
 import { SPURIOUS_CLASSES, SHAPE_CLASSES } from '../data/synthetic.ts';
 import { breastCancerMlp, digitsCnn, resnetBn, smallCnn, Standardize } from './architectures.ts';
 import { prototypeDigits } from './architectures.ts';
+import { shapesVit } from './vit.ts';
 import { BUNDLED_SUMMARIES, bundledWeights } from './bundled/index.ts';
 
 export { Standardize, digitsCnn, smallCnn, breastCancerMlp, resnetBn } from './architectures.ts';
 export { PrototypeClassifier, prototypeDigits } from './architectures.ts';
+export { shapesVit } from './vit.ts';
 export { BUNDLED_WEIGHTS, BUNDLED_SUMMARIES, bundledWeights } from './bundled/index.ts';
 
 // The two node:fs functions used here, typed structurally (the .d.ts needs no @types/node).
@@ -143,6 +145,16 @@ export const ZOO: Record<string, ZooSpec> = {
     minAccuracy: 0.9,
     build: (seed = 0) => prototypeDigits(seed),
     recipe: { seed: 0, epochs: 15, batchSize: 32, optimizer: 'adam', lr: 0.01, finalLrFraction: 0.05 },
+  },
+  'shapes-vit': {
+    name: 'shapes-vit',
+    description: 'vision transformer (8x8 patches, 2 blocks of 4 heads, width 32, class token) on synthetic shapes, 32x32; attention maps at blocks.<i>.attn.softmax',
+    dataset: 'shapes',
+    inputShape: [1, 32, 32],
+    classes: [...SHAPE_CLASSES],
+    minAccuracy: 0.75,
+    build: (seed = 0) => shapesVit(seed),
+    recipe: { seed: 0, epochs: 16, batchSize: 32, optimizer: 'adam', lr: 0.002, finalLrFraction: 0.05 },
   },
 };
 
