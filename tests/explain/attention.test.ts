@@ -152,7 +152,7 @@ describe("the ONNX engineer's torchvision ViT fixture (tests/fixtures/onnx/vit_t
     const load = async (k: number) => loadOnnx(new Uint8Array(readFileSync(new URL(`vit_tiny_opset${k}.onnx`, onnxDir))));
     const xs = parseNpy64(new Uint8Array(readFileSync(new URL('vit_tiny_input.npy', onnxDir))), 'vit_tiny_input.npy');
     const x = bl.tensor(xs.data, xs.shape, cpu);
-    const out: Float32Array[][] = [];
+    const out: (Float32Array | Float64Array)[][] = [];
     for (const k of [13, 17]) {
       const m = await load(k);
       const maps = await attentionMaps(m, x);
