@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Packs the benchmark suite for a lent GPU machine: Node, Dawn and one bundle per step in .gpu/
-# (../shared/device/pack.sh; .gpu/ is ignored by git). bench/run.ts, bundled as .gpu/run.mjs, runs
-# the sibling step bundles there as it runs the .ts steps here.
+# Packs the benchmark suite for a lent GPU machine: Node, Dawn and the Vulkan loader
+# (../shared/device/pack.sh) and one bundle per step in .gpu/ (ignored by git). bench/run.ts,
+# bundled as .gpu/run.mjs, runs the sibling step bundles there as it runs the .ts steps here.
 #
 #   bash bench/gpu.sh
 # then on the GPU machine (device tool: carry [".gpu"]):
@@ -13,4 +13,15 @@ set -euo pipefail
 root=$(git rev-parse --show-toplevel)
 pack="${PACK:-$root/../shared/device/pack.sh}"
 cd "$root"
-bash "$pack" bench/run.ts bench/ops.ts bench/kernels.ts bench/cnn-step.ts bench/explain.ts bench/kernel-shap.ts bench/resnet18.ts
+bash "$pack" bench/run.ts
+# The steps are bundled here, minified: each holds TF.js (5 MB a bundle unminified, 2.6 MB
+# minified), and the working tree plus .gpu must stay under the device's 64 MiB.
+for step in ops kernels cnn-step explain kernel-shap resnet18; do
+  node_modules/.bin/esbuild "bench/$step.ts" --bundle --minify --keep-names --platform=node --format=esm --target=node20 \
+    --external:webgpu --banner:js="import { createRequire as __cr } from 'node:module'; const require = __cr(import.meta.url);" \
+    --outfile=".gpu/$step.mjs" --log-level=warning
+  echo "packed bench/$step.ts -> .gpu/$step.mjs"
+done
+kit=$(du -sm .gpu | cut -f1)
+tree=$(( $(git ls-files -z | xargs -0 du -cb 2>/dev/null | tail -1 | cut -f1) / 1048576 ))
+echo ".gpu: ${kit} MiB; tracked files: ${tree} MiB (the device takes 64 MiB in all, untracked files included)"
