@@ -550,3 +550,31 @@ describe('ONNX ops: input gradients against central differences (CPU, float64)',
     m.dispose();
   }, 60_000);
 });
+
+describe('ONNX ops: what is not supported fails naming the node, the op and the attribute', () => {
+  const x4 = { x: [1, 2, 4, 4] };
+  const cases: [string, Uint8Array, RegExp][] = [
+    ['Resize cubic', model(13, x4, [{ op: 'Resize', in: ['x', '', 'sc'], out: ['y'], attrs: [A.s('mode', 'cubic')] }], [floats('sc', [1, 1, 2, 2])], ['y']), /node 'n0_Resize' \(Resize, opset 13\): mode 'cubic' is not supported/],
+    ['Resize tf_crop_and_resize', model(13, x4, [{ op: 'Resize', in: ['x', '', 'sc'], out: ['y'], attrs: [A.s('coordinate_transformation_mode', 'tf_crop_and_resize')] }], [floats('sc', [1, 1, 2, 2])], ['y']), /\(Resize, opset 13\): coordinate_transformation_mode 'tf_crop_and_resize' is not supported/],
+    ['Pad wrap', model(19, x4, [{ op: 'Pad', in: ['x', 'p'], out: ['y'], attrs: [A.s('mode', 'wrap')] }], [ints('p', [0, 0, 1, 1, 0, 0, 1, 1])], ['y']), /node 'n0_Pad' \(Pad, opset 19\): mode 'wrap' is not supported/],
+    ['LayerNormalization Mean output', model(17, x4, [{ op: 'LayerNormalization', in: ['x', 'g'], out: ['y', 'mean'] }], [floats('g', [1, 1, 1, 1])], ['y', 'mean']), /\(LayerNormalization, opset 17\): output 1 \('mean'\) is not supported/],
+    ['Clip min above max', model(13, x4, [{ op: 'Clip', in: ['x', 'lo', 'hi'], out: ['y'] }], [floats('lo', [1], []), floats('hi', [0], [])], ['y']), /\(Clip, opset 13\): min 1 is greater than max 0/],
+    ['Gelu approximate other', model(20, x4, [{ op: 'Gelu', in: ['x'], out: ['y'], attrs: [A.s('approximate', 'fast')] }], [], ['y']), /\(Gelu, opset 20\): approximate 'fast' is not one of none, tanh/],
+    ['ConvTranspose 3-D kernel', model(13, x4, [{ op: 'ConvTranspose', in: ['x', 'w'], out: ['y'], attrs: [A.ints('kernel_shape', [1, 1, 1])] }], [floats('w', [1, 1], [2, 1, 1, 1])], ['y']), /\(ConvTranspose, opset 13\): only 2-D transposed convolutions are supported; kernel_shape is \[1, 1, 1\]/],
+    ['ReduceMean axes attribute at opset 18', model(18, x4, [{ op: 'ReduceMean', in: ['x'], out: ['y'], attrs: [A.ints('axes', [1])] }], [], ['y']), /\(ReduceMean, opset 18\): the axes attribute was removed at opset 18/],
+    ['Split sizes and outputs disagree', model(13, x4, [{ op: 'Split', in: ['x', 's'], out: ['a', 'b'], attrs: [A.i('axis', 1)] }], [ints('s', [1, 1, 0])], ['a', 'b']), /\(Split, opset 13\): split \[1, 1, 0\] has 3 parts but the node has 2 outputs/],
+    ['Range on a runtime tensor', model(13, x4, [{ op: 'Range', in: ['x', 'x', 'x'], out: ['y'] }], [], ['y']), /\(Range, opset 13\): input 0 is a runtime tensor/],
+    ['an op nobody supports', model(13, x4, [{ op: 'Einsum', in: ['x'], out: ['y'] }], [], ['y']), /unsupported ONNX op 'Einsum' in node 'n0_Einsum' \(opset 13\)/],
+  ];
+  it.each(cases)('%s', (_, bytes, re) => {
+    const before = memory(cpu).liveBuffers;
+    expect(() => withBackend(cpu, () => loadOnnx(bytes, { source: 'bad.onnx' }))).toThrow(re);
+    expect(memory(cpu).liveBuffers).toBe(before);
+  });
+
+  it('a run-time size error names the node: reflect padding wider than the axis', () => {
+    const m = withBackend(cpu, () => loadOnnx(model(13, { x: [1, 1, 2, 2] }, [{ op: 'Pad', in: ['x', 'p'], out: ['y'], attrs: [A.s('mode', 'reflect')] }], [ints('p', [0, 0, 2, 0, 0, 0, 0, 0])], ['y']), { source: 'bad.onnx' }));
+    expect(() => withBackend(cpu, () => m.forward(tensor([1, 2, 3, 4], [1, 1, 2, 2])))).toThrow(/node 'n0_Pad' \(Pad\): .*reflect padding \[2, 0\] on axis 2 must be less than its size 2/);
+    m.dispose();
+  });
+});
