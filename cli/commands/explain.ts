@@ -136,7 +136,7 @@ export const explainCommand: Command = {
     const target = shardTarget(parseTarget(o.target as string | undefined, all.shape[0], facts.numClasses), lo, hi);
     const per = all.data.length / all.shape[0];
     const batch = { ...all, data: all.data.subarray(lo * per, hi * per), display: all.display.subarray(lo * per, hi * per), shape: [hi - lo, ...all.shape.slice(1)], labels: all.labels.slice(lo, hi) };
-    if ((kind === 'png' || kind === 'html') && batch.shape.length !== 4 && kind === 'png') throw new UsageError(`option '--out' ${out}: PNG heatmaps need image inputs [N, C, H, W]; these are [${batch.shape.join(', ')}] (write .npy or .html)`);
+    if (kind === 'png' && batch.shape.length !== 4) throw new UsageError(`option '--out' ${out}: PNG heatmaps need image inputs [N, C, H, W]; these are [${batch.shape.join(', ')}] (write .npy or .html)`);
     const baseline: BaselineSpec = parseBaseline(o.baseline as string | undefined, batch.shape);
     const background = readBackground(o.background as string | undefined, batch.shape.slice(1));
     const scale = scaleOpt ?? (batch.shape.length === 4 ? defaultScale(batch.shape[2], batch.shape[3]) : 1);
@@ -153,10 +153,15 @@ export const explainCommand: Command = {
       const layer = (o.layer as string | undefined) ?? (m.kind !== 'onnx' && m.model.namedModules().some(([p]) => p === 'features') ? 'features' : undefined);
       const base = track(baselineOf(baseline, x));
       const c: Ctx = { layer, upsample: !o['no-upsample'], target, baseline: base, steps, samples, stdev, seed, stepsGiven: o.steps !== undefined, p: pctx, lrp: lrpOpts, attention };
-      // A block's baseline: blur is computed per block; an array with one row per input is sliced.
-      const baseOf = (xb: Tensor, a: number, b: number): number | Tensor | undefined => {
-        if (baseline.kind === 'blur') return track(baselineOf(baseline, xb));
-        return base instanceof bl.Tensor && base.rank === x.rank && base.shape[0] === x.shape[0] && x.shape[0] > 1 ? track(bl.slice(base, [a], [b - a])) : base;
+      // A block's baseline: blur is computed per block, an array with one row per input is sliced;
+      // either is freed when the block is done (a data set streams through thousands of blocks).
+      const withBase = async <T>(xb: Tensor, a: number, b: number, f: (bb: number | Tensor | undefined) => Promise<T>): Promise<T> => {
+        const bb = baseline.kind === 'blur' ? baselineOf(baseline, xb) : base instanceof bl.Tensor && base.rank === x.rank && base.shape[0] === x.shape[0] && x.shape[0] > 1 ? bl.slice(base, [a], [b - a]) : base;
+        try {
+          return await f(bb);
+        } finally {
+          if (bb instanceof bl.Tensor && bb !== base && !bb.disposed) bb.dispose();
+        }
       };
       const targetOf = (a: number, b: number): ex.Target => (Array.isArray(target) ? target.slice(a, b) : target);
       const written: { method: string; file: string; shape: number[]; seconds: number; skipped?: number }[] = [];
@@ -170,7 +175,7 @@ export const explainCommand: Command = {
           const t0 = performance.now();
           const skipped = await streamToJsonl({
             file, method: n, key: key({}), data: batch.data, shape: batch.shape, offset: lo, block, stderr: (s) => ctx.stderr(s),
-            explain: (xb, a, b, onProgress) => DETAIL_METHODS[n](m.model, xb, { ...c, target: targetOf(a, b), baseline: baseOf(xb, a, b), p: { ...pctx, onProgress } }),
+            explain: (xb, a, b, onProgress) => withBase(xb, a, b, (bb) => DETAIL_METHODS[n](m.model, xb, { ...c, target: targetOf(a, b), baseline: bb, p: { ...pctx, onProgress } })),
           });
           const seconds = (performance.now() - t0) / 1000;
           written.push({ method: n, file, shape: [batch.shape[0]], seconds, skipped });
@@ -186,7 +191,7 @@ export const explainCommand: Command = {
           const t0 = performance.now();
           const skipped = await streamToNpy({
             file, method: n, key: key({ window, stride, steps: o.steps ?? null }), data: batch.data, shape: batch.shape, lo: 0, hi: x.shape[0], block, stderr: (s) => ctx.stderr(s),
-            explain: (xb, a, b, onProgress) => METHODS[n].run(m.model, xb, { ...c, target: targetOf(a, b), baseline: baseOf(xb, a, b), p: { ...pctx, onProgress } }),
+            explain: (xb, a, b, onProgress) => withBase(xb, a, b, (bb) => METHODS[n].run(m.model, xb, { ...c, target: targetOf(a, b), baseline: bb, p: { ...pctx, onProgress } })),
           });
           const seconds = (performance.now() - t0) / 1000;
           written.push({ method: n, file, shape: batch.shape, seconds, skipped });

@@ -10,6 +10,7 @@ import jpeg from 'jpeg-js';
 import { PNG } from 'pngjs';
 import { afterAll, describe, expect, it } from 'vitest';
 import * as bl from '../../engine/index.ts';
+import * as ex from '../../explain/index.ts';
 import { main } from '../../cli/main.ts';
 import { parseNpy, serializeNpy } from '../../models/io/npy.ts';
 import { datasetSplits } from '../../models/data/index.ts';
@@ -156,6 +157,20 @@ describe('backlight subcommands end to end', () => {
     expect(text).toMatch(/>(mean|worst) [a-z ]+ = [-0-9.]+</); // the data set's feature names, with the row's values
     expect(text).not.toContain('feature 0');
     expect(text).toContain('<h2>Saliency [2, 30]</h2>'); // not additive: a table
+  });
+
+  it('explain: a perturbation method streamed to .npy with a per-block blur baseline equals the in-process call', async () => {
+    const out = join(dir, 'occ.npy');
+    const r = await run('explain', '--model', 'digits-cnn', '--input', digits, '--method', 'occlusion', '--window', '4', '--stride', '4', '--baseline', 'blur', '--target', '3', '--out', out);
+    expect(r.code, r.stderr).toBe(0);
+    await bl.init({ backend: 'cpu' });
+    const m = await loadBundled('digits-cnn');
+    const x = bl.tensor(test.x.slice(0, 128), [2, 1, 8, 8]);
+    const blur = ex.gaussianBlur(x, 1); // the CLI's blur: sigma min(H, W) / 8, at least 1
+    const want = await ex.occlusion(m, x, { target: 3, baseline: blur, window: 4, stride: 4 });
+    expectClose(parseNpy(new Uint8Array(readFileSync(out))).data, await want.data(), 1e-6, 1e-6, 'occlusion');
+    for (const t of [x, blur, want]) t.dispose();
+    m.dispose();
   });
 
   it('explain: ONNX model, saliency as .npy parsed back; gradient of the target logit', async () => {
