@@ -133,6 +133,7 @@ export function resolveTarget(op: string, f: (x: Tensor) => Tensor, x: Tensor, t
 
 /** A baseline shaped like x: a number, a tensor of x's shape, or one sample broadcast over the batch. */
 export function baselineFor(op: string, x: Tensor, baseline: number | Tensor | undefined): Tensor {
+  if (typeof baseline === 'number' && !Number.isFinite(baseline)) throw new Error(`${op}: baseline must be finite, got ${baseline}`);
   if (baseline === undefined || typeof baseline === 'number') return bl.full(x.shape, baseline ?? 0, x.backend);
   if (!(baseline instanceof bl.Tensor)) throw new Error(`${op}: baseline must be a number or a Tensor`);
   if (baseline.shape.join() === x.shape.join()) return bl.mul(baseline, 1);
@@ -227,6 +228,8 @@ export async function checkFinite(op: string, x: Tensor, what = 'input'): Promis
   if (Number.isFinite(v)) return;
   const d = await x.data();
   const i = d.findIndex((e) => !Number.isFinite(e));
+  // the probe can only be non-finite through an element; reading it back agrees unless the tensor changed meanwhile
+  if (i < 0) throw new Error(`${op}: the ${what} held a non-finite value on the device that its read-back does not show (changed while being checked?)`);
   const at: number[] = [];
   for (let r = i, k = x.rank - 1; k >= 0; k--) {
     at.unshift(r % x.shape[k]);

@@ -15,6 +15,7 @@ export interface LayerAttrOptions extends TargetOptions {
   layer: string | Module;
 }
 
+const LAYER_ACTIVATION_KEYS = optionKeys<{ layer: string | Module }>()(['layer']);
 const LAYER_ATTR_KEYS = optionKeys<LayerAttrOptions>()(['target', 'rules', 'layer']);
 const LAYER_IG_KEYS = optionKeys<LayerIntegratedGradientsOptions>()(['target', 'rules', 'layer', 'baseline', 'steps', 'method', 'internalBatchSize']);
 const NEURON_KEYS = optionKeys<NeuronOptions>()(['layer', 'rules', 'neuron']);
@@ -29,7 +30,7 @@ export function activationOf(f: (x: Tensor) => Tensor, x: Tensor, layer: string)
 }
 
 export async function layerActivation(model: Model, input: Tensor, opts: { layer: string | Module }): Promise<Tensor> {
-  checkOptions('layerActivation', opts, ['layer']);
+  checkOptions('layerActivation', opts, LAYER_ACTIVATION_KEYS);
   const layer = checkLayer('layerActivation', opts);
   const x = await checkedInput('layerActivation', input);
   const a = activationOf(forwardOf(model), x, layer);

@@ -3,6 +3,7 @@
 import * as bl from '../engine/index.ts';
 import type { Tensor } from '../engine/index.ts';
 import { type Model, type TargetOptions, accumulate, checkInput, forwardOf, positiveInt, repeatEach, repeatTarget, resolveTarget, checkedInput } from './common.ts';
+import { checkOptions, optionKeys } from './options.ts';
 import { type SaliencyOptions, saliency } from './gradient.ts';
 
 export type Attributor<O extends TargetOptions = TargetOptions> = (model: Model, input: Tensor, opts: O) => Promise<Tensor>;
@@ -18,6 +19,23 @@ export interface NoiseTunnelOptions {
   samplesBatchSize?: number;
 }
 
+const NOISE_KEYS = optionKeys<NoiseTunnelOptions>()(['type', 'samples', 'stdev', 'seed', 'samplesBatchSize']);
+
+/**
+ * The wrapped method rejects options it does not know; the caller called the noise tunnel, so
+ * say that, with the noise tunnel's own options too (a typo of 'samples' is more likely here).
+ */
+function unknownOptionOfTunnel(e: unknown): unknown {
+  const m = e instanceof Error ? /^(\w+): unknown option '([^']+)'[^;]*; its options are (.*)$/.exec(e.message) : null;
+  if (!m) return e;
+  try {
+    checkOptions(`noiseTunnel(${m[1]})`, { [m[2]]: true }, NOISE_KEYS);
+  } catch (mine) {
+    return new Error(`${(mine as Error).message}, and ${m[1]}'s ${m[3]}`);
+  }
+  return e;
+}
+
 /** Wrap any attributor: the result has the same signature plus the noise options. */
 export function noiseTunnel<O extends TargetOptions>(attributor: Attributor<O>): Attributor<O & NoiseTunnelOptions> {
   return async (model, input, opts) => {
@@ -30,7 +48,7 @@ export function noiseTunnel<O extends TargetOptions>(attributor: Attributor<O>):
     const samples = positiveInt(op, 'samples', opts.samples, 10);
     const per = Math.min(samples, positiveInt(op, 'samplesBatchSize', opts.samplesBatchSize, samples));
     const stdev = opts.stdev ?? 1;
-    if (!(stdev >= 0)) throw new Error(`${op}: stdev must be >= 0, got ${stdev}`);
+    if (!(stdev >= 0) || !Number.isFinite(stdev)) throw new Error(`${op}: stdev must be a finite number >= 0, got ${stdev}`);
     const type = opts.type ?? 'smoothgrad';
     if (!['smoothgrad', 'smoothgrad_sq', 'vargrad'].includes(type)) throw new Error(`${op}: unknown type '${type}' (smoothgrad, smoothgrad_sq, vargrad)`);
     const target = bl.tidy(() => resolveTarget(op, forwardOf(model, opts.rules), x, opts.target));
@@ -47,7 +65,17 @@ export function noiseTunnel<O extends TargetOptions>(attributor: Attributor<O>):
       // A per-item baseline (IG, DeepLIFT) repeats with its item.
       const given = (opts as { baseline?: number | Tensor }).baseline;
       const base = given instanceof bl.Tensor && given.shape[0] === n && given.rank === x.rank ? repeatEach(given, k) : given;
-      const a = await attributor(model, noisy, { ...inner, baseline: base, target: repeatTarget(target, n, k) } as unknown as O);
+      let a: Tensor;
+      try {
+        a = await attributor(model, noisy, { ...inner, baseline: base, target: repeatTarget(target, n, k) } as unknown as O);
+      } catch (e) {
+        noisy.dispose();
+        if (base !== given && base instanceof bl.Tensor) base.dispose();
+        if (target instanceof bl.Tensor) target.dispose();
+        sum?.dispose();
+        sumSq?.dispose();
+        throw unknownOptionOfTunnel(e);
+      }
       noisy.dispose();
       if (base !== given && base instanceof bl.Tensor) base.dispose();
       const [s1, s2] = bl.tidy(() => {

@@ -21,8 +21,10 @@ export function optionKeys<T>() {
 function describe(v: unknown): string {
   if (v === null) return 'null';
   if (Array.isArray(v)) return `an array of ${v.length}`;
+  if (v instanceof Map) return `a Map of ${v.size}`;
   if (v instanceof Tensor) return `a tensor [${v.shape.join(', ')}]`;
   if (typeof v === 'function') return 'a function';
+  if (typeof v === 'object') return `an instance of ${(v as object).constructor?.name ?? 'a class'} (pass a plain object)`;
   return `${typeof v} ${String(v)}`;
 }
 
@@ -48,7 +50,9 @@ function distance(a: string, b: string): number {
  */
 export function checkOptions(op: string, opts: unknown, known: readonly string[]): void {
   if (opts === undefined) return;
-  if (opts === null || typeof opts !== 'object' || Array.isArray(opts) || opts instanceof Tensor) {
+  const proto = opts !== null && typeof opts === 'object' ? Object.getPrototypeOf(opts) : undefined;
+  // a Map or a class instance would pass a key check with nothing in it (its entries are not own keys)
+  if (opts === null || typeof opts !== 'object' || Array.isArray(opts) || opts instanceof Tensor || (proto !== Object.prototype && proto !== null)) {
     throw new Error(`${op}: options must be an object ({ ${known.slice(0, 3).join(', ')}, ... }), got ${describe(opts)}`);
   }
   for (const [k, v] of Object.entries(opts)) {

@@ -142,7 +142,7 @@ export async function fit(model: Module, data: Dataset, opts: FitOptions): Promi
       lossSum += lv * idx.length;
       seen += idx.length;
       [l, pred!, x, y].forEach((t) => t.dispose());
-      if (perBatch) {
+      if (perBatch && typeof process !== 'undefined' && process.stderr) {
         const rate = seen / ((performance.now() - t0) / 1000);
         process.stderr.write(`\r${progressLine(epoch, epochs, seen, data.n, lossSum / seen, correct / seen, rate)}`);
       }

@@ -125,11 +125,11 @@ export class Runtime {
     // Over the binding limit the buffer could be made but never bound: the kernel that writes it
     // would fail validation asynchronously, far from the op that asked. Say so here, synchronously,
     // with what to do. (lavapipe and many GPUs allow 128 MiB per binding.)
+    if (this.lost) throw new Error(`backlight: the GPU device was lost (${this.lost}); call init() for a new device and create the tensors again`);
     const limit = this.device.limits.maxStorageBufferBindingSize;
     if (bytes > limit) {
       throw new Error(`backlight: a tensor of ${mib(bytes)} is over this GPU's largest storage binding (maxStorageBufferBindingSize ${mib(limit)}): work in smaller chunks (the explainers' internalBatchSize, batchSize or memoryBudget option, or a smaller batch)`);
     }
-    if (this.lost) throw new Error(`backlight: the GPU device was lost (${this.lost}); call init() for a new device and create the tensors again`);
     // the size classes round up by up to 50%; never past the limit a request fits under
     const cls = Math.min(sizeClass(Math.max(bytes, 4)), Math.max(4, Math.floor(limit / 4) * 4));
     const list = this.free.get(cls);

@@ -27,7 +27,7 @@
 import * as bl from '../../engine/index.ts';
 import type { Tensor } from '../../engine/index.ts';
 import { fmtShape } from '../../engine/shape.ts';
-import { forwardOf, resolveTarget, scores, type Model, type Target } from '../common.ts';
+import { checkFinite, forwardOf, resolveTarget, scores, type Model, type Target } from '../common.ts';
 
 /** A model outside the engine: a batch of inputs (row-major float32) in, its outputs out. */
 export type BlackBoxFn = (batch: Float32Array, shape: number[]) => Promise<Float32Array>;
@@ -170,6 +170,7 @@ export class PerturbationRunner {
         throw new Error(`${op}: option 'background' must have shape [B, ${item.join(', ')}] (rows like the input's items), got ${fmtShape(bg.shape)}`);
       }
       if (bg.backend !== x.backend) throw new Error(`${op}: 'background' lives on a different backend from the input`);
+      await checkFinite(op, bg, 'background');
       base = bl.reshape(bg, [1, bg.shape[0], p]);
       perItem = false;
     } else {
@@ -180,6 +181,7 @@ export class PerturbationRunner {
         perItem = false;
       } else if (b instanceof bl.Tensor) {
         b.storageFor(op);
+        await checkFinite(op, b, 'baseline');
         if (b.backend !== x.backend) throw new Error(`${op}: 'baseline' lives on a different backend from the input`);
         if (b.shape.join() === x.shape.join()) {
           base = bl.reshape(b, [x.shape[0], 1, p]);

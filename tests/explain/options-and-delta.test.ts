@@ -33,7 +33,8 @@ const rowSums = (a: ArrayLike<number>, rows: number) => Array.from({ length: row
 describe('unknown options are errors naming the function and the option', () => {
   const x = () => bl.tensor(randArray(8, 1), [2, 4]);
   const cases: [string, () => Promise<unknown>, RegExp][] = [
-    ['saliency', () => ex.saliency(mlp(1), x(), { target: 0, absolute: true } as never), /saliency: unknown option 'absolute'.*'abs'/],
+    ['saliency', () => ex.saliency(mlp(1), x(), { target: 0, absolute: true } as never), /saliency: unknown option 'absolute'; its options are 'target', 'rules', 'abs'$/],
+    ['smoothGrad', () => ex.smoothGrad(mlp(1), x(), { target: 0, sample: 3 } as never), /noiseTunnel\(saliency\): unknown option 'sample' \(did you mean 'samples'\?\).*, and saliency's 'target', 'rules', 'abs'/],
     ['integratedGradients', () => ex.integratedGradients(mlp(1), x(), { target: 0, stpes: 8 } as never), /integratedGradients: unknown option 'stpes' \(did you mean 'steps'\?\)/],
     ['deepLift', () => ex.deepLift(mlp(1), x(), { target: 0, baselines: 0 } as never), /deepLift: unknown option 'baselines' \(did you mean 'baseline'\?\)/],
     ['gradientShap', () => ex.gradientShap(mlp(1), x(), { target: 0, baselines: x(), nSamples: 4 } as never), /gradientShap: unknown option 'nSamples'/],
@@ -139,14 +140,32 @@ describe('returnDelta', () => {
     expectClose(await s.delta!.data(), await want(s.attributions), 1e-9, 1e-9);
   });
 
-  it('integratedGradients and deepLift keep their deltas (same helper)', async () => {
+  it('integratedGradients and deepLift keep their deltas (same helper), with list, tensor and predicted targets', async () => {
     const m = mlp(7);
     const x = bl.tensor(xs, [2, 4]);
     const fx = await outputs(m, xs, 2);
     const f0 = (await outputs(m, [0, 0, 0, 0], 1))[0];
+    const want = async (a: bl.Tensor, t: number[]) => rowSums(await a.data(), 2).map((s, i) => s - (fx[i][t[i]] - f0[t[i]]));
     const ig = await ex.integratedGradients(m, x, { target: [1, 2], steps: 8, returnDelta: true });
-    const s = rowSums(await ig.attributions.data(), 2);
-    expectClose(await ig.delta.data(), [s[0] - (fx[0][1] - f0[1]), s[1] - (fx[1][2] - f0[2])], 1e-10, 1e-10);
+    expectClose(await ig.delta.data(), await want(ig.attributions, [1, 2]), 1e-10, 1e-10);
+    const dl = await ex.deepLift(m, x, { target: bl.tensor([2, 0], [2]), returnDelta: true });
+    expectClose(await dl.delta.data(), await want(dl.attributions, [2, 0]), 1e-10, 1e-10);
+    const pred = fx.map((r) => r.indexOf(Math.max(...r)));
+    const dp = await ex.deepLift(m, x, { target: 'predicted', returnDelta: true });
+    expectClose(await dp.delta.data(), await want(dp.attributions, pred), 1e-10, 1e-10);
+    // IG's delta is a quadrature error: nonzero at 8 steps on a relu net, unlike DeepLIFT's
+    expect(Math.max(...Array.from(await ig.delta.data(), Math.abs))).toBeGreaterThan(1e-8);
+  });
+
+  it('gradientShap with one draw: the delta of that draw is sum(attr) - (F(x) - F(b)) exactly', async () => {
+    const m = mlp(9);
+    const x = bl.tensor(xs, [2, 4]);
+    const b1 = bs.slice(4, 8);
+    const r = await ex.gradientShap(m, x, { target: [0, 1], baselines: bl.tensor(b1, [1, 4]), samples: 1, seed: 5, returnDelta: true });
+    const fx = await outputs(m, xs, 2);
+    const fb = (await outputs(m, b1, 1))[0];
+    const a = rowSums(await r.attributions.data(), 2);
+    expectClose(await r.delta.data(), [a[0] - (fx[0][0] - fb[0]), a[1] - (fx[1][1] - fb[1])], 1e-10, 1e-10);
   });
 });
 
@@ -165,6 +184,13 @@ describe('non-finite inputs and baselines are refused, naming the element', () =
     await expect(ex.lrp(m, withBad(NaN, 0), { target: 0 })).rejects.toThrow(/lrp: the input holds NaN/);
     await expect(ex.kernelShap(m, withBad(NaN, 7), { target: 0, samples: 8 })).rejects.toThrow(/kernelShap: the input holds NaN at \[1, 3\]/);
     await expect(ex.occlusion(m, withBad(NaN, 2), { target: 0 })).rejects.toThrow(/occlusion: the input holds NaN/);
+    // numbers and the perturbation methods' reference tensors too
+    await expect(ex.integratedGradients(m, withBad(0, 0), { target: 0, baseline: NaN })).rejects.toThrow(/integratedGradients: baseline must be finite, got NaN/);
+    await expect(ex.deepLift(m, withBad(0, 0), { target: 0, baseline: Infinity })).rejects.toThrow(/deepLift: baseline must be finite, got Infinity/);
+    await expect(ex.shapleyExact(m, withBad(0, 0), { target: 0, background: withBad(NaN, 5) })).rejects.toThrow(/shapleyExact: the background holds NaN at \[1, 1\]/);
+    await expect(ex.kernelShap(m, withBad(0, 0), { target: 0, samples: 8, baseline: withBad(NaN, 0) })).rejects.toThrow(/kernelShap: the baseline holds NaN at \[0, 0\]/);
+    await expect(ex.smoothGrad(m, withBad(0, 0), { target: 0, stdev: Infinity })).rejects.toThrow(/noiseTunnel: stdev must be a finite number/);
+    await expect(ex.integratedGradients(m, withBad(0, 0), new Map([['target', 0]]) as never)).rejects.toThrow(/integratedGradients: options must be an object.*a Map of 1/);
     // finite inputs still pass (the probe is not fooled by large values)
     expect((await ex.saliency(m, bl.tensor([1e30, -1e30, 3e38, 0, 1, 2, 3, 4], [2, 4]), { target: 0 })).shape).toEqual([2, 4]);
   });
