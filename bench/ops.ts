@@ -1,9 +1,9 @@
 // Single operations, side by side with TensorFlow.js's WebGPU backend on the same Dawn adapter:
 // matmul, conv2d forward / backprop-input / backprop-filter (small-channel explainer layers and a
 // mid-size one), and elementwise chains (what IG's interpolation, SHAP's masking and a backward
-// pass's ReLU mask are made of). "before" is backlight as it was before fused elementwise chains
-// and the stride-1 backprop-input-as-conv path (fusion off, backpropInputViaConv false), on
-// the same adapter, for the rows those change.
+// pass's ReLU mask are made of). "before" is backlight as it was before fused elementwise chains,
+// the stride-1 backprop-input-as-conv path and the per-shape forward conv block (fusion off,
+// backpropInputViaConv false, convBlock 4x4), on the same adapter, for the rows those change.
 //
 //   npx tsx bench/ops.ts [--rows matmul,conv,convBackpropInput,convBackpropFilter,chain]
 //       [--reps N] [--warmup N] [--inner N] [--engines backlight,backlight-before,tfjs]
@@ -47,7 +47,10 @@ const loadBefore = load();
 
 const fused = (await bl.init({ setDefault: false })) as WebGpuBackend;
 const before = engines.includes('backlight-before') ? ((await bl.init({ setDefault: false, fusion: false })) as WebGpuBackend) : undefined;
-if (before) before.backpropInputViaConv = false;
+if (before) {
+  before.backpropInputViaConv = false;
+  before.convBlock = [4, 4];
+}
 const cpu = await bl.init({ backend: 'cpu', setDefault: false });
 const info = fused.info;
 log(`${NAME}: single ops, Node ${process.version}, ${availableParallelism()} cores`);
@@ -267,7 +270,7 @@ for (const row of rows) {
   const cs: Contender[] = [];
   for (const e of engines) {
     if (e === 'backlight') cs.push(blContender(e, fused, row, host));
-    else if (e === 'backlight-before' && (row.kind === 'chain' || row.kind === 'convBackpropInput') && before) cs.push(blContender(e, before, row, host));
+    else if (e === 'backlight-before' && (row.kind === 'chain' || row.kind === 'convBackpropInput' || row.kind === 'conv') && before) cs.push(blContender(e, before, row, host));
     else if (e === 'tfjs' && tf && row.tf) cs.push(tfContender(row, host));
   }
   const diffs = new Map<Engine, number>();
@@ -314,8 +317,8 @@ const body = rows.map((row) => {
 log('');
 log(`adapter: ${info.adapter} (${info.description}); medians of ${reps} reps x ${inner} ops after ${warmup} warm-up reps, ${readback ? 'with' : 'without'} read-back; load ${loadBefore} -> ${load()}`);
 log(table(header, body));
-log('"vs tfjs": TF.js time / backlight time (above 1: backlight is faster). "before": backlight without fused chains and');
-log('without backprop-input-as-conv (the rows they change), same adapter. GFLOP/s counts 2 per multiply-add, 1 per elementwise step.');
+log('"vs tfjs": TF.js time / backlight time (above 1: backlight is faster). "before": backlight without fused chains,');
+log('backprop-input-as-conv and the per-shape conv block (the rows they change), same adapter. GFLOP/s counts 2 per multiply-add, 1 per elementwise step.');
 const path = writeResults(NAME, {
   bench: NAME, date: new Date().toISOString(), node: process.version, cores: availableParallelism(), load: { before: loadBefore, after: load() },
   adapter: info, tfjs: peer ? { version: peer.version, backend: peer.backend, adapter: peer.adapter, fallbackReason: peer.fallbackReason } : null,

@@ -30,40 +30,45 @@ const bindings = /* wgsl */ `
 @group(0) @binding(3) var<storage, read> B: array<f32>;
 `;
 
-/** Workgroup 8x8 invocations, 32x32 block of C; dispatch (ceil(N/32), ceil(M/32), batches). */
-export const matmulRegisterTiled = /* wgsl */ `${paramsBlock}${batchOffsets}${bindings}
+/**
+ * Workgroup 8x8 invocations, each a tm x tn block of C (tn a multiple of 4: vec4 accumulators),
+ * so a workgroup covers (8 tm) x (8 tn); dispatch (ceil(N/(8 tn)), ceil(M/(8 tm)), batches).
+ * Per k it loads tm values of A and tn of B for tm*tn FMAs. Generated (unrolled) per block shape.
+ */
+export function matmulRegisterTiledFor(tm: number, tn: number): string {
+  if (tm < 1 || tn < 4 || tn % 4 !== 0) throw new Error(`matmulRegisterTiledFor: bad block ${tm}x${tn}`);
+  const nv = tn / 4;
+  const is = [...Array(tm).keys()], vs = [...Array(nv).keys()];
+  const cols = [...Array(tn).keys()].map((j) => `let c${j} = min(col0 + ${j}u, N - 1u);`).join(' ');
+  const decl = is.flatMap((i) => vs.map((v) => `var acc${i}_${v} = vec4<f32>(0.0);`)).join(' ');
+  const loadB = vs.map((v) => `let b${v} = vec4<f32>(${[0, 1, 2, 3].map((q) => `B[br + c${4 * v + q}]`).join(', ')});`).join('\n    ');
+  const fma = is.map((i) => `{ let a = A[rows[${i}] + k]; ${vs.map((v) => `acc${i}_${v} += a * b${v};`).join(' ')} }`).join('\n    ');
+  const write = is.map((i) => `if (row0 + ${i}u < M) {\n    let r = cBase + (row0 + ${i}u) * N + col0;\n    ${vs.map((v) => [0, 1, 2, 3].map((q) => `if (col0 + ${4 * v + q}u < N) { C[r + ${4 * v + q}u] = acc${i}_${v}[${q}]; }`).join(' ')).join('\n    ')}\n  }`).join('\n  ');
+  return /* wgsl */ `${paramsBlock}${batchOffsets}${bindings}
 @compute @workgroup_size(8, 8, 1)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
   let M = ${U(0)}; let N = ${U(1)}; let K = ${U(2)};
   let batch = gid.z + ${U(22)};
   let offs = batch_offsets(batch);
   let aBase = offs.x; let bBase = offs.y; let cBase = batch * M * N;
-  let row0 = gid.y * 4u; let col0 = gid.x * 4u;
+  let row0 = gid.y * ${tm}u; let col0 = gid.x * ${tn}u;
   if (row0 >= M || col0 >= N) { return; }
-  var rows: array<u32, 4>;
-  for (var i = 0u; i < 4u; i++) { rows[i] = aBase + min(row0 + i, M - 1u) * K; }
-  let c0 = min(col0, N - 1u); let c1 = min(col0 + 1u, N - 1u);
-  let c2 = min(col0 + 2u, N - 1u); let c3 = min(col0 + 3u, N - 1u);
-  var acc0 = vec4<f32>(0.0); var acc1 = vec4<f32>(0.0);
-  var acc2 = vec4<f32>(0.0); var acc3 = vec4<f32>(0.0);
+  var rows: array<u32, ${tm}>;
+  for (var i = 0u; i < ${tm}u; i++) { rows[i] = aBase + min(row0 + i, M - 1u) * K; }
+  ${cols}
+  ${decl}
   for (var k = 0u; k < K; k++) {
     let br = bBase + k * N;
-    let b = vec4<f32>(B[br + c0], B[br + c1], B[br + c2], B[br + c3]);
-    acc0 += A[rows[0] + k] * b;
-    acc1 += A[rows[1] + k] * b;
-    acc2 += A[rows[2] + k] * b;
-    acc3 += A[rows[3] + k] * b;
+    ${loadB}
+    ${fma}
   }
-  var accs = array<vec4<f32>, 4>(acc0, acc1, acc2, acc3);
-  for (var i = 0u; i < 4u; i++) {
-    let r = row0 + i;
-    if (r >= M) { break; }
-    for (var j = 0u; j < 4u; j++) {
-      if (col0 + j < N) { C[cBase + r * N + col0 + j] = accs[i][j]; }
-    }
-  }
+  ${write}
 }
 `;
+}
+
+/** The 4x4 block (32x32 per workgroup). */
+export const matmulRegisterTiled = matmulRegisterTiledFor(4, 4);
 
 /** Workgroup 16x16 invocations, 64x64 block of C; dispatch (ceil(N/64), ceil(M/64), batches). */
 export const matmulWorkgroupTiled = /* wgsl */ `${paramsBlock}${batchOffsets}${bindings}

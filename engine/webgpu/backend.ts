@@ -7,7 +7,7 @@ import { BINARY_PRIMS, UNARY_PRIMS } from '../primitives.ts';
 import { BINARY_EXPR, UNARY_EXPR, binaryShader, fillShader, selectShader, unaryShader } from '../../shaders/elementwise.ts';
 import { movementShader } from '../../shaders/movement.ts';
 import { type ReduceKind, reduceRowsShader, reduceWorkgroupShader } from '../../shaders/reduce.ts';
-import { matmulRegisterTiled, matmulWorkgroupTiled } from '../../shaders/matmul.ts';
+import { matmulRegisterTiledFor, matmulWorkgroupTiled } from '../../shaders/matmul.ts';
 import { conv2dBackpropFilterShader, conv2dBackpropInputShader, conv2dShader } from '../../shaders/conv2d.ts';
 import { conv2dBackpropFilterTiledShader, conv2dBackpropInputTiledShader, conv2dTiledShaderFor } from '../../shaders/conv2d-tiled.ts';
 import { avgPoolBackpropShader, avgPoolShader, maxPoolGatherShader, maxPoolScatterShader } from '../../shaders/pool.ts';
@@ -79,6 +79,9 @@ export class WebGpuBackend implements Backend<GpuStorage> {
   readonly rt: Runtime;
   readonly acquired: AcquiredDevice; // holds the gpu root object alive (see device.ts)
   matmulVariant: 'registerTiled' | 'workgroupTiled';
+  /** The register-tiled matmul's per-invocation block [rows, columns (a multiple of 4)]; null
+   * picks per shape. BACKLIGHT_MATMUL_BLOCK=8x4 (etc.) forces one, to measure alternatives. */
+  matmulBlock: [number, number] | null = blockFromEnv('BACKLIGHT_MATMUL_BLOCK', 4);
   /** Convolution kernels: register-tiled blocks (default) or one output per invocation. */
   convVariant: 'tiled' | 'direct' = 'tiled';
   /**
@@ -86,7 +89,7 @@ export class WebGpuBackend implements Backend<GpuStorage> {
    * picks per shape (convBlockFor). BACKLIGHT_CONV_BLOCK=8x4 (etc.) forces one, to measure
    * alternatives on an adapter (bench/ops.ts).
    */
-  convBlock: [number, number] | null = convBlockDefault();
+  convBlock: [number, number] | null = blockFromEnv('BACKLIGHT_CONV_BLOCK', 0);
   /** conv2dBackpropInput with stride 1 as a forward conv (backpropInputAsConv); false: its own kernel. */
   backpropInputViaConv = true;
   /** Lazy elementwise chains; null when fusion is off. */
@@ -356,13 +359,16 @@ export class WebGpuBackend implements Backend<GpuStorage> {
       const output = this.out(sizeOf(out));
       if (K === 0) throw new Error(`backlight: ${label}: inner dimension is 0`);
       const tiled = this.matmulVariant === 'workgroupTiled';
-      const tile = tiled ? 64 : 32;
+      // 8x8 per invocation: measured 1.45-3.6x the 4x4 block on lavapipe (256^3 .. 1024x64x1024,
+      // 64x576x1024; bench in /tmp, interleaved); 4-wide where the matrix is narrower than 8.
+      const [tm, tn] = this.matmulBlock ?? [M >= 8 ? 8 : 4, N >= 8 ? 8 : 4];
+      const wgsl = tiled ? matmulWorkgroupTiled : shader(`matmulRegister:${tm}x${tn}`, () => matmulRegisterTiledFor(tm, tn));
       // One grid dimension holds at most 65535 workgroups: more batches than that (a vmap'd or
       // per-pixel matmul) run as several dispatches, each told its first batch (p[22]).
       for (let first = 0; first < batches; first += 65535) {
         p[22] = first;
         const z = Math.min(65535, batches - first);
-        this.rt.dispatch({ label, wgsl: tiled ? matmulWorkgroupTiled : matmulRegisterTiled, params: Uint32Array.from(p), output, inputs: [a.storage, b.storage], workgroups: [Math.ceil(N / tile), Math.ceil(M / tile), z] });
+        this.rt.dispatch({ label, wgsl, params: Uint32Array.from(p), output, inputs: [a.storage, b.storage], workgroups: tiled ? [Math.ceil(N / 64), Math.ceil(M / 64), z] : [Math.ceil(N / (8 * tn)), Math.ceil(M / (8 * tm)), z] });
       }
       return output;
     },
@@ -455,12 +461,16 @@ export class WebGpuBackend implements Backend<GpuStorage> {
   };
 }
 
-function convBlockDefault(): [number, number] | null {
-  const v = typeof process !== 'undefined' ? process.env?.BACKLIGHT_CONV_BLOCK : undefined;
+/** A block shape 'AxB' from an environment variable (A a multiple of 4 when which = 0, B when 1). */
+function blockFromEnv(name: string, mult4: 0 | 4): [number, number] | null {
+  const v = typeof process !== 'undefined' ? process.env?.[name] : undefined;
   if (!v) return null;
   const m = /^(\d+)x(\d+)$/.exec(v);
-  if (!m || Number(m[1]) % 4 !== 0 || Number(m[1]) === 0 || Number(m[2]) === 0) throw new Error(`BACKLIGHT_CONV_BLOCK=${v}: expected OxW, O a multiple of 4 (e.g. 8x4)`);
-  return [Number(m[1]), Number(m[2])];
+  const a = Number(m?.[1]), b = Number(m?.[2]);
+  if (!m || a === 0 || b === 0 || (mult4 === 0 ? a % 4 : b % 4) !== 0) {
+    throw new Error(`${name}=${v}: expected AxB, ${mult4 === 0 ? 'A' : 'B'} a multiple of 4 (e.g. 8x4)`);
+  }
+  return [a, b];
 }
 
 /**

@@ -384,6 +384,22 @@ describe('matmul', () => {
     [[3, 7, 13], [13]],
     [[13], [13]],
   ];
+  // The register-tiled kernel's block is generated (shaders/matmul.ts) and picked per shape.
+  for (const block of [[4, 4], [8, 4], [4, 8], [8, 8], [3, 12]] as [number, number][]) {
+    it(`registerTiled kernel, block ${block[0]}x${block[1]}`, async () => {
+      const prev = [wgpu.matmulVariant, wgpu.matmulBlock] as const;
+      wgpu.matmulVariant = 'registerTiled';
+      wgpu.matmulBlock = block;
+      try {
+        for (const [sa, sb] of cases) {
+          const a = randArray(r, sizeOf(sa)), b = randArray(r, sizeOf(sb));
+          await check(`matmul ${fmt(sa)} @ ${fmt(sb)} (block ${block.join('x')})`, () => matmul(t(a, sa), t(b, sb)), ACCUM);
+        }
+      } finally {
+        [wgpu.matmulVariant, wgpu.matmulBlock] = prev;
+      }
+    });
+  }
   for (const variant of ['registerTiled', 'workgroupTiled'] as const) {
     it(`${variant} kernel`, async () => {
       const prev = wgpu.matmulVariant;
