@@ -578,3 +578,24 @@ describe('ONNX ops: what is not supported fails naming the node, the op and the 
     m.dispose();
   });
 });
+
+describe('ONNX ops: tensors made at run time follow the input backend', () => {
+  // Loaded on the CPU backend, then run with no default backend in scope: index tensors (stepped
+  // Slice, Resize, Gather), masks (ceil-mode AveragePool) and shape values used as tensors (Div by
+  // a Cast of a Shape entry) must be made where the inputs live, or the run fails ('no backend').
+  const names = ['Range / Cast on shape values; Transpose', 'Slice steps 2 and -1 on activations', 'Resize linear x2 (pytorch_half_pixel: F.interpolate bilinear)', 'Resize nearest x2 (asymmetric, floor: PyTorch)', 'AveragePool ceil_mode 1, count_include_pad 1, pads', 'class token: Shape / Gather / Unsqueeze / Concat / ConstantOfShape / Equal / Where / Expand, Gather on activations'];
+  it.each(names)('%s', async (name) => {
+    const c = CASES.find((k) => k.name === name)!;
+    expect(c, name).toBeDefined();
+    const xs = inputsOf(c, 100);
+    const m = withBackend(cpu, () => loadOnnx(build(c), { source: c.name }));
+    const ys = m.run(Object.values(xs).map((a) => tensor(a.data, a.shape, cpu)));
+    const want = c.ref(xs);
+    for (let k = 0; k < ys.length; k++) {
+      expect(ys[k].backend).toBe(cpu);
+      expectClose(await ys[k].data(), want[k].data, 1e-5, 1e-5, `${name}, output ${k}`);
+      ys[k].dispose();
+    }
+    m.dispose();
+  });
+});
