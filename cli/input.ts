@@ -4,7 +4,7 @@
 // reported as a note (`HostBatch.notes`), which the commands print on stderr: a photograph
 // silently shrunk to 8x8 grey pixels is a surprise nobody should meet in the results.
 import { readFileSync } from 'node:fs';
-import { inflateSync } from 'node:zlib';
+import { inflateSync, crc32 } from 'node:zlib';
 import jpeg from 'jpeg-js';
 import { PNG } from 'pngjs';
 import { parseNpy } from '../models/io/npy.ts';
@@ -110,6 +110,11 @@ export function checkPng(bytes: Uint8Array, path: string, maxPixels = DEFAULT_MA
     const type = String.fromCharCode(...bytes.subarray(pos + 4, pos + 8));
     if (len > bytes.byteLength - pos - 12) fail(`truncated: chunk '${type.replace(/[^\x20-\x7e]/g, '?')}' at byte ${pos} declares ${len} bytes, ${Math.max(0, bytes.byteLength - pos - 12)} remain`);
     const body = bytes.subarray(pos + 8, pos + 8 + len);
+    // the CRC covers the type and the data: a flipped byte anywhere in a chunk is caught here,
+    // with the chunk named, instead of surfacing as a vague decoder error later
+    if (pos + 12 + len <= bytes.byteLength && crc32(bytes.subarray(pos + 4, pos + 8 + len)) !== dv.getUint32(pos + 8 + len)) {
+      fail(`chunk '${type.replace(/[^\x20-\x7e]/g, '?')}' at byte ${pos} fails its CRC checksum: the file is corrupt`);
+    }
     if (!ihdr && type !== 'IHDR') fail(`the first chunk is '${type.replace(/[^\x20-\x7e]/g, '?')}', not IHDR`);
     if (type === 'IHDR') {
       if (ihdr) fail('more than one IHDR chunk');
@@ -171,7 +176,10 @@ export function decodeImage(bytes: Uint8Array, path: string, maxPixels = DEFAULT
       if (!im.width || !im.height) throw new Error('no image size');
       return { width: im.width, height: im.height, rgba: im.data, format: 'JPEG' };
     } catch (e) {
-      throw new Error(`${path}: not a readable JPEG (${e instanceof Error ? e.message : String(e)})`);
+      const msg = e instanceof Error ? e.message : String(e);
+      // jpeg-js reports a cut or damaged stream as an odd marker ("unknown JPEG marker 0"); say what it means
+      const hint = /limit exceeded/.test(msg) ? '' : ': the file is truncated or corrupt';
+      throw new Error(`${path}: not a readable JPEG (${msg}${hint})`);
     }
   }
   checkPng(bytes, path, maxPixels);
