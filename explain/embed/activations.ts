@@ -7,6 +7,9 @@ import { Module } from '../../models/module.ts';
 import { checkInput, forwardOf, type Model } from '../common.ts';
 import { activationOf } from '../layer.ts';
 import { positiveIntOption } from './pca.ts';
+import { checkOptions, optionKeys } from '../options.ts';
+
+const ACTIVATION_KEYS = optionKeys<ActivationOptions>()(['layer', 'batchSize']);
 
 export interface ActivationOptions {
   /**
@@ -51,6 +54,8 @@ function layerNames(model: Model): string[] {
  */
 export async function layerActivations(model: Model, data: Tensor, opts: ActivationOptions = {}): Promise<Tensor> {
   const op = 'layerActivations';
+  checkOptions(op, opts, ACTIVATION_KEYS);
+  if (opts.layer !== undefined && (typeof opts.layer !== 'string' || !opts.layer)) throw new Error(`${op}: option 'layer' must be a layer name (or 'input'), got ${typeof opts.layer}`);
   const x = checkInput(op, data);
   const bs = positiveIntOption(op, 'batchSize', opts.batchSize, 256);
   const layer = opts.layer ?? defaultEmbeddingLayer(model);

@@ -1,6 +1,7 @@
 // Host float64 linear algebra for the embeddings: symmetric eigen-decompositions (cyclic Jacobi
 // for small matrices, subspace iteration with Rayleigh-Ritz for the top few of larger ones),
 // centring, pairwise squared distances, and the sign convention. Row-major Float64Arrays.
+import { checkOptions, optionKeys } from '../options.ts';
 
 /** A matrix's rows x cols values, row-major. */
 export interface HostMatrix {
@@ -110,6 +111,14 @@ function orthonormalise(x: Float64Array, n: number, b: number): void {
   }
 }
 
+export interface TopEigenOptions {
+  /** Largest n solved by Jacobi (default 160); above, subspace iteration. */
+  jacobiLimit?: number;
+  /** Subspace iterations at most. */
+  maxIterations?: number;
+}
+const TOP_EIGEN_KEYS = optionKeys<TopEigenOptions>()(['jacobiLimit', 'maxIterations']);
+
 /**
  * The k largest eigenpairs of the symmetric positive semi-definite n x n matrix `a`. Up to
  * `jacobiLimit` (default 160) all pairs come from Jacobi; above it, subspace iteration on a block
@@ -117,7 +126,13 @@ function orthonormalise(x: Float64Array, n: number, b: number): void {
  * each iteration, until every wanted pair's residual |A v - l v| is below 1e-10 |l_1|. The start
  * block is deterministic (no randomness), so results are reproducible.
  */
-export function topEigen(a: Float64Array, n: number, k: number, opts: { jacobiLimit?: number; maxIterations?: number } = {}): Eigen {
+export function topEigen(a: Float64Array, n: number, k: number, opts: TopEigenOptions = {}): Eigen {
+  checkOptions('topEigen', opts, TOP_EIGEN_KEYS);
+  // jacobiLimit 0 is meaningful (always subspace iteration); 0 iterations is not.
+  for (const [key, min] of [['jacobiLimit', 0], ['maxIterations', 1]] as const) {
+    const v = opts[key];
+    if (v !== undefined && !(Number.isInteger(v) && v >= min)) throw new Error(`topEigen: option '${key}' must be an integer >= ${min}, got ${String(v)}`);
+  }
   if (k > n) throw new Error(`topEigen: asked for ${k} eigenpairs of a ${n} x ${n} matrix`);
   if (n <= (opts.jacobiLimit ?? 160)) {
     const e = jacobiEigen(a, n);

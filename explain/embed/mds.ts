@@ -4,6 +4,9 @@ import * as bl from '../../engine/index.ts';
 import type { Tensor } from '../../engine/index.ts';
 import { fixSigns, hostMatrix, squaredDistances, topEigen } from './linalg.ts';
 import { positiveIntOption } from './pca.ts';
+import { checkOptions, optionKeys } from '../options.ts';
+
+const MDS_KEYS = optionKeys<MdsOptions>()(['components', 'precomputed']);
 
 export interface MdsOptions {
   /** Output dimensions k (default 2). */
@@ -29,6 +32,8 @@ export interface MdsResult {
  */
 export async function mds(x: Tensor, opts: MdsOptions = {}): Promise<MdsResult> {
   const op = 'mds';
+  checkOptions(op, opts, MDS_KEYS);
+  if (opts.precomputed !== undefined && typeof opts.precomputed !== 'boolean') throw new Error(`${op}: option 'precomputed' must be a boolean, got ${String(opts.precomputed)}`);
   const m = await hostMatrix(op, x);
   const N = m.rows;
   if (N < 2) throw new Error(`${op}: needs at least 2 points, got ${N}`);

@@ -3,6 +3,7 @@
 import * as bl from '../../engine/index.ts';
 import type { Tensor } from '../../engine/index.ts';
 import { centre, fixSigns, hostMatrix, topEigen } from './linalg.ts';
+import { checkOptions, optionKeys } from '../options.ts';
 
 export interface PcaOptions {
   /** Number of components k (default 2; at most min(N, D)). */
@@ -22,6 +23,8 @@ export interface PcaResult {
   mean: Tensor;
 }
 
+const PCA_KEYS = optionKeys<PcaOptions>()(['components']);
+
 export function positiveIntOption(op: string, name: string, v: unknown, dflt: number, max = Infinity): number {
   if (v === undefined) return dflt;
   if (typeof v !== 'number' || !Number.isInteger(v) || v < 1) throw new Error(`${op}: option '${name}' must be a positive integer, got ${String(v)}`);
@@ -38,6 +41,7 @@ export function positiveIntOption(op: string, name: string, v: unknown, dflt: nu
  */
 export async function pca(x: Tensor, opts: PcaOptions = {}): Promise<PcaResult> {
   const op = 'pca';
+  checkOptions(op, opts, PCA_KEYS);
   const m = await hostMatrix(op, x);
   const { rows: N, cols: D } = m;
   if (N < 2) throw new Error(`${op}: needs at least 2 points, got ${N}`);

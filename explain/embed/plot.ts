@@ -2,6 +2,8 @@
 // page around it, and the leave-one-out k-NN accuracy that says how well an embedding separates
 // the classes.
 
+import { checkOptions, optionKeys } from '../options.ts';
+
 export interface ScatterOptions {
   /** Class names by label index (default the label numbers). */
   classNames?: readonly string[];
@@ -11,6 +13,13 @@ export interface ScatterOptions {
   /** Point radius (default: 3, smaller for many points). */
   radius?: number;
 }
+
+export interface ScatterHtmlOptions extends ScatterOptions {
+  /** A paragraph under the plot. */
+  caption?: string;
+}
+const SCATTER_KEYS = optionKeys<ScatterOptions>()(['classNames', 'title', 'size', 'radius']);
+const SCATTER_HTML_KEYS = optionKeys<ScatterHtmlOptions>()(['classNames', 'title', 'size', 'radius', 'caption']);
 
 /** Ten categorical colours (Tableau 10), then golden-angle hues. */
 const PALETTE = ['#4e79a7', '#f28e2b', '#e15759', '#76b7b2', '#59a14f', '#edc948', '#b07aa1', '#ff9da7', '#9c755f', '#bab0ac'];
@@ -25,14 +34,22 @@ const esc = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replac
  * with a `<title>` naming its row and label; a legend with one entry per label present.
  */
 export function scatterSvg(coords: ArrayLike<number>, labels: ArrayLike<number>, opts: ScatterOptions = {}): string {
+  checkOptions('scatterSvg', opts, SCATTER_KEYS);
+  return scatter('scatterSvg', coords, labels, opts);
+}
+
+function scatter(op: string, coords: ArrayLike<number>, labels: ArrayLike<number>, opts: ScatterOptions): string {
+  // Below 40 pixels the 20-pixel padding leaves no plot area.
+  if (opts.size !== undefined && !(typeof opts.size === 'number' && Number.isFinite(opts.size) && opts.size >= 40)) throw new Error(`${op}: option 'size' must be a number of pixels >= 40, got ${String(opts.size)}`);
+  if (opts.radius !== undefined && !(typeof opts.radius === 'number' && Number.isFinite(opts.radius) && opts.radius > 0)) throw new Error(`${op}: option 'radius' must be a finite number > 0, got ${String(opts.radius)}`);
   const N = labels.length;
-  if (coords.length !== 2 * N) throw new Error(`scatterSvg: expected ${2 * N} coordinates ([N, 2] for ${N} labels), got ${coords.length}`);
+  if (coords.length !== 2 * N) throw new Error(`${op}: expected ${2 * N} coordinates ([N, 2] for ${N} labels), got ${coords.length}`);
   const size = opts.size ?? 640, pad = 20, legendW = 150, titleH = opts.title ? 28 : 0;
   const r = opts.radius ?? (N > 2000 ? 1.6 : N > 500 ? 2.4 : 3.2);
   let x0 = Infinity, x1 = -Infinity, y0 = Infinity, y1 = -Infinity;
   for (let i = 0; i < N; i++) {
     const x = coords[2 * i], y = coords[2 * i + 1];
-    if (!Number.isFinite(x) || !Number.isFinite(y)) throw new Error(`scatterSvg: point ${i} has a non-finite coordinate (${x}, ${y})`);
+    if (!Number.isFinite(x) || !Number.isFinite(y)) throw new Error(`${op}: point ${i} has a non-finite coordinate (${x}, ${y})`);
     x0 = Math.min(x0, x); x1 = Math.max(x1, x); y0 = Math.min(y0, y); y1 = Math.max(y1, y);
   }
   const span = Math.max(x1 - x0, y1 - y0) || 1;
@@ -64,15 +81,17 @@ export function scatterSvg(coords: ArrayLike<number>, labels: ArrayLike<number>,
 }
 
 /** An HTML page holding the scatter plot (no external resources) and a caption. */
-export function scatterHtml(coords: ArrayLike<number>, labels: ArrayLike<number>, opts: ScatterOptions & { caption?: string } = {}): string {
+export function scatterHtml(coords: ArrayLike<number>, labels: ArrayLike<number>, opts: ScatterHtmlOptions = {}): string {
+  checkOptions('scatterHtml', opts, SCATTER_HTML_KEYS);
+  const { caption, ...plot } = opts; // the plot gets its own options only
   return [
     '<!doctype html>',
     '<html><head><meta charset="utf-8">',
     `<title>${esc(opts.title ?? 'embedding')}</title>`,
     '<style>body{font-family:sans-serif;margin:24px;color:#222}p{max-width:800px}</style>',
     '</head><body>',
-    scatterSvg(coords, labels, opts),
-    opts.caption ? `<p>${esc(opts.caption)}</p>` : '',
+    scatter('scatterHtml', coords, labels, plot),
+    caption ? `<p>${esc(caption)}</p>` : '',
     '</body></html>',
     '',
   ].join('\n');

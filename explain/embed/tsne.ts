@@ -7,6 +7,7 @@ import type { Backend, Tensor } from '../../engine/index.ts';
 import { hostMatrix, squaredDistances } from './linalg.ts';
 import { barnesHutDescent, barnesHutKl, sparseAffinities } from './barnes-hut.ts';
 import { positiveIntOption } from './pca.ts';
+import { checkOptions, optionKeys } from '../options.ts';
 
 export interface TsneOptions {
   /** Output dimensions (default 2). */
@@ -168,6 +169,11 @@ function numberOption(op: string, name: string, v: unknown, dflt: number, check:
   return v;
 }
 
+const TSNE_KEYS = optionKeys<TsneOptions>()([
+  'components', 'perplexity', 'iterations', 'learningRate', 'earlyExaggeration', 'exaggerationIterations', 'momentum',
+  'finalMomentum', 'momentumSwitch', 'minGain', 'seed', 'method', 'theta', 'backend', 'syncEvery', 'onProgress',
+]);
+
 /**
  * Exact t-SNE of x [N, D] (rows are points). Follows the paper's optimiser (and scikit-learn's
  * exact method): early exaggeration, momentum, adaptive gains, the layout re-centred each step as
@@ -176,6 +182,7 @@ function numberOption(op: string, name: string, v: unknown, dflt: number, check:
  */
 export async function tsne(x: Tensor, opts: TsneOptions = {}): Promise<TsneResult> {
   const op = 'tsne';
+  checkOptions(op, opts, TSNE_KEYS);
   const m = await hostMatrix(op, x);
   const N = m.rows;
   if (N < 4) throw new Error(`${op}: needs at least 4 points, got ${N}`);

@@ -24,6 +24,7 @@ import { crossEntropy, type Reduction } from '../../models/losses.ts';
 import { batchOf, type Dataset } from '../../models/train.ts';
 import { mulberry32 } from '../../models/data/random.ts';
 import { parameterVector, type ParameterVector } from './params.ts';
+import { checkOptions, optionKeys } from '../options.ts';
 
 /** Inputs [N, ...] and targets (class indices [N] or [N, C]). */
 export interface Labelled {
@@ -78,6 +79,76 @@ export interface InfluenceOptions extends CommonOptions {
    */
   lissa?: { scale?: number | 'auto'; depth?: number; repeats?: number; batchSize?: number; seed?: number };
   onSolve?: (info: SolveInfo) => void;
+}
+
+export interface TracInOptions extends CommonOptions {
+  /** The architecture that weight-map checkpoints are loaded into. */
+  model?: Module;
+}
+export interface LeaveOneOutOptions {
+  /** Per-example loss (default crossEntropy). */
+  loss?: LossFn;
+}
+export interface CgOptions {
+  maxIter?: number;
+  tol?: number;
+  x0?: ArrayLike<number>;
+}
+export interface HvpOptions {
+  loss?: LossFn;
+  l2?: number;
+  damping?: number;
+  batchSize?: number;
+  rows?: ArrayLike<number>;
+}
+
+const INFLUENCE_KEYS = optionKeys<InfluenceOptions>()(['loss', 'params', 'batchSize', 'solver', 'damping', 'l2', 'hessianRows', 'cg', 'lissa', 'onSolve']);
+const CG_KEYS = optionKeys<NonNullable<InfluenceOptions['cg']>>()(['maxIter', 'tol']);
+const LISSA_KEYS = optionKeys<NonNullable<InfluenceOptions['lissa']>>()(['scale', 'depth', 'repeats', 'batchSize', 'seed']);
+const TRACIN_KEYS = optionKeys<TracInOptions>()(['loss', 'params', 'batchSize', 'model']);
+const LOO_KEYS = optionKeys<LeaveOneOutOptions>()(['loss']);
+const CG_SOLVER_KEYS = optionKeys<CgOptions>()(['maxIter', 'tol', 'x0']);
+const HVP_KEYS = optionKeys<HvpOptions>()(['loss', 'l2', 'damping', 'batchSize', 'rows']);
+const HELPFUL_KEYS = optionKeys<{ higherIsHelpful?: boolean }>()(['higherIsHelpful']);
+
+function posInt(op: string, name: string, v: unknown): void {
+  if (v !== undefined && !(typeof v === 'number' && Number.isInteger(v) && v >= 1)) throw new Error(`${op}: option '${name}' must be a positive integer, got ${String(v)}`);
+}
+function nonNegative(op: string, name: string, v: unknown): void {
+  if (v !== undefined && !(typeof v === 'number' && v >= 0 && Number.isFinite(v))) throw new Error(`${op}: option '${name}' must be a finite number >= 0, got ${String(v)}`);
+}
+
+/** Every option of influence / inverseHvpTest, nested ones included, before any work. */
+function checkInfluenceOptions(op: string, o: InfluenceOptions, train: DataLike): void {
+  checkOptions(op, o, INFLUENCE_KEYS);
+  if (o === undefined) return;
+  if (o.loss !== undefined && typeof o.loss !== 'function') throw new Error(`${op}: option 'loss' must be a function (out, y, { reduction }) => Tensor, got ${typeof o.loss}`);
+  // A batch size of 0 never advanced the row loops: the call hung.
+  posInt(op, 'batchSize', o.batchSize);
+  nonNegative(op, 'damping', o.damping);
+  nonNegative(op, 'l2', o.l2);
+  if (o.cg !== undefined) {
+    checkOptions(`${op}: option 'cg'`, o.cg, CG_KEYS);
+    posInt(op, 'cg.maxIter', o.cg.maxIter);
+    if (o.cg.tol !== undefined && !(typeof o.cg.tol === 'number' && o.cg.tol > 0 && Number.isFinite(o.cg.tol))) throw new Error(`${op}: option 'cg.tol' must be a finite number > 0, got ${String(o.cg.tol)}`);
+  }
+  if (o.lissa !== undefined) {
+    checkOptions(`${op}: option 'lissa'`, o.lissa, LISSA_KEYS);
+    posInt(op, 'lissa.depth', o.lissa.depth);
+    posInt(op, 'lissa.repeats', o.lissa.repeats);
+    posInt(op, 'lissa.batchSize', o.lissa.batchSize);
+    if (o.lissa.seed !== undefined && !(Number.isInteger(o.lissa.seed) && o.lissa.seed >= 0)) throw new Error(`${op}: option 'lissa.seed' must be a non-negative integer, got ${String(o.lissa.seed)}`);
+    const sc = o.lissa.scale;
+    if (sc !== undefined && sc !== 'auto' && !(typeof sc === 'number' && sc > 0 && Number.isFinite(sc))) throw new Error(`${op}: option 'lissa.scale' must be a finite number > 0 or 'auto', got ${String(sc)}`);
+  }
+  if (o.hessianRows !== undefined) {
+    const n = 'x' in train && train.x instanceof bl.Tensor ? train.x.shape[0] : (train as Dataset).n;
+    const rows = Array.from(o.hessianRows);
+    if (rows.length === 0) throw new Error(`${op}: option 'hessianRows' is empty`);
+    const bad = rows.find((r) => !(Number.isInteger(r) && r >= 0 && r < n));
+    if (bad !== undefined) throw new Error(`${op}: option 'hessianRows' holds ${bad}, not a training row (0..${n - 1})`);
+  }
+  if (o.onSolve !== undefined && typeof o.onSolve !== 'function') throw new Error(`${op}: option 'onSolve' must be a function, got ${typeof o.onSolve}`);
 }
 
 // ---- small host helpers ----
@@ -151,9 +222,13 @@ export interface CgResult {
 export async function conjugateGradient(
   apply: (v: Float64Array) => Float64Array | Promise<Float64Array>,
   b: ArrayLike<number>,
-  opts: { maxIter?: number; tol?: number; x0?: ArrayLike<number> } = {},
+  opts: CgOptions = {},
 ): Promise<CgResult> {
+  checkOptions('conjugateGradient', opts, CG_SOLVER_KEYS);
+  posInt('conjugateGradient', 'maxIter', opts.maxIter);
+  nonNegative('conjugateGradient', 'tol', opts.tol);
   const n = b.length;
+  if (opts.x0 !== undefined && opts.x0.length !== n) throw new Error(`conjugateGradient: option 'x0' has ${opts.x0.length} values, b has ${n}`);
   const maxIter = opts.maxIter ?? n;
   const tol = opts.tol ?? 1e-8;
   const bn = norm(b);
@@ -197,8 +272,12 @@ export function empiricalRiskHvp(
   pv: ParameterVector,
   theta: Tensor,
   data: Labelled,
-  opts: { loss?: LossFn; l2?: number; damping?: number; batchSize?: number; rows?: ArrayLike<number> } = {},
+  opts: HvpOptions = {},
 ): (v: Float64Array) => Promise<Float64Array> {
+  checkOptions('empiricalRiskHvp', opts, HVP_KEYS);
+  posInt('empiricalRiskHvp', 'batchSize', opts.batchSize);
+  nonNegative('empiricalRiskHvp', 'l2', opts.l2);
+  nonNegative('empiricalRiskHvp', 'damping', opts.damping);
   const loss = opts.loss ?? crossEntropy;
   const bs = opts.batchSize ?? 256;
   const diag = (opts.l2 ?? 0) + (opts.damping ?? 0);
@@ -303,6 +382,7 @@ async function lissa(
  * parameters. What influence() dots with the training gradients.
  */
 export async function inverseHvpTest(model: Module, train: DataLike, test: DataLike, opts: InfluenceOptions = {}): Promise<Float64Array[]> {
+  checkInfluenceOptions('inverseHvpTest', opts, train);
   const loss = opts.loss ?? crossEntropy;
   const pv = parameterVector(model, opts.params);
   return withData([train, test], (tr, te) => evalMode(model, async () => {
@@ -351,6 +431,7 @@ async function solveAll(model: Module, pv: ParameterVector, theta: Tensor, tr: L
  * evaluated in eval mode.
  */
 export async function influence(model: Module, train: DataLike, test: DataLike, opts: InfluenceOptions = {}): Promise<Float64Array[]> {
+  checkInfluenceOptions('influence', opts, train);
   const loss = opts.loss ?? crossEntropy;
   const pv = parameterVector(model, opts.params);
   return withData([train, test], (tr, te) => evalMode(model, async () => {
@@ -381,6 +462,8 @@ export interface Ranked {
  * For TracIn scores (positive = proponent) pass `{ higherIsHelpful: true }`.
  */
 export function helpfulHarmful(scores: ArrayLike<number>, k = 5, opts: { higherIsHelpful?: boolean } = {}): { helpful: Ranked[]; harmful: Ranked[] } {
+  checkOptions('helpfulHarmful', opts, HELPFUL_KEYS);
+  if (!(Number.isInteger(k) && k >= 1)) throw new Error(`helpfulHarmful: k must be a positive integer, got ${String(k)}`);
   const sgn = opts.higherIsHelpful ? -1 : 1;
   const idx = Array.from({ length: scores.length }, (_, i) => i).sort((a, b) => sgn * (scores[a] - scores[b]) || a - b);
   const kk = Math.min(k, scores.length);
@@ -400,8 +483,10 @@ export type WeightMap = Map<string, Tensor> | Record<string, Tensor>;
  */
 export async function tracIn(
   checkpoints: readonly (Module | WeightMap)[], lrs: readonly number[], train: DataLike, test: DataLike,
-  opts: CommonOptions & { model?: Module } = {},
+  opts: TracInOptions = {},
 ): Promise<Float64Array[]> {
+  checkOptions('tracIn', opts, TRACIN_KEYS);
+  posInt('tracIn', 'batchSize', opts.batchSize);
   if (checkpoints.length !== lrs.length) throw new Error(`tracIn: ${checkpoints.length} checkpoints but ${lrs.length} learning rates`);
   if (!checkpoints.length) throw new Error('tracIn: no checkpoints');
   const loss = opts.loss ?? crossEntropy;
@@ -469,8 +554,9 @@ export interface LeaveOneOutResult {
  */
 export async function leaveOneOut(
   buildAndTrain: (train: Labelled, removed: number | null) => Module | Promise<Module>,
-  train: DataLike, test: DataLike, indices: readonly number[], opts: { loss?: LossFn } = {},
+  train: DataLike, test: DataLike, indices: readonly number[], opts: LeaveOneOutOptions = {},
 ): Promise<LeaveOneOutResult> {
+  checkOptions('leaveOneOut', opts, LOO_KEYS);
   const loss = opts.loss ?? crossEntropy;
   return withData([train, test], async (tr, te) => {
     const n = tr.x.shape[0];

@@ -11,6 +11,7 @@ import type { Tensor } from '../../engine/index.ts';
 import type { Module } from '../../models/module.ts';
 import { batchOf, type Dataset } from '../../models/train.ts';
 import { PrototypeClassifier } from '../../models/zoo/architectures.ts';
+import { checkOptions, optionKeys } from '../options.ts';
 
 export { PrototypeClassifier, prototypeDigits } from '../../models/zoo/architectures.ts';
 
@@ -71,13 +72,48 @@ export interface PrototypeExplanation {
   prototypeExamples?: { index: number; label: number; similarity: number }[];
 }
 
+export interface NearestTrainingOptions {
+  /** Training rows per forward pass (default 256). */
+  batchSize?: number;
+}
+export interface ProjectPrototypesOptions extends NearestTrainingOptions {
+  /** Project onto rows of the prototype's own class (default true). */
+  sameClass?: boolean;
+}
+export interface ExplainByPrototypesOptions {
+  /** Prototypes listed per item (default 3; at most the model's number of prototypes). */
+  k?: number;
+  /** A training set: each prototype's nearest training row is reported. */
+  train?: Dataset;
+}
+export interface PrototypesHtmlOptions {
+  title?: string;
+  /** Class names by index. */
+  classes?: string[];
+  /** Item names (default the item numbers). */
+  labels?: string[];
+}
+const NEAREST_KEYS = optionKeys<NearestTrainingOptions>()(['batchSize']);
+const PROJECT_KEYS = optionKeys<ProjectPrototypesOptions>()(['batchSize', 'sameClass']);
+const EXPLAIN_KEYS = optionKeys<ExplainByPrototypesOptions>()(['k', 'train']);
+const HTML_KEYS = optionKeys<PrototypesHtmlOptions>()(['title', 'classes', 'labels']);
+
+/** A batch size of 0 never advanced the row loop: the call hung. */
+function batchSizeOption(op: string, v: unknown): number {
+  if (v === undefined) return 256;
+  if (!(typeof v === 'number' && Number.isInteger(v) && v >= 1)) throw new Error(`${op}: option 'batchSize' must be a positive integer, got ${String(v)}`);
+  return v;
+}
+
 /**
  * For each training prototype j: the training row whose embedding is most similar to p_j under
  * the model's own similarity (smallest squared distance, or largest dot product).
  */
-export async function nearestTrainingExamples(model: Module, train: Dataset, opts: { batchSize?: number } = {}): Promise<{ index: number; label: number; similarity: number }[]> {
+export async function nearestTrainingExamples(model: Module, train: Dataset, opts: NearestTrainingOptions = {}): Promise<{ index: number; label: number; similarity: number }[]> {
+  checkOptions('nearestTrainingExamples', opts, NEAREST_KEYS);
+  const bs = batchSizeOption('nearestTrainingExamples', opts.batchSize);
   const m = findPrototypeClassifier(model);
-  const P = m.numPrototypes, bs = opts.batchSize ?? 256;
+  const P = m.numPrototypes;
   const best = Array.from({ length: P }, () => ({ index: -1, label: -1, similarity: -Infinity }));
   const was = m.namedModules().map(([, l]) => [l, l.training] as const);
   m.eval();
@@ -109,9 +145,12 @@ export async function nearestTrainingExamples(model: Module, train: Dataset, opt
  * default), so that every prototype *is* a training example. Returns the rows chosen, one per
  * prototype. Changes the model's `prototypes` parameter (and so its predictions, usually slightly).
  */
-export async function projectPrototypes(model: Module, train: Dataset, opts: { sameClass?: boolean; batchSize?: number } = {}): Promise<number[]> {
+export async function projectPrototypes(model: Module, train: Dataset, opts: ProjectPrototypesOptions = {}): Promise<number[]> {
+  checkOptions('projectPrototypes', opts, PROJECT_KEYS);
+  const bs = batchSizeOption('projectPrototypes', opts.batchSize);
+  if (opts.sameClass !== undefined && typeof opts.sameClass !== 'boolean') throw new Error(`projectPrototypes: option 'sameClass' must be a boolean, got ${String(opts.sameClass)}`);
   const m = findPrototypeClassifier(model);
-  const P = m.numPrototypes, bs = opts.batchSize ?? 256, same = opts.sameClass ?? true;
+  const P = m.numPrototypes, same = opts.sameClass ?? true;
   const L = m.labelDistributions();
   const ld = await L.data();
   if (m.learnLabels) L.dispose();
@@ -159,10 +198,14 @@ export async function projectPrototypes(model: Module, train: Dataset, opts: { s
  * Explain predictions by the prototypes attended to: per item the top-k prototypes by attention
  * weight, their weights and labels, and (with `train`) each one's nearest training example.
  */
-export async function explainByPrototypes(model: Module, x: Tensor, opts: { k?: number; train?: Dataset } = {}): Promise<PrototypeExplanation> {
+export async function explainByPrototypes(model: Module, x: Tensor, opts: ExplainByPrototypesOptions = {}): Promise<PrototypeExplanation> {
+  const op = 'explainByPrototypes';
+  checkOptions(op, opts, EXPLAIN_KEYS);
+  // k: 0, negative and fractional values used to be clamped or sliced silently.
+  if (opts.k !== undefined && !(typeof opts.k === 'number' && Number.isInteger(opts.k) && opts.k >= 1)) throw new Error(`${op}: option 'k' must be a positive integer, got ${String(opts.k)}`);
   const m = findPrototypeClassifier(model);
   const P = m.numPrototypes, C = m.numClasses;
-  const k = Math.max(1, Math.min(opts.k ?? 3, P));
+  const k = Math.min(opts.k ?? 3, P); // the default 3 (or a larger k) lists every prototype of a smaller model
   const [aT, qT, lT] = bl.tidy(() => {
     const a = prototypeAttention(m, x);
     const L = m.labelDistributions();
@@ -198,7 +241,8 @@ export async function explainByPrototypes(model: Module, x: Tensor, opts: { k?: 
 }
 
 /** A small HTML listing of an explanation: per item the prediction and its top prototypes. */
-export function prototypesHtml(e: PrototypeExplanation, opts: { title?: string; classes?: string[]; labels?: string[] } = {}): string {
+export function prototypesHtml(e: PrototypeExplanation, opts: PrototypesHtmlOptions = {}): string {
+  checkOptions('prototypesHtml', opts, HTML_KEYS);
   const esc = (s: string) => s.replace(/[&<>"]/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;' })[c]!);
   const cls = (c: number) => esc(opts.classes?.[c] ?? String(c));
   const rows = e.items.map((it, i) => `<tr><td>${esc(opts.labels?.[i] ?? String(i))}</td><td>${cls(it.predicted)} (${it.probability.toFixed(3)})</td><td>${it.top

@@ -8,6 +8,7 @@ import * as bl from '../../engine/index.ts';
 import type { Tensor } from '../../engine/index.ts';
 import type { Module } from '../../models/module.ts';
 import { shuffled, type Dataset } from '../../models/train.ts';
+import { checkOptions, optionKeys } from '../options.ts';
 
 export interface TreeNode {
   /** Majority class of the training rows that reach the node. */
@@ -32,6 +33,27 @@ export interface TreeOptions {
   numClasses?: number;
 }
 
+export interface TreeRulesOptions {
+  /** Feature names by index (default 'x[i]'). */
+  featureNames?: string[];
+  /** Class names by index (default the numbers). */
+  classNames?: string[];
+  /** Significant digits of the thresholds (default 4; 1..21). */
+  digits?: number;
+}
+const TREE_KEYS = optionKeys<TreeOptions>()(['maxDepth', 'minLeaf', 'numClasses']);
+const RULES_KEYS = optionKeys<TreeRulesOptions>()(['featureNames', 'classNames', 'digits']);
+
+/** maxDepth, minLeaf and numClasses, checked (fitTree and fitSurrogateTree). */
+function treeOptions(op: string, opts: TreeOptions): { maxDepth: number; minLeaf: number } {
+  const maxDepth = opts.maxDepth ?? 4, minLeaf = opts.minLeaf ?? 1;
+  if (!(Number.isInteger(maxDepth) && maxDepth >= 0)) throw new Error(`${op}: option 'maxDepth' must be a non-negative integer, got ${String(opts.maxDepth)}`);
+  // minLeaf 0 and fractions used to be clamped to 1 silently.
+  if (!(Number.isInteger(minLeaf) && minLeaf >= 1)) throw new Error(`${op}: option 'minLeaf' must be a positive integer, got ${String(opts.minLeaf)}`);
+  if (opts.numClasses !== undefined && !(Number.isInteger(opts.numClasses) && opts.numClasses >= 1)) throw new Error(`${op}: option 'numClasses' must be a positive integer, got ${String(opts.numClasses)}`);
+  return { maxDepth, minLeaf };
+}
+
 const gini = (counts: ArrayLike<number>, n: number) => {
   if (n === 0) return 0;
   let s = 0;
@@ -46,9 +68,10 @@ const gini = (counts: ArrayLike<number>, n: number) => {
  * minLeaf rows and the node is impure. Deterministic (ties: lower feature, lower threshold).
  */
 export function fitTree(X: ArrayLike<number>, features: number, y: ArrayLike<number>, opts: TreeOptions = {}): TreeNode {
+  checkOptions('fitTree', opts, TREE_KEYS);
   const n = y.length;
   if (X.length !== n * features) throw new Error(`fitTree: ${X.length} values for ${n} rows of ${features} features`);
-  const maxDepth = opts.maxDepth ?? 4, minLeaf = Math.max(1, opts.minLeaf ?? 1);
+  const { maxDepth, minLeaf } = treeOptions('fitTree', opts);
   let C = opts.numClasses ?? 0;
   for (let i = 0; i < n; i++) C = Math.max(C, y[i] + 1);
   const countsOf = (rows: number[]) => {
@@ -104,7 +127,10 @@ export const treeDepth = (t: TreeNode): number => (t.left && t.right ? 1 + Math.
 export const treeLeaves = (t: TreeNode): number => (t.left && t.right ? treeLeaves(t.left) + treeLeaves(t.right) : 1);
 
 /** One rule per leaf, left to right: 'x[3] <= 0.5 and x[10] > 0.25 => 7 (n=41, 95%)'. */
-export function treeRules(tree: TreeNode, opts: { featureNames?: string[]; classNames?: string[]; digits?: number } = {}): string[] {
+export function treeRules(tree: TreeNode, opts: TreeRulesOptions = {}): string[] {
+  checkOptions('treeRules', opts, RULES_KEYS);
+  // toPrecision's own RangeError names neither the function nor the option.
+  if (opts.digits !== undefined && !(Number.isInteger(opts.digits) && opts.digits >= 1 && opts.digits <= 21)) throw new Error(`treeRules: option 'digits' must be an integer in 1..21, got ${String(opts.digits)}`);
   const fname = (f: number) => opts.featureNames?.[f] ?? `x[${f}]`;
   const cname = (c: number) => opts.classNames?.[c] ?? String(c);
   const d = opts.digits ?? 4;
@@ -153,12 +179,21 @@ export interface SurrogateResult {
   heldOutRows: number[];
 }
 
+const SURROGATE_KEYS = optionKeys<SurrogateOptions>()(['maxDepth', 'minLeaf', 'numClasses', 'holdout', 'seed', 'labels', 'featureNames', 'classNames', 'batchSize']);
+
 /**
  * Fit a depth-limited CART tree to `model`'s predicted classes (argmax of its output) on the rows
  * of `x` (a tensor [N, ...] or a Dataset; features = the flattened inputs), fitted on a seeded
  * (1 - holdout) share of the rows and scored on the rest.
  */
 export async function fitSurrogateTree(model: Module | ((x: Tensor) => Tensor), x: Tensor | Dataset, opts: SurrogateOptions = {}): Promise<SurrogateResult> {
+  const op = 'fitSurrogateTree';
+  checkOptions(op, opts, SURROGATE_KEYS);
+  treeOptions(op, opts); // before the model runs over the whole data set
+  const bs = opts.batchSize ?? 256;
+  // A batch size of 0 never advanced the row loop: the call hung.
+  if (!(Number.isInteger(bs) && bs >= 1)) throw new Error(`${op}: option 'batchSize' must be a positive integer, got ${String(opts.batchSize)}`);
+  if (opts.seed !== undefined && !(Number.isInteger(opts.seed) && opts.seed >= 0)) throw new Error(`${op}: option 'seed' must be a non-negative integer, got ${String(opts.seed)}`);
   const isTensor = x instanceof bl.Tensor;
   const n = isTensor ? (x as Tensor).shape[0] : (x as Dataset).n;
   const shape = isTensor ? (x as Tensor).shape.slice(1) : (x as Dataset).sampleShape;
@@ -175,7 +210,6 @@ export async function fitSurrogateTree(model: Module | ((x: Tensor) => Tensor), 
   mod?.eval();
   const net = new Int32Array(n);
   try {
-    const bs = opts.batchSize ?? 256;
     for (let a = 0; a < n; a += bs) {
       const k = Math.min(bs, n - a);
       const on = isTensor ? (x as Tensor).backend : mod?.parameters()[0]?.backend; // the model's, not the default
@@ -198,7 +232,8 @@ export async function fitSurrogateTree(model: Module | ((x: Tensor) => Tensor), 
   const fitX = rowsX(fitRows), testX = rowsX(heldOutRows);
   let C = opts.numClasses ?? 0;
   for (const c of net) C = Math.max(C, c + 1);
-  const tree = fitTree(fitX, features, fitRows.map((r) => net[r]), { ...opts, numClasses: C });
+  // The tree's own options only (fitTree rejects the surrogate's).
+  const tree = fitTree(fitX, features, fitRows.map((r) => net[r]), { maxDepth: opts.maxDepth, minLeaf: opts.minLeaf, numClasses: C });
   const agree = (pred: Int32Array, rows: number[], ref: ArrayLike<number>) => pred.reduce((s, p, i) => s + (p === ref[rows[i]] ? 1 : 0), 0) / rows.length;
   const testPred = predictTree(tree, testX, features);
   return {
