@@ -13,6 +13,7 @@ import { deletion, faithfulnessCorrelation, insertion, regionPerturbation } from
 import { pointingGame, relevanceMass, relevanceRank, topKIntersection } from '../metrics/localisation.ts';
 import { infidelity, sensitivityMax } from '../metrics/robustness.ts';
 import { modelRandomisation } from '../sanity/randomisation.ts';
+import { checkOptions, optionKeys } from '../options.ts';
 
 /** An explainer as the comparison calls it: attributions shaped like x (layer maps upsampled). */
 export type ComparedExplainer = (model: Model, x: Tensor, target: number[]) => Promise<Tensor>;
@@ -169,10 +170,20 @@ export function applicableMetrics(model: Model, hasMasks: boolean): string[] {
   return Object.entries(METRICS).filter(([, m]) => (!m.masks || hasMasks) && (!m.module || model instanceof Module)).map(([k]) => k);
 }
 
+const COMPARE_KEYS = optionKeys<CompareOptions>()(['methods', 'metrics', 'target', 'masks', 'seed', 'onProgress']);
+
 /** Run every method on x and score it with every metric. */
 export async function compareExplainers(model: Model, x: Tensor, opts: CompareOptions): Promise<Comparison> {
   const op = 'compareExplainers';
   if (!(x instanceof bl.Tensor)) throw new Error(`${op}: input must be a Tensor`);
+  checkOptions(op, opts, COMPARE_KEYS);
+  if (opts?.methods !== undefined && (typeof opts.methods !== 'object' || opts.methods === null)) throw new Error(`${op}: option 'methods' must be an object of explainers by name, got ${String(opts.methods)}`);
+  for (const [name, f] of Object.entries(opts?.methods ?? {})) {
+    if (typeof f !== 'function') throw new Error(`${op}: method '${name}' must be a function (model, x, target) => Promise<Tensor>, got ${typeof f}`);
+  }
+  if (opts?.metrics !== undefined && !Array.isArray(opts.metrics)) throw new Error(`${op}: option 'metrics' must be an array of metric names, got ${typeof opts.metrics}`);
+  if (opts?.seed !== undefined && !(Number.isInteger(opts.seed) && opts.seed >= 0)) throw new Error(`${op}: option 'seed' must be a non-negative integer, got ${String(opts.seed)}`);
+  if (opts?.onProgress !== undefined && typeof opts.onProgress !== 'function') throw new Error(`${op}: option 'onProgress' must be a function, got ${typeof opts.onProgress}`);
   const names = Object.keys(opts?.methods ?? {});
   if (!names.length) throw new Error(`${op}: option 'methods' must name at least one explainer`);
   const metrics = [...(opts.metrics ?? applicableMetrics(model, opts.masks !== undefined))];

@@ -6,6 +6,7 @@ import * as bl from '../../engine/index.ts';
 import type { Tensor } from '../../engine/index.ts';
 import { fmtShape } from '../../engine/shape.ts';
 import type { Progress } from './engine.ts';
+import { checkOptions, optionKeys } from '../options.ts';
 
 export interface DatasetOptions {
   /** Items per explainer call (default 16). */
@@ -19,6 +20,8 @@ export interface DatasetOptions {
   onProgress?: (itemsDone: number, total: number) => void;
 }
 
+const DATASET_KEYS = optionKeys<DatasetOptions>()(['block', 'start', 'end', 'onBlock', 'onProgress']);
+
 /**
  * `explain(x, start, end, onProgress)` explains one block (a tensor [k, ...item] of items
  * [start, end)) and returns attributions shaped like it; per-item options (targets, baselines)
@@ -31,6 +34,11 @@ export async function explainDataset(
   opts: DatasetOptions,
 ): Promise<void> {
   const op = 'explainDataset';
+  checkOptions(op, opts, DATASET_KEYS);
+  if (typeof explain !== 'function') throw new Error(`${op}: explain must be a function (x, start, end, onProgress) => Promise<Tensor>, got ${typeof explain}`);
+  if (typeof opts?.onBlock !== 'function') throw new Error(`${op}: option 'onBlock' (values, start, end) => void is required, got ${typeof opts?.onBlock}`);
+  if (opts.onProgress !== undefined && typeof opts.onProgress !== 'function') throw new Error(`${op}: option 'onProgress' must be a function, got ${typeof opts.onProgress}`);
+  if (!Array.isArray(shape) || shape.length < 1 || shape.some((d) => !Number.isInteger(d) || d < 0)) throw new Error(`${op}: shape must be [N, ...item] of non-negative integers, got ${JSON.stringify(shape)}`);
   const n = shape[0], item = shape.slice(1), per = item.reduce((a, b) => a * b, 1);
   if (data.length !== n * per) throw new Error(`${op}: ${data.length} values for shape ${fmtShape(shape)}`);
   const block = opts.block ?? 16, start = opts.start ?? 0, end = opts.end ?? n;

@@ -26,6 +26,7 @@ import { fourierCoefficients, fourierImage, halfWidth } from './fourier.ts';
 import { l2Penalty, totalVariation } from './regularizers.ts';
 import { redirectedRelu } from './relu-redirect.ts';
 import { type UnitOptions, type VisObjective, checkUnit, forwardWithActivation, resolveUnit, unitScores } from './units.ts';
+import { checkOptions, optionKeys } from '../options.ts';
 
 export type { VisObjective } from './units.ts';
 
@@ -99,8 +100,14 @@ function nonNeg(op: string, name: string, v: unknown, dflt: number): number {
   return x;
 }
 
-function checkOptions(op: string, o: ActivationMaxOptions) {
+const ACTIVATION_MAX_KEYS = optionKeys<ActivationMaxOptions>()([
+  'layer', 'channel', 'neuron', 'objective', 'inputShape', 'steps', 'lr', 'seed', 'from', 'regularizers',
+  'parameterization', 'decay', 'range', 'squash', 'optimizer', 'reluRedirect', 'onStep',
+]);
+
+function resolveOptions(op: string, o: ActivationMaxOptions) {
   if (!o || typeof o !== 'object') throw new Error(`${op}: options are required ({ layer, inputShape, ... })`);
+  checkOptions(op, o, ACTIVATION_MAX_KEYS);
   const steps = o.steps ?? 256;
   if (!Number.isInteger(steps) || steps < 1) throw new Error(`${op}: steps must be a positive integer, got ${String(o.steps)}`);
   const lr = o.lr ?? 0.05;
@@ -117,7 +124,7 @@ function checkOptions(op: string, o: ActivationMaxOptions) {
   if (!Array.isArray(range) || range.length !== 2 || !range.every(Number.isFinite) || !(range[0] < range[1])) throw new Error(`${op}: range must be [lo, hi] with lo < hi, got ${JSON.stringify(o.range)}`);
   const decay = nonNeg(op, 'decay', o.decay, 1);
   const r = o.regularizers ?? {};
-  if (typeof r !== 'object') throw new Error(`${op}: regularizers must be an object, got ${typeof r}`);
+  if (typeof r !== 'object' || r === null || Array.isArray(r)) throw new Error(`${op}: regularizers must be an object, got ${r === null ? 'null' : Array.isArray(r) ? 'an array' : typeof r}`);
   const known = ['l2', 'tv', 'tvBeta', 'jitter', 'rotate', 'scale', 'padding'];
   for (const k of Object.keys(r)) if (!known.includes(k)) throw new Error(`${op}: unknown regularizer '${k}' (known: ${known.join(', ')})`);
   const l2 = nonNeg(op, 'regularizers.l2', r.l2, 0);
@@ -165,7 +172,7 @@ function batchShape(op: string, o: ActivationMaxOptions, channels: number): numb
  */
 export async function activationMaximization(model: Model, opts: ActivationMaxOptions): Promise<ActivationMaxResult> {
   const op = 'activationMaximization';
-  const c = checkOptions(op, opts);
+  const c = resolveOptions(op, opts);
   const unitSpec = checkUnit(op, opts);
   const [N, C, H, W] = batchShape(op, opts, unitSpec.channels.length);
   const f = forwardOf(model);

@@ -16,6 +16,7 @@ import { mat3d } from 'wgpu-matrix';
 import * as bl from '../../engine/index.ts';
 import type { Tensor } from '../../engine/index.ts';
 import { fmtShape } from '../../engine/shape.ts';
+import { checkOptions, optionKeys } from '../options.ts';
 
 /** A 2-D affine map as the 6 numbers of x' = a x + c y + tx, y' = b x + d y + ty. */
 export interface Affine2d {
@@ -36,6 +37,10 @@ export interface AffineParams {
   scale?: number | readonly [number, number];
 }
 
+const AFFINE_KEYS = optionKeys<AffineParams>()(['translate', 'rotate', 'scale']);
+const RESAMPLE_KEYS = optionKeys<{ padding?: Padding }>()(['padding']);
+const TRANSFORM_KEYS = optionKeys<TransformOptions>()(['jitter', 'rotate', 'scale']);
+
 /** wgpu-matrix's mat3 (column-major, stride 4) as the six affine numbers. */
 function fromMat3(m: ArrayLike<number>): Affine2d {
   return { a: m[0], b: m[1], c: m[4], d: m[5], tx: m[8], ty: m[9] };
@@ -46,6 +51,7 @@ function fromMat3(m: ArrayLike<number>): Affine2d {
  * T = translate(centre + t) * rotate(theta) * scale(s) * translate(-centre), built with wgpu-matrix.
  */
 export function affineMatrix(size: readonly [number, number], p: AffineParams = {}): Affine2d {
+  checkOptions('affineMatrix', p, AFFINE_KEYS);
   const [H, W] = size;
   const cx = (W - 1) / 2, cy = (H - 1) / 2;
   const [dx, dy] = p.translate ?? [0, 0];
@@ -122,6 +128,7 @@ export function affineResample(x: Tensor, transforms: Affine2d | readonly Affine
   const [N, C, H, W] = x.shape;
   const ts = Array.isArray(transforms) ? (transforms as readonly Affine2d[]) : Array<Affine2d>(N).fill(transforms as Affine2d);
   if (ts.length !== N) throw new Error(`affineResample: ${ts.length} transforms for a batch of ${N}`);
+  checkOptions('affineResample', opts, RESAMPLE_KEYS);
   const padding = opts.padding ?? 'edge';
   if (padding !== 'edge' && padding !== 'zeros') throw new Error(`affineResample: padding must be 'edge' or 'zeros', got '${String(padding)}'`);
   const HW = H * W;
@@ -155,6 +162,13 @@ export interface TransformOptions {
 
 /** One random forward map from `next()` uniforms in [0, 1); identity when no transform is asked. */
 export function randomAffine(size: readonly [number, number], o: TransformOptions, next: () => number): Affine2d {
+  checkOptions('randomAffine', o, TRANSFORM_KEYS);
+  if (o === undefined) throw new Error('randomAffine: options { jitter, rotate, scale } are required');
+  if (o.jitter !== undefined && !(Number.isInteger(o.jitter) && o.jitter >= 0)) throw new Error(`randomAffine: jitter must be a non-negative integer (pixels), got ${String(o.jitter)}`);
+  if (o.rotate !== undefined && !(typeof o.rotate === 'number' && Number.isFinite(o.rotate) && o.rotate >= 0)) throw new Error(`randomAffine: rotate must be a finite number >= 0 (degrees), got ${String(o.rotate)}`);
+  if (o.scale !== undefined && (!Array.isArray(o.scale) || o.scale.length !== 2 || !o.scale.every((s) => Number.isFinite(s) && s > 0) || o.scale[0] > o.scale[1])) {
+    throw new Error(`randomAffine: scale must be [lo, hi] with 0 < lo <= hi, got ${JSON.stringify(o.scale)}`);
+  }
   const j = o.jitter ?? 0;
   const dx = j > 0 ? Math.floor(next() * (2 * j + 1)) - j : 0;
   const dy = j > 0 ? Math.floor(next() * (2 * j + 1)) - j : 0;

@@ -7,6 +7,7 @@ import type { Tensor } from '../../engine/index.ts';
 import { fmtShape } from '../../engine/shape.ts';
 import { type Model, forwardOf, positiveInt } from '../common.ts';
 import { type UnitOptions, checkUnit, forwardWithActivation, resolveUnit, unitScores } from './units.ts';
+import { checkOptions, optionKeys } from '../options.ts';
 
 export interface TopExamplesOptions extends UnitOptions {
   /** How many examples (default 9). */
@@ -22,11 +23,14 @@ export interface TopExamples {
   values: number[];
 }
 
+const TOP_EXAMPLES_KEYS = optionKeys<TopExamplesOptions>()(['layer', 'channel', 'neuron', 'objective', 'k', 'batchSize']);
+
 /** The k items of `data` [N, ...] whose unit score at `layer` is highest. */
 export async function topActivatingExamples(model: Model, data: Tensor, opts: TopExamplesOptions): Promise<TopExamples> {
   const op = 'topActivatingExamples';
   if (!(data instanceof bl.Tensor) || data.rank < 2) throw new Error(`${op}: data must be a Tensor [N, ...], got ${data instanceof bl.Tensor ? fmtShape(data.shape) : typeof data}`);
   data.storageFor(op);
+  checkOptions(op, opts, TOP_EXAMPLES_KEYS);
   const u = checkUnit(op, opts);
   if (u.channels.length > 1) throw new Error(`${op}: channel must be one channel, got ${JSON.stringify(opts.channel)}`);
   const k = positiveInt(op, 'k', opts.k, 9);

@@ -8,6 +8,10 @@ import { Module } from '../../models/module.ts';
 import { type Model, checkInput, forwardOf } from '../common.ts';
 import { type GridOptions, imageGrid } from './grid.ts';
 import { forwardWithActivation } from './units.ts';
+import { checkOptions, optionKeys } from '../options.ts';
+
+const FILTER_KEYS = optionKeys<FilterImageOptions>()(['cols', 'pad', 'padValue', 'scale', 'normalize', 'shared']);
+const MAP_KEYS = optionKeys<ActivationMapOptions>()(['normalize', 'upsample']);
 
 export interface FilterImageOptions extends GridOptions {
   /**
@@ -46,6 +50,7 @@ function convWeight(op: string, model: Module, layer: string | undefined): { pat
  */
 export function filterImages(model: Module, layer?: string, opts: FilterImageOptions = {}): Tensor {
   const op = 'filterImages';
+  checkOptions(op, opts, FILTER_KEYS);
   const { weight } = convWeight(op, model, layer);
   const norm = opts.normalize ?? 'symmetric';
   if (norm !== 'symmetric' && norm !== 'minmax') throw new Error(`${op}: normalize must be 'symmetric' or 'minmax', got '${String(norm)}'`);
@@ -77,6 +82,10 @@ export interface ActivationMapOptions {
 /** The activation maps of `layer` for inputs x: [N, C, h, w] (no gradient attached). */
 export async function activationMaps(model: Model, input: Tensor, layer: string, opts: ActivationMapOptions = {}): Promise<Tensor> {
   const op = 'activationMaps';
+  checkOptions(op, opts, MAP_KEYS);
+  for (const k of ['normalize', 'upsample'] as const) {
+    if (opts[k] !== undefined && typeof opts[k] !== 'boolean') throw new Error(`${op}: option '${k}' must be a boolean, got ${String(opts[k])}`);
+  }
   const x = checkInput(op, input);
   if (typeof layer !== 'string' || !layer) throw new Error(`${op}: the layer (a layer name such as 'features.3') is required`);
   const f = forwardOf(model);

@@ -15,6 +15,7 @@
 import * as bl from '../../engine/index.ts';
 import type { Tensor } from '../../engine/index.ts';
 import { fmtShape } from '../../engine/shape.ts';
+import { checkOptions, optionKeys } from '../options.ts';
 
 /** Columns of the half spectrum along the last axis. */
 export const halfWidth = (W: number): number => Math.floor(W / 2) + 1;
@@ -123,16 +124,31 @@ export function fourierScale(H: number, W: number, decay = 1): Float64Array {
   return s;
 }
 
+export interface FourierOptions {
+  /** The exponent of the 1/f scaling (default 1). */
+  decay?: number;
+}
+const FOURIER_KEYS = optionKeys<FourierOptions>()(['decay']);
+
+function decayOption(op: string, opts: FourierOptions): number {
+  checkOptions(op, opts, FOURIER_KEYS);
+  const d = opts.decay ?? 1;
+  if (typeof d !== 'number' || !Number.isFinite(d) || d < 0) throw new Error(`${op}: option 'decay' must be a finite number >= 0, got ${String(opts.decay)}`);
+  return d;
+}
+
 /** Pixels from scaled coefficients c [2, N, C, H, Wr]: irfft2(c * scale). Differentiable in c. */
-export function fourierImage(coeffs: Tensor, W: number, opts: { decay?: number } = {}): Tensor {
+export function fourierImage(coeffs: Tensor, W: number, opts: FourierOptions = {}): Tensor {
+  const decay = decayOption('fourierImage', opts);
   if (!(coeffs instanceof bl.Tensor) || coeffs.rank !== 5) throw new Error(`fourierImage: expected [2, N, C, H, Wr] coefficients, got ${coeffs instanceof bl.Tensor ? fmtShape(coeffs.shape) : typeof coeffs}`);
   const H = coeffs.shape[3];
-  return bl.tidy(() => irfft2(bl.mul(coeffs, bl.tensor(fourierScale(H, W, opts.decay), [H, halfWidth(W)], coeffs.backend)), W));
+  return bl.tidy(() => irfft2(bl.mul(coeffs, bl.tensor(fourierScale(H, W, decay), [H, halfWidth(W)], coeffs.backend)), W));
 }
 
 /** The coefficients whose fourierImage is x [N, C, H, W]: rfft2(x) / scale. */
-export function fourierCoefficients(x: Tensor, opts: { decay?: number } = {}): Tensor {
+export function fourierCoefficients(x: Tensor, opts: FourierOptions = {}): Tensor {
+  const decay = decayOption('fourierCoefficients', opts);
   checkImage('fourierCoefficients', x);
   const [, , H, W] = x.shape;
-  return bl.tidy(() => bl.div(rfft2(x), bl.tensor(fourierScale(H, W, opts.decay), [H, halfWidth(W)], x.backend)));
+  return bl.tidy(() => bl.div(rfft2(x), bl.tensor(fourierScale(H, W, decay), [H, halfWidth(W)], x.backend)));
 }

@@ -4,6 +4,7 @@
 import * as bl from '../../engine/index.ts';
 import type { Tensor } from '../../engine/index.ts';
 import { fmtShape } from '../../engine/shape.ts';
+import { checkOptions, optionKeys } from '../options.ts';
 
 export interface GridOptions {
   /** Tiles per row (default ceil(sqrt(T))). */
@@ -16,7 +17,10 @@ export interface GridOptions {
   scale?: number;
 }
 
+const GRID_KEYS = optionKeys<GridOptions>()(['cols', 'pad', 'padValue', 'scale']);
+
 export function imageGrid(tiles: Tensor, opts: GridOptions = {}): Tensor {
+  checkOptions('imageGrid', opts, GRID_KEYS);
   if (!(tiles instanceof bl.Tensor) || tiles.rank !== 4) throw new Error(`imageGrid: tiles must be [T, C, h, w], got ${tiles instanceof bl.Tensor ? fmtShape(tiles.shape) : typeof tiles}`);
   const [T, C, h0, w0] = tiles.shape;
   const cols = opts.cols ?? Math.ceil(Math.sqrt(T));
@@ -26,6 +30,7 @@ export function imageGrid(tiles: Tensor, opts: GridOptions = {}): Tensor {
   if (!Number.isInteger(pad) || pad < 0) throw new Error(`imageGrid: pad must be a non-negative integer, got ${opts.pad}`);
   if (!Number.isInteger(scale) || scale < 1) throw new Error(`imageGrid: scale must be a positive integer, got ${opts.scale}`);
   const padValue = opts.padValue ?? 1;
+  if (typeof padValue !== 'number' || !Number.isFinite(padValue)) throw new Error(`imageGrid: padValue must be a finite number, got ${String(opts.padValue)}`);
   const rows = Math.ceil(T / cols);
   return bl.tidy(() => {
     let t = tiles;
