@@ -2,8 +2,9 @@
 // matmul, conv2d forward / backprop-input / backprop-filter (small-channel explainer layers and a
 // mid-size one), and elementwise chains (what IG's interpolation, SHAP's masking and a backward
 // pass's ReLU mask are made of). "before" is backlight as it was before fused elementwise chains,
-// the stride-1 backprop-input-as-conv path and the per-shape forward conv block (fusion off,
-// backpropInputViaConv false, convBlock 4x4), on the same adapter, for the rows those change.
+// the stride-1 backprop-input-as-conv path and the per-shape conv and matmul register blocks
+// (fusion off, backpropInputViaConv false, convBlock and matmulBlock 4x4), on the same adapter,
+// for the rows those change.
 //
 //   npx tsx bench/ops.ts [--rows matmul,conv,convBackpropInput,convBackpropFilter,chain]
 //       [--reps N] [--warmup N] [--inner N] [--engines backlight,backlight-before,tfjs]
@@ -11,7 +12,8 @@
 //
 // Every row is checked first: both engines' outputs against the float64 CPU backend (max |diff|
 // relative to the largest |value|, 1e-3). Then `warmup` untimed reps, `reps` timed ones, engines
-// interleaved rep by rep (so a load spike on the shared machine hits all of them); a rep runs
+// interleaved rep by rep in a rotating order (so a load spike on the shared machine hits all of
+// them, and no engine always goes first); a rep runs
 // the op `inner` times, submits and waits for the GPU (with --readback: also reads the last
 // result back, which on a CPU adapter can cost as much as the op), and the table shows the
 // median per op. Writes bench/results/ops.json (or DIR/ops.json).
@@ -50,6 +52,7 @@ const before = engines.includes('backlight-before') ? ((await bl.init({ setDefau
 if (before) {
   before.backpropInputViaConv = false;
   before.convBlock = [4, 4];
+  before.matmulBlock = [4, 4];
 }
 const cpu = await bl.init({ backend: 'cpu', setDefault: false });
 const info = fused.info;
@@ -270,7 +273,7 @@ for (const row of rows) {
   const cs: Contender[] = [];
   for (const e of engines) {
     if (e === 'backlight') cs.push(blContender(e, fused, row, host));
-    else if (e === 'backlight-before' && (row.kind === 'chain' || row.kind === 'convBackpropInput' || row.kind === 'conv') && before) cs.push(blContender(e, before, row, host));
+    else if (e === 'backlight-before' && row.kind !== 'convBackpropFilter' && before) cs.push(blContender(e, before, row, host));
     else if (e === 'tfjs' && tf && row.tf) cs.push(tfContender(row, host));
   }
   const diffs = new Map<Engine, number>();
@@ -289,7 +292,10 @@ for (const row of rows) {
   for (let i = 0; i < warmup; i++) for (const c of cs) await c.rep();
   const ms = new Map<Engine, number[]>(cs.map((c) => [c.engine, []]));
   for (let i = 0; i < reps; i++) {
-    for (const c of cs) {
+    // The engine order rotates rep by rep: on a CPU adapter whichever runs first after a pause
+    // (or right after another engine's long rep) pays for waking the driver's threads, which
+    // measured up to 1.7x on a 30-90 ms op; a fixed order billed that to one engine every time.
+    for (const c of [...cs.slice(i % cs.length), ...cs.slice(0, i % cs.length)]) {
       const t0 = performance.now();
       await c.rep();
       ms.get(c.engine)!.push((performance.now() - t0) / inner);
@@ -318,7 +324,7 @@ log('');
 log(`adapter: ${info.adapter} (${info.description}); medians of ${reps} reps x ${inner} ops after ${warmup} warm-up reps, ${readback ? 'with' : 'without'} read-back; load ${loadBefore} -> ${load()}`);
 log(table(header, body));
 log('"vs tfjs": TF.js time / backlight time (above 1: backlight is faster). "before": backlight without fused chains,');
-log('backprop-input-as-conv and the per-shape conv block (the rows they change), same adapter. GFLOP/s counts 2 per multiply-add, 1 per elementwise step.');
+log('backprop-input-as-conv and the per-shape conv/matmul blocks (the rows they change), same adapter. GFLOP/s counts 2 per multiply-add, 1 per elementwise step.');
 const path = writeResults(NAME, {
   bench: NAME, date: new Date().toISOString(), node: process.version, cores: availableParallelism(), load: { before: loadBefore, after: load() },
   adapter: info, tfjs: peer ? { version: peer.version, backend: peer.backend, adapter: peer.adapter, fallbackReason: peer.fallbackReason } : null,
