@@ -20,7 +20,7 @@ const names = Object.keys(ZOO);
 describe('bundled models', () => {
   it('are listed with their input shapes, classes and recorded accuracy', () => {
     const ms = listModels();
-    expect(ms.map((m) => m.name)).toEqual(['digits-cnn', 'shapes-cnn', 'spurious-cnn', 'breast-cancer-mlp', 'resnet-bn', 'prototype-digits']);
+    expect(ms.map((m) => m.name)).toEqual(['digits-cnn', 'shapes-cnn', 'spurious-cnn', 'breast-cancer-mlp', 'resnet-bn', 'prototype-digits', 'shapes-vit']);
     for (const m of ms) {
       expect(m.weights, m.name).not.toBeNull();
       expect(m.accuracy, m.name).toBeGreaterThan(0);

@@ -4,7 +4,7 @@
 import type { ModelSummary } from '../index.ts';
 
 /** The models with bundled weights. */
-export const BUNDLED_WEIGHTS: readonly string[] = ["breast-cancer-mlp","digits-cnn","prototype-digits","resnet-bn","shapes-cnn","spurious-cnn"];
+export const BUNDLED_WEIGHTS: readonly string[] = ["breast-cancer-mlp","digits-cnn","prototype-digits","resnet-bn","shapes-cnn","shapes-vit","spurious-cnn"];
 
 const modules: Record<string, () => Promise<{ safetensorsBase64: string }>> = {
   'breast-cancer-mlp': () => import('./breast-cancer-mlp.ts'),
@@ -12,6 +12,7 @@ const modules: Record<string, () => Promise<{ safetensorsBase64: string }>> = {
   'prototype-digits': () => import('./prototype-digits.ts'),
   'resnet-bn': () => import('./resnet-bn.ts'),
   'shapes-cnn': () => import('./shapes-cnn.ts'),
+  'shapes-vit': () => import('./shapes-vit.ts'),
   'spurious-cnn': () => import('./spurious-cnn.ts'),
 };
 
@@ -856,6 +857,306 @@ export const BUNDLED_SUMMARIES: Record<string, ModelSummary> = {
         "valLoss": 0.109204,
         "valAccuracy": 1,
         "seconds": 19.6
+      }
+    ]
+  },
+  "shapes-vit": {
+    "name": "shapes-vit",
+    "architecture": "shapes-vit",
+    "description": "vision transformer (8x8 patches, 2 blocks of 4 heads, width 32, class token) on synthetic shapes, 32x32; attention maps at blocks.<i>.attn.softmax",
+    "dataset": "shapes",
+    "inputShape": [
+      1,
+      32,
+      32
+    ],
+    "classes": [
+      "square",
+      "circle",
+      "triangle",
+      "cross"
+    ],
+    "accuracy": 0.8275,
+    "accuracies": {
+      "train": 0.9991666666666666,
+      "test": 0.8275
+    },
+    "losses": {
+      "train": 0.012220110269210407,
+      "test": 0.7004280638717446
+    },
+    "seed": 0,
+    "backend": "cpu (float64 reference)",
+    "recipe": {
+      "seed": 0,
+      "epochs": 32,
+      "batchSize": 32,
+      "optimizer": "adam",
+      "lr": 0.002,
+      "finalLrFraction": 0.05
+    },
+    "epochs": 32,
+    "trainSeconds": 975.5,
+    "trainCpuSeconds": 279.1,
+    "parameters": 19940,
+    "weightsBytes": 82976,
+    "sha256": "137324a33152485625f741f733622e172a1eeed14a5fe61c2b8652fcb09d4796",
+    "history": [
+      {
+        "epoch": 1,
+        "loss": 1.427565,
+        "accuracy": 0.220833,
+        "valLoss": 1.402471,
+        "valAccuracy": 0.25,
+        "seconds": 27.2
+      },
+      {
+        "epoch": 2,
+        "loss": 1.395694,
+        "accuracy": 0.245,
+        "valLoss": 1.387671,
+        "valAccuracy": 0.25,
+        "seconds": 58.3
+      },
+      {
+        "epoch": 3,
+        "loss": 1.376505,
+        "accuracy": 0.295,
+        "valLoss": 1.345376,
+        "valAccuracy": 0.31,
+        "seconds": 28.1
+      },
+      {
+        "epoch": 4,
+        "loss": 1.311466,
+        "accuracy": 0.361667,
+        "valLoss": 1.278632,
+        "valAccuracy": 0.39,
+        "seconds": 29.3
+      },
+      {
+        "epoch": 5,
+        "loss": 1.193403,
+        "accuracy": 0.44,
+        "valLoss": 1.12468,
+        "valAccuracy": 0.4825,
+        "seconds": 43.6
+      },
+      {
+        "epoch": 6,
+        "loss": 1.040549,
+        "accuracy": 0.528333,
+        "valLoss": 1.098703,
+        "valAccuracy": 0.505,
+        "seconds": 49
+      },
+      {
+        "epoch": 7,
+        "loss": 0.959887,
+        "accuracy": 0.5775,
+        "valLoss": 0.978687,
+        "valAccuracy": 0.5525,
+        "seconds": 33.8
+      },
+      {
+        "epoch": 8,
+        "loss": 0.803921,
+        "accuracy": 0.661667,
+        "valLoss": 0.891218,
+        "valAccuracy": 0.6625,
+        "seconds": 45.9
+      },
+      {
+        "epoch": 9,
+        "loss": 0.710506,
+        "accuracy": 0.699167,
+        "valLoss": 0.912011,
+        "valAccuracy": 0.6025,
+        "seconds": 45.8
+      },
+      {
+        "epoch": 10,
+        "loss": 0.607468,
+        "accuracy": 0.748333,
+        "valLoss": 0.818861,
+        "valAccuracy": 0.68,
+        "seconds": 32.1
+      },
+      {
+        "epoch": 11,
+        "loss": 0.508349,
+        "accuracy": 0.790833,
+        "valLoss": 0.75915,
+        "valAccuracy": 0.695,
+        "seconds": 24.9
+      },
+      {
+        "epoch": 12,
+        "loss": 0.478409,
+        "accuracy": 0.813333,
+        "valLoss": 0.670944,
+        "valAccuracy": 0.7525,
+        "seconds": 24.3
+      },
+      {
+        "epoch": 13,
+        "loss": 0.360054,
+        "accuracy": 0.855833,
+        "valLoss": 0.666511,
+        "valAccuracy": 0.7625,
+        "seconds": 25.6
+      },
+      {
+        "epoch": 14,
+        "loss": 0.345856,
+        "accuracy": 0.875833,
+        "valLoss": 0.600335,
+        "valAccuracy": 0.765,
+        "seconds": 23.3
+      },
+      {
+        "epoch": 15,
+        "loss": 0.255047,
+        "accuracy": 0.91,
+        "valLoss": 0.733242,
+        "valAccuracy": 0.7375,
+        "seconds": 18
+      },
+      {
+        "epoch": 16,
+        "loss": 0.236716,
+        "accuracy": 0.9,
+        "valLoss": 0.733754,
+        "valAccuracy": 0.7625,
+        "seconds": 17.1
+      },
+      {
+        "epoch": 17,
+        "loss": 0.210549,
+        "accuracy": 0.9225,
+        "valLoss": 0.578683,
+        "valAccuracy": 0.7875,
+        "seconds": 17.2
+      },
+      {
+        "epoch": 18,
+        "loss": 0.138617,
+        "accuracy": 0.96,
+        "valLoss": 0.590866,
+        "valAccuracy": 0.79,
+        "seconds": 17.2
+      },
+      {
+        "epoch": 19,
+        "loss": 0.157206,
+        "accuracy": 0.9375,
+        "valLoss": 0.59685,
+        "valAccuracy": 0.8075,
+        "seconds": 19.8
+      },
+      {
+        "epoch": 20,
+        "loss": 0.125141,
+        "accuracy": 0.951667,
+        "valLoss": 0.6231,
+        "valAccuracy": 0.805,
+        "seconds": 19.5
+      },
+      {
+        "epoch": 21,
+        "loss": 0.072877,
+        "accuracy": 0.9825,
+        "valLoss": 0.65936,
+        "valAccuracy": 0.8,
+        "seconds": 17.2
+      },
+      {
+        "epoch": 22,
+        "loss": 0.061182,
+        "accuracy": 0.984167,
+        "valLoss": 0.623171,
+        "valAccuracy": 0.82,
+        "seconds": 20.3
+      },
+      {
+        "epoch": 23,
+        "loss": 0.039684,
+        "accuracy": 0.991667,
+        "valLoss": 0.644696,
+        "valAccuracy": 0.8325,
+        "seconds": 19
+      },
+      {
+        "epoch": 24,
+        "loss": 0.029082,
+        "accuracy": 0.995833,
+        "valLoss": 0.641902,
+        "valAccuracy": 0.825,
+        "seconds": 20.1
+      },
+      {
+        "epoch": 25,
+        "loss": 0.024247,
+        "accuracy": 0.9975,
+        "valLoss": 0.645277,
+        "valAccuracy": 0.83,
+        "seconds": 16.5
+      },
+      {
+        "epoch": 26,
+        "loss": 0.021289,
+        "accuracy": 0.998333,
+        "valLoss": 0.667839,
+        "valAccuracy": 0.8275,
+        "seconds": 17.9
+      },
+      {
+        "epoch": 27,
+        "loss": 0.018294,
+        "accuracy": 0.998333,
+        "valLoss": 0.691107,
+        "valAccuracy": 0.8275,
+        "seconds": 23.1
+      },
+      {
+        "epoch": 28,
+        "loss": 0.01592,
+        "accuracy": 0.999167,
+        "valLoss": 0.672767,
+        "valAccuracy": 0.825,
+        "seconds": 16.7
+      },
+      {
+        "epoch": 29,
+        "loss": 0.014783,
+        "accuracy": 0.999167,
+        "valLoss": 0.691443,
+        "valAccuracy": 0.8275,
+        "seconds": 22.6
+      },
+      {
+        "epoch": 30,
+        "loss": 0.013825,
+        "accuracy": 0.999167,
+        "valLoss": 0.687268,
+        "valAccuracy": 0.825,
+        "seconds": 24.9
+      },
+      {
+        "epoch": 31,
+        "loss": 0.013062,
+        "accuracy": 0.999167,
+        "valLoss": 0.693907,
+        "valAccuracy": 0.8275,
+        "seconds": 24.3
+      },
+      {
+        "epoch": 32,
+        "loss": 0.012663,
+        "accuracy": 0.999167,
+        "valLoss": 0.700428,
+        "valAccuracy": 0.8275,
+        "seconds": 21.3
       }
     ]
   },
