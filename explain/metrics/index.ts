@@ -2,7 +2,7 @@
 // against ground-truth masks, complexity. Per item values as Float64Arrays (host numbers).
 export { aucTrapezoid, featureScores, type ArrayInput, type FeatureScores } from './common.ts';
 export { sparseness, complexity } from './complexity.ts';
-export { pointingGame, relevanceMass, relevanceRank, topKIntersection } from './localisation.ts';
+export { pointingGame, relevanceMass, relevanceRank, topKIntersection, type PointingGameOptions, type TopKIntersectionOptions } from './localisation.ts';
 export {
   deletion, insertion, regionPerturbation, pixelFlipping, faithfulnessCorrelation, roadImpute,
   type CurveOptions, type CurveResult, type DeletionOptions, type InsertionOptions, type Reference,

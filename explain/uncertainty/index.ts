@@ -15,5 +15,5 @@ export {
 } from './report.ts';
 export { ensemble, trainEnsemble, recipeLearningRate, type EnsembleOptions, type EnsembleSpec, type TrainEnsembleOptions } from './ensemble.ts';
 export { bayesPredictive, type BayesPredictiveOptions } from './bayesian.ts';
-export { Autoencoder, trainAutoencoder, reconstructionError, type AutoencoderOptions, type TrainAutoencoderOptions } from './autoencoder.ts';
+export { Autoencoder, trainAutoencoder, reconstructionError, type AutoencoderOptions, type TrainAutoencoderOptions, type ReconstructionErrorOptions } from './autoencoder.ts';
 export { oodInputs, type OodOptions } from './ood.ts';

@@ -6,7 +6,7 @@ export { topActivatingExamples, type TopExamplesOptions, type TopExamples } from
 export { filterImages, activationMaps, type FilterImageOptions, type ActivationMapOptions } from './filters.ts';
 export { imageGrid, type GridOptions } from './grid.ts';
 export { affineMatrix, invertAffine, affineResample, samplingTable, randomAffine, type Affine2d, type AffineParams, type Padding, type TransformOptions } from './affine.ts';
-export { rfft2, irfft2, fourierScale, fourierImage, fourierCoefficients, halfWidth } from './fourier.ts';
+export { rfft2, irfft2, fourierScale, fourierImage, fourierCoefficients, halfWidth, type FourierOptions } from './fourier.ts';
 export { l2Penalty, totalVariation } from './regularizers.ts';
 export { unitScores, layerShape, type VisObjective, type UnitOptions } from './units.ts';
 export { redirectedRelu } from './relu-redirect.ts';
