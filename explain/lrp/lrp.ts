@@ -92,6 +92,20 @@ function layerNames(model: Model): string[] {
 
 const LRP_KEYS = optionKeys<LrpOptions>()(['target', 'rules', 'epsilon', 'gamma', 'alpha', 'beta', 'low', 'high', 'composite', 'canonizers', 'returnLayers', 'seedOutput', 'returnDelta']);
 
+/**
+ * The kinds (ONNX: op types) of a model's layers that LRP's composites have no rules for and
+ * that make the gradient-based relevance meaningless: LayerNorm is scale-invariant, so
+ * sum_i x_i dLN/dx_i = 0 and every relevance through it vanishes; attention's softmax mixes
+ * tokens multiplicatively. Transformers need conservative rules (Ali et al. 2022; Achtibat et al.
+ * 2024, AttnLRP), which are not here.
+ */
+const UNRULED = ['LayerNorm', 'LayerNormalization', 'MultiheadSelfAttention'];
+
+function unruledKinds(model: Model): string[] {
+  const kinds = model instanceof GraphModel ? model.nodes.flatMap((n) => [model.kindOf(n), (n as { op?: string }).op ?? '']) : model instanceof Module ? model.namedModules().map(([, m]) => m.kind) : [];
+  return [...new Set(kinds.filter((k) => UNRULED.includes(k)))];
+}
+
 /** LRP relevance at the input (the attribution), shaped like the input. */
 export async function lrp(model: Model, input: Tensor, opts?: LrpOptions & { returnLayers?: false; returnDelta?: false }): Promise<Tensor>;
 /** LRP relevance at the input and its conservation error per item. */
@@ -108,6 +122,10 @@ export async function lrp(model: Model, input: Tensor, opts: LrpOptions = {}): P
     throw new Error(`${op}: seedOutput must be 'logit' or 'one-hot', got ${String(opts.seedOutput)}`);
   }
   const composite = compositeOf(op, opts);
+  const unruled = unruledKinds(model);
+  if (unruled.length && opts.rules === undefined && typeof opts.composite !== 'object' && typeof opts.composite !== 'function') {
+    throw new Error(`${op}: the model has ${unruled.join(', ')} layers, which the LRP composites have no rules for: through LayerNorm the relevance vanishes (it is scale-invariant) and attention mixes tokens multiplicatively, so the map would be near zero or meaningless. Transformers need conservative rules (Ali et al. 2022, AttnLRP), not implemented here: use attentionRelevance (Chefer et al. 2021), or pass your own rules for those kinds`);
+  }
   const canonizers = canonizersOf(op, opts.canonizers);
   const user = opts.rules === undefined ? null : rulesFactory(opts.rules);
   // The canonizers are undone as soon as the graph is recorded (before the first await), so calls
