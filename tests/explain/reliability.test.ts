@@ -80,11 +80,36 @@ describe('reliability (WebGPU against the CPU backend)', () => {
       // float32 against float64: the perturbation fits (KernelSHAP, LIME) amplify rounding a little
       expectClose(a.get(name)!, c.get(name)!, 2e-3, 2e-4, `${name} WebGPU vs CPU`);
     }
-    // and a different seed gives a different answer (the seed is honoured, not ignored)
+    // and a different seed gives a different answer for every seeded method (the seed is honoured, not ignored)
     const x = bl.tensor(xData, shape, gpu);
-    const s1 = await (await ex.kernelShap(m, x, { target: 0, features: ex.grid(2), samples: 40, seed: 5 })).data();
-    const s2 = await (await ex.kernelShap(m, x, { target: 0, features: ex.grid(2), samples: 40, seed: 50 })).data();
-    expect(Array.from(s1)).not.toEqual(Array.from(s2));
+    const bg = bl.tensor(bgData, [3, 1, 6, 6], gpu);
+    // seeds of subset draws can coincide (2 of 3 background rows): try a few before calling it ignored
+    const reseeded: [string, (seed: number) => Promise<Tensor>][] = [
+      ['smoothGrad', (seed) => ex.smoothGrad(m, x, { target: 0, samples: 4, stdev: 0.1, seed })],
+      ['gradientShap', (seed) => ex.gradientShap(m, x, { target: 2, baselines: bg, samples: 5, stdev: 0.05, seed })],
+      ['kernelShap', (seed) => ex.kernelShap(m, x, { target: 0, features: ex.grid(2), samples: 40, seed })],
+      ['shapleySampling', (seed) => ex.shapleySampling(m, x, { target: 2, features: ex.grid(3), samples: 4, seed })],
+      ['lime', (seed) => ex.lime(m, x, { target: 1, features: ex.grid(3), samples: 30, seed })],
+      ['predictionDifference', (seed) => ex.predictionDifference(m, x, { target: 0, background: bg, window: 3, stride: 3, samples: 2, seed })],
+    ];
+    // (featurePermutation permutes the batch: with 2 items the only non-identity permutation is the
+    // swap, so its seed matters from 3 items on)
+    const x4 = bl.tensor([...xData, ...xData.map((v) => 1 - v)], [4, 1, 6, 6], gpu);
+    const p1 = await (await ex.featurePermutation(m, x4, { target: 0, features: ex.grid(3), seed: 1 })).data();
+    let differs = false;
+    for (let seed = 2; seed < 8 && !differs; seed++) {
+      const p2 = await (await ex.featurePermutation(m, x4, { target: 0, features: ex.grid(3), seed })).data();
+      differs = Array.from(p2).some((v, i) => v !== p1[i]);
+    }
+    expect(differs, 'featurePermutation: no other seed changed the result').toBe(true);
+    for (const [name, run] of reseeded) {
+      let changed = false;
+      for (let seed = 100; seed < 106 && !changed; seed++) {
+        const other = await (await run(seed)).data();
+        changed = Array.from(other).some((v, i) => v !== a.get(name)![i]);
+      }
+      expect(changed, `${name}: six other seeds all gave the same result`).toBe(true);
+    }
   }, 240_000);
 
   it('MC dropout: the same seed gives the same samples', async () => {
