@@ -42,6 +42,7 @@ export const evaluateCommand: Command = {
       const hint = suggest(dataName, Object.keys(DATASETS));
       throw new UsageError(`option '--data' must be one of ${Object.keys(DATASETS).join(', ')}${trust ? ' or a .npy file' : ''}; got '${dataName}'${hint ? ` (did you mean '${hint}'?)` : ''}`);
     }
+    if (o.seed !== undefined && (o.seed as number) < 0) throw new UsageError(`option '--seed' must be a non-negative integer, got ${o.seed}`);
     if (o['batch-size'] !== undefined && (o['batch-size'] as number) < 1) throw new UsageError(`option '--batch-size' must be at least 1, got ${o['batch-size']}`);
     // The data set and split are checked against the model's own facts before the device starts.
     const facts = peekModel(String(o.model));

@@ -60,6 +60,7 @@ describe('usage errors before any device work', () => {
     [['evaluate', '--model', 'digits-cnn', '--split', 'heldout'], /option '--split' must be one of train, test for data set 'digits'; got 'heldout'/],
     [['evaluate', '--model', 'digits-cnn', '--data', 'digts'], /option '--data' must be one of .*; got 'digts' \(did you mean 'digits'\?\)/],
     [['evaluate', '--model', 'digits-cnn', '--methods', 'saliency', '--out', join(dir, 'r.txt')], /option '--out' must end in \.json or \.html, got/],
+    [['evaluate', '--model', 'digits-cnn', '--methods', 'saliency', '--seed', '-1'], /option '--seed' must be a non-negative integer, got -1/],
     [['influence', '--model', 'breast-cancer-mlp', '--test-index', '100000'], /option '--test-index' must be a row of breast-cancer's test split, 0\.\.\d+; got 100000/],
     [['visualize', '--model', 'digits-cnn', '--layer', 'features.0', '--out', join(dir, 'none/v.png')], /option '--out': the folder .* does not exist/],
     [['embed', '--model', 'digits-cnn', '--method', 'pca', '--split', 'nope', '--out', join(dir, 'e.npy')], /option '--split' must be one of train, test/],
