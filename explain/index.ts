@@ -31,11 +31,11 @@ export * from './metrics/index.ts';
 export * from './evaluation/index.ts';
 // Influence of training data (explain/influence/): influence functions (CG / LiSSA), TracIn, leave-one-out.
 export { parameterVector, type ParameterVector } from './influence/params.ts';
-export { influence, inverseHvpTest, empiricalRiskHvp, conjugateGradient, helpfulHarmful, tracIn, leaveOneOut, type InfluenceOptions, type SolveInfo, type CgResult, type Labelled, type DataLike, type LossFn, type Ranked, type WeightMap, type LeaveOneOutResult } from './influence/influence.ts';
+export { influence, inverseHvpTest, empiricalRiskHvp, conjugateGradient, helpfulHarmful, tracIn, leaveOneOut, type InfluenceOptions, type SolveInfo, type CgResult, type Labelled, type DataLike, type LossFn, type Ranked, type WeightMap, type LeaveOneOutResult, type TracInOptions, type LeaveOneOutOptions, type CgOptions, type HvpOptions } from './influence/influence.ts';
 export * from './embed/index.ts';
 // Interpretable by design (explain/prototypes/): the prototype classifier's explanation.
-export { PrototypeClassifier, prototypeDigits, findPrototypeClassifier, prototypeAttention, explainByPrototypes, nearestTrainingExamples, projectPrototypes, prototypesHtml, type PrototypeExplanation, type PrototypeItem, type PrototypeHit } from './prototypes/prototype-classifier.ts';
-export { fitSurrogateTree, fitTree, predictTree, treeRules, treeDepth, treeLeaves, type TreeNode, type TreeOptions, type SurrogateOptions, type SurrogateResult } from './prototypes/surrogate-tree.ts';
+export { PrototypeClassifier, prototypeDigits, findPrototypeClassifier, prototypeAttention, explainByPrototypes, nearestTrainingExamples, projectPrototypes, prototypesHtml, type PrototypeExplanation, type PrototypeItem, type PrototypeHit, type NearestTrainingOptions, type ProjectPrototypesOptions, type ExplainByPrototypesOptions, type PrototypesHtmlOptions } from './prototypes/prototype-classifier.ts';
+export { fitSurrogateTree, fitTree, predictTree, treeRules, treeDepth, treeLeaves, type TreeNode, type TreeOptions, type SurrogateOptions, type SurrogateResult, type TreeRulesOptions } from './prototypes/surrogate-tree.ts';
 // Looking inside (explain/visualize/): feature visualisation, dataset examples, filters and activation maps.
 export * from './visualize/index.ts';
 export { checkOptions, optionKeys } from './options.ts';
