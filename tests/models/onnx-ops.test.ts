@@ -9,47 +9,8 @@ import type { Backend } from '../../engine/backend.ts';
 import { add, grad, init, memory, mul, sum, tensor, tidy, withBackend, type Tensor } from '../../engine/index.ts';
 import { loadOnnx } from '../../models/io/onnx.ts';
 import { ModelProto } from '../../models/io/onnx/schema.ts';
-import type { MessageSpec, ScalarType } from '../../models/io/protobuf.ts';
+import { encode } from './onnx-writer.ts';
 import { expectClose, randArray, rng } from '../helpers.ts';
-
-// ---- a protobuf writer for the schema (unpacked repeated fields) ----
-
-function varint(v: bigint | number, out: number[]): void {
-  let x = BigInt.asUintN(64, BigInt(v));
-  do {
-    let b = Number(x & 0x7fn);
-    x >>= 7n;
-    if (x) b |= 0x80;
-    out.push(b);
-  } while (x);
-}
-const WIRE: Partial<Record<ScalarType, number>> = { float: 5, double: 1, string: 2, bytes: 2 };
-function encode(spec: MessageSpec, obj: Record<string, unknown>, out: number[] = []): number[] {
-  for (const [num, f] of Object.entries(spec.fields)) {
-    const v = obj[f.name];
-    if (v === undefined) continue;
-    for (const x of f.repeated ? Array.from(v as ArrayLike<unknown>) : [v]) {
-      if (typeof f.type !== 'string') {
-        const inner = encode(f.type, x as Record<string, unknown>);
-        varint((Number(num) << 3) | 2, out);
-        varint(inner.length, out);
-        out.push(...inner);
-        continue;
-      }
-      const wire = WIRE[f.type] ?? 0;
-      varint((Number(num) << 3) | wire, out);
-      if (wire === 0) varint(x as number, out);
-      else if (wire === 5) out.push(...new Uint8Array(new Float32Array([x as number]).buffer));
-      else if (wire === 1) out.push(...new Uint8Array(new Float64Array([x as number]).buffer));
-      else {
-        const b = typeof x === 'string' ? new TextEncoder().encode(x) : (x as Uint8Array);
-        varint(b.length, out);
-        out.push(...b);
-      }
-    }
-  }
-  return out;
-}
 
 type Attr = Record<string, unknown>;
 const A = {
