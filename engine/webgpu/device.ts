@@ -173,7 +173,7 @@ async function nodeAdapter(choice: AdapterChoice): Promise<{ adapter: GPUAdapter
   const attempt = async (what: string, icd: string | undefined, accept: (a: GPUAdapter) => boolean = () => true) => {
     if (icd === undefined) delete env.VK_ICD_FILENAMES;
     else env.VK_ICD_FILENAMES = icd;
-    const root = webgpu.create([]);
+    const root = webgpu.create(dawnFlags(env));
     const adapter = await root.requestAdapter({ powerPreference: 'high-performance' });
     if (adapter && accept(adapter)) {
       tried.push(what);
@@ -213,6 +213,21 @@ async function nodeAdapter(choice: AdapterChoice): Promise<{ adapter: GPUAdapter
     tried.push(`SwiftShader (not installed: ${SWIFTSHADER_ICD} missing)`);
   }
   return { adapter: null, root: null, tried };
+}
+
+/**
+ * Dawn's instance flags in Node. Dawn zero-fills every new buffer before its first use ("lazy
+ * clear"), which a browser needs (a page must never see another page's memory) and backlight does
+ * not: every kernel writes all of its output before anything reads it (tests fill outputs with
+ * NaN first to prove it: poisonOutputs), and pooled buffers are reused unzeroed anyway. On
+ * lavapipe the clear is the dominant cost of a fresh buffer: 130-520 ms per 8 MiB buffer against
+ * 0.3-8 ms without it (scratch measurement, Mesa 25.0.7, 2 cores), i.e. a first call or a new
+ * batch size ran many times slower than the same call warm. BACKLIGHT_ZERO_INIT=1 keeps Dawn's
+ * clearing.
+ */
+export function dawnFlags(env: Record<string, string | undefined>): string[] {
+  const keep = env.BACKLIGHT_ZERO_INIT && env.BACKLIGHT_ZERO_INIT !== '0';
+  return keep ? [] : ['disable-dawn-features=lazy_clear_resource_on_first_use'];
 }
 
 /** The command that installs Dawn for Node, named in every error about it. */

@@ -6,7 +6,7 @@ import { existsSync, mkdirSync, mkdtempSync, readdirSync, writeFileSync } from '
 import { tmpdir } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import { adapterChoice, debugEnabled, vulkanIcdManifests } from '../../engine/webgpu/device.ts';
+import { adapterChoice, dawnFlags, debugEnabled, vulkanIcdManifests } from '../../engine/webgpu/device.ts';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
 const hasLavapipe = ['/usr/share/vulkan/icd.d', '/etc/vulkan/icd.d'].some((d) => existsSync(d) && readdirSync(d).some((n) => /^lvp_icd/.test(n)));
@@ -43,6 +43,14 @@ describe('BACKLIGHT_ADAPTER', () => {
     expect(adapterChoice({ BACKLIGHT_FORCE_SWIFTSHADER: '1' })).toBe('swiftshader');
     expect(adapterChoice({ BACKLIGHT_FORCE_SWIFTSHADER: '1', BACKLIGHT_ADAPTER: 'lavapipe' })).toBe('lavapipe');
     expect(() => adapterChoice({ BACKLIGHT_ADAPTER: 'llvmpipe' })).toThrow(/BACKLIGHT_ADAPTER must be system, lavapipe or swiftshader/);
+  });
+
+  it('asks Dawn not to zero-fill new buffers unless BACKLIGHT_ZERO_INIT is set', () => {
+    // Kernels write every output element before it is read (poisoned-output tests prove it),
+    // and the clear cost lavapipe 130-520 ms per fresh 8 MiB buffer.
+    expect(dawnFlags({})).toEqual(['disable-dawn-features=lazy_clear_resource_on_first_use']);
+    expect(dawnFlags({ BACKLIGHT_ZERO_INIT: '0' })).toEqual(['disable-dawn-features=lazy_clear_resource_on_first_use']);
+    expect(dawnFlags({ BACKLIGHT_ZERO_INIT: '1' })).toEqual([]);
   });
 
   it.runIf(hasSwiftShader)('swiftshader (and the older BACKLIGHT_FORCE_SWIFTSHADER=1) runs on SwiftShader', () => {
