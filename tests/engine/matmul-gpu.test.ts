@@ -121,7 +121,8 @@ const shapes: [number, number, number][] = [
   [1, 1, 1], [3, 5, 4], [4, 4, 4], [5, 3, 5], [63, 65, 64], [64, 64, 64], [65, 63, 129], [127, 129, 63],
   [129, 127, 65], [200, 200, 127], [1, 200, 5], [200, 1, 3], [64, 128, 200], [5, 64, 129], [129, 4, 1], [3, 129, 200],
 ];
-const smallShapes: [number, number, number][] = [[1, 1, 1], [3, 5, 4], [4, 4, 4], [5, 3, 5], [65, 63, 20], [63, 64, 17], [33, 4, 8], [1, 68, 5]];
+// SwiftShader: one shape per path (scalar/scalar, vec4/vec4, scalar A/vec4 B, vec4 A/scalar B over two slices).
+const smallShapes: [number, number, number][] = [[5, 3, 5], [4, 4, 4], [1, 68, 5], [65, 63, 20]];
 const configs = Object.keys(MATMUL_GPU_CONFIGS) as MatmulGpuConfig[];
 // SwiftShader runs barriers slowly (DESIGN.md, "Adapters"): small shapes, two configurations.
 const tested: MatmulGpuConfig[] = swiftshader ? ['128x128-8x8-k16-db', '64x64-4x4-k16-db'] : configs;
@@ -135,7 +136,8 @@ describe(`matmul-gpu kernel (${gpu.info.architecture})`, () => {
 
   for (const config of tested) {
     it(`${config}: odd and aligned shapes, vec4 and scalar paths`, async () => {
-      const list = swiftshader ? smallShapes : config === '128x128-8x8-k16-db' ? shapes : shapes.filter((_, i) => i % 2 === (config.length % 2));
+      // Subzero compiles the 8x8-unrolled kernels slowly (seconds each): two paths of them there.
+      const list = swiftshader ? (config === '128x128-8x8-k16-db' ? smallShapes.slice(0, 2) : smallShapes) : config === '128x128-8x8-k16-db' ? shapes : shapes.filter((_, i) => i % 2 === (config.length % 2));
       for (const [M, N, K] of list) {
         const e = await run(config, { M, N, K });
         expect(e, `${M}x${K} @ ${K}x${N}`).toBeLessThan(1);
