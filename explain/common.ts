@@ -222,6 +222,7 @@ export function optionalBool(op: string, name: string, v: unknown): boolean {
  * when x has a non-finite element); only on failure is the tensor read to name the element.
  */
 export async function checkFinite(op: string, x: Tensor, what = 'input'): Promise<void> {
+  if (checkedFinite.has(x)) return;
   const probe = bl.tidy(() => bl.sum(bl.mul(bl.reshape(x, [-1]), 0)));
   const v = (await probe.data())[0];
   probe.dispose();
@@ -236,6 +237,19 @@ export async function checkFinite(op: string, x: Tensor, what = 'input'): Promis
     r = Math.floor(r / x.shape[k]);
   }
   throw new Error(`${op}: the ${what} holds ${d[i]} at [${at.join(', ')}] (shape ${fmtShape(x.shape)}): explanations of non-finite values are meaningless; replace or mask them first`);
+}
+
+/**
+ * Tensors a caller has already checked (or checks on the device itself), for which checkFinite
+ * would be a read-back per call: the noise tunnel calls its attributor once per chunk of noisy
+ * copies and must not read back each time (contract 5). Marked for the span of that call only.
+ */
+const checkedFinite = new WeakSet<Tensor>();
+export function markCheckedFinite(t: Tensor): void {
+  checkedFinite.add(t);
+}
+export function unmarkCheckedFinite(t: Tensor): void {
+  checkedFinite.delete(t);
 }
 
 /** checkInput, then checkFinite: the entry check of the async explainers. */

@@ -2,7 +2,7 @@
 // SmoothGrad (Smilkov et al. 2017), SmoothGrad-squared and VarGrad (Adebayo et al. 2018).
 import * as bl from '../engine/index.ts';
 import type { Tensor } from '../engine/index.ts';
-import { type Model, type TargetOptions, accumulate, checkInput, forwardOf, positiveInt, repeatEach, repeatTarget, resolveTarget, checkedInput } from './common.ts';
+import { type Model, type TargetOptions, accumulate, checkFinite, checkInput, forwardOf, markCheckedFinite, positiveInt, repeatEach, repeatTarget, resolveTarget, checkedInput, unmarkCheckedFinite } from './common.ts';
 import { checkOptions, optionKeys } from './options.ts';
 import { type SaliencyOptions, saliency } from './gradient.ts';
 
@@ -54,6 +54,16 @@ export function noiseTunnel<O extends TargetOptions>(attributor: Attributor<O>):
     const target = bl.tidy(() => resolveTarget(op, forwardOf(model, opts.rules), x, opts.target));
     let sum: Tensor | null = null, sumSq: Tensor | null = null;
     const seed = opts.seed ?? 0;
+    // No read-back per chunk (contract 5): the attributor's own entry checks would read its noisy
+    // input (and a tensor baseline) back once per call. The baseline is checked once here; the
+    // noisy copies are finite when x is (checked above) unless x + noise overflows float32, which
+    // a device-side probe over all chunks catches with the one read at the end.
+    const given = (opts as { baseline?: number | Tensor }).baseline;
+    if (given instanceof bl.Tensor) {
+      await checkFinite(op, given, 'baseline');
+      markCheckedFinite(given);
+    }
+    let probe: Tensor | null = null;
     for (let s = 0; s < samples; s += per) {
       const k = Math.min(per, samples - s);
       // Sample j's noise comes from its own seed, so chunking does not change the result.
@@ -62,9 +72,11 @@ export function noiseTunnel<O extends TargetOptions>(attributor: Attributor<O>):
         const noise = bl.reshape(bl.transpose(bl.stack(draws, 0), [1, 0, ...x.shape.slice(1).map((_, d) => d + 2)]), [n * k, ...x.shape.slice(1)]);
         return bl.add(repeatEach(x, k), bl.mul(noise, stdev));
       });
+      probe = accumulate(probe, bl.tidy(() => bl.sum(bl.mul(bl.reshape(noisy, [-1]), 0))));
+      markCheckedFinite(noisy);
       // A per-item baseline (IG, DeepLIFT) repeats with its item.
-      const given = (opts as { baseline?: number | Tensor }).baseline;
       const base = given instanceof bl.Tensor && given.shape[0] === n && given.rank === x.rank ? repeatEach(given, k) : given;
+      if (base !== given && base instanceof bl.Tensor) markCheckedFinite(base);
       let a: Tensor;
       try {
         a = await attributor(model, noisy, { ...inner, baseline: base, target: repeatTarget(target, n, k) } as unknown as O);
@@ -74,6 +86,8 @@ export function noiseTunnel<O extends TargetOptions>(attributor: Attributor<O>):
         if (target instanceof bl.Tensor) target.dispose();
         sum?.dispose();
         sumSq?.dispose();
+        probe?.dispose();
+        if (given instanceof bl.Tensor) unmarkCheckedFinite(given);
         throw unknownOptionOfTunnel(e);
       }
       noisy.dispose();
@@ -87,6 +101,7 @@ export function noiseTunnel<O extends TargetOptions>(attributor: Attributor<O>):
       sumSq = accumulate(sumSq, s2);
     }
     if (target instanceof bl.Tensor) target.dispose();
+    if (given instanceof bl.Tensor) unmarkCheckedFinite(given);
     const r = bl.tidy(() => {
       const mean = bl.div(sum!, samples);
       const meanSq = bl.div(sumSq!, samples);
@@ -94,7 +109,13 @@ export function noiseTunnel<O extends TargetOptions>(attributor: Attributor<O>):
     });
     sum!.dispose();
     sumSq!.dispose();
-    await r.backend.sync();
+    // The one read-back: it also waits for the result, as the sync here did.
+    const finite = Number.isFinite((await probe!.data())[0]);
+    probe!.dispose();
+    if (!finite) {
+      r.dispose();
+      throw new Error(`${op}: a noisy copy of the input held a non-finite value (input + noise * stdev ${stdev} overflows float32): use a smaller stdev`);
+    }
     return r;
   };
 }

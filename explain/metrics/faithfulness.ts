@@ -73,6 +73,32 @@ function featurePerturbations(s: FeatureScores, channels: number, count: number,
   };
 }
 
+/**
+ * Evaluate `pertOf(i)` (`count` perturbations) for each item i of n, one item at a time, and read
+ * the scores back once for all items (contract 5: no read-back inside the loop): [n][count].
+ */
+async function evaluateEach(runner: PerturbationRunner, n: number, count: number, pertOf: (i: number) => Perturbations): Promise<Float64Array[]> {
+  const parts: Tensor[] = [];
+  try {
+    for (let i = 0; i < n; i++) parts.push(await runner.evaluate(i, 1, pertOf(i))); // [1, count]
+    return rowsOf(await readAll(parts), n, count);
+  } finally {
+    for (const t of parts) if (!t.disposed) t.dispose();
+  }
+}
+
+/** Read device tensors back in one read (concatenated along the first axis). */
+async function readAll(parts: Tensor[]): Promise<Float64Array> {
+  const v = parts.length === 1 ? parts[0] : bl.concat(parts, 0);
+  try {
+    return await readF64(v);
+  } finally {
+    if (v !== parts[0]) v.dispose();
+  }
+}
+
+const rowsOf = (all: Float64Array, n: number, count: number) => Array.from({ length: n }, (_, i) => all.slice(i * count, (i + 1) * count));
+
 function channelsOf(x: Tensor, s: FeatureScores): number {
   return s.spatial ? x.shape[1] : 1;
 }
@@ -107,14 +133,8 @@ async function curve(op: string, model: PerturbationModel, x: Tensor, attributio
   try {
     runner = await PerturbationRunner.create(op, model, x, { baseline: ref }, { ...opts, target: opts.target ?? 'predicted' });
     if (score === 'probability') runner.outputTransform = softmaxLast;
-    const curves: Float64Array[] = [];
     runner.plan(s.n, steps + 1);
-    for (let i = 0; i < s.n; i++) {
-      const pert = featurePerturbations(s, channelsOf(x, s), steps + 1, (k, f) => stepMask(i, k, f), x.backend);
-      const v = await runner.evaluate(i, 1, pert);
-      curves.push(await readF64(v));
-      v.dispose();
-    }
+    const curves = await evaluateEach(runner, s.n, steps + 1, (i) => featurePerturbations(s, channelsOf(x, s), steps + 1, (k, f) => stepMask(i, k, f), x.backend));
     return { auc: Float64Array.from(curves, aucTrapezoid), curves, fractions };
   } finally {
     runner?.dispose();
@@ -216,24 +236,29 @@ async function roadCurve(
     am.dispose();
   } else fixed = target instanceof bl.Tensor ? Array.from(await target.data()) : target;
   const rand = mulberry32(opts.seed ?? 0);
-  const curves: Float64Array[] = [];
   const removed = new Uint8Array(h * w);
-  for (let i = 0; i < s.n; i++) {
-    const batch = new Float32Array((steps + 1) * P);
-    for (let k = 0; k <= steps; k++) {
-      stepMask(i, k, removed); // 1 = keep for deletion
-      for (let j = 0; j < h * w; j++) removed[j] = removed[j] ? 0 : 1;
-      batch.set(roadImpute(xs.subarray(i * P, (i + 1) * P), h, w, c, removed, noise, rand), k * P);
+  // Each item's scores stay on the device until all are done: one read-back for the call.
+  const parts: Tensor[] = [];
+  try {
+    for (let i = 0; i < s.n; i++) {
+      const batch = new Float32Array((steps + 1) * P);
+      for (let k = 0; k <= steps; k++) {
+        stepMask(i, k, removed); // 1 = keep for deletion
+        for (let j = 0; j < h * w; j++) removed[j] = removed[j] ? 0 : 1;
+        batch.set(roadImpute(xs.subarray(i * P, (i + 1) * P), h, w, c, removed, noise, rand), k * P);
+      }
+      const tItem: Target = typeof fixed === 'number' || typeof fixed === 'function' ? fixed : Array.isArray(fixed) ? [fixed[i]] : fixed;
+      const v = bl.tidy(() => {
+        const out = f(bl.tensor(batch, [steps + 1, c, h, w], x.backend));
+        return scores(op, score === 'probability' ? softmaxLast(out) : out, tItem, 1, steps + 1);
+      });
+      parts.push(v); // [steps + 1]
     }
-    const tItem: Target = typeof fixed === 'number' || typeof fixed === 'function' ? fixed : Array.isArray(fixed) ? [fixed[i]] : fixed;
-    const v = bl.tidy(() => {
-      const out = f(bl.tensor(batch, [steps + 1, c, h, w], x.backend));
-      return scores(op, score === 'probability' ? softmaxLast(out) : out, tItem, 1, steps + 1);
-    });
-    curves.push(await readF64(v));
-    v.dispose();
+    const curves = rowsOf(await readAll(parts), s.n, steps + 1);
+    return { auc: Float64Array.from(curves, aucTrapezoid), curves, fractions };
+  } finally {
+    for (const t of parts) if (!t.disposed) t.dispose();
   }
-  return { auc: Float64Array.from(curves, aucTrapezoid), curves, fractions };
 }
 
 export interface RegionPerturbationOptions extends EngineOptions {
@@ -288,22 +313,18 @@ async function aopcCurve(op: string, model: PerturbationModel, x: Tensor, attrib
   let runner: PerturbationRunner | undefined;
   try {
     runner = await PerturbationRunner.create(op, model, x, { baseline: ref }, { ...opts, target: opts.target ?? 'predicted' });
-    const curves: Float64Array[] = [];
     runner.plan(s.n, steps + 1);
-    for (let i = 0; i < s.n; i++) {
+    const curves = await evaluateEach(runner, s.n, steps + 1, (i) => {
       const rel = new Float64Array(regions);
       for (let j = 0; j < s.features; j++) rel[regionOf(j)] += s.values[i * s.features + j];
       const order = orderDescending(rel);
       const rank = new Int32Array(regions);
       order.forEach((g, k) => (rank[g] = k));
       const counts = Array.from({ length: steps + 1 }, (_, k) => k); // step k: the k most relevant regions
-      const pert = featurePerturbations(s, channelsOf(x, s), steps + 1, (k, f) => {
+      return featurePerturbations(s, channelsOf(x, s), steps + 1, (k, f) => {
         for (let j = 0; j < s.features; j++) f[j] = rank[regionOf(j)] < counts[k] ? 0 : 1;
       }, x.backend);
-      const v = await runner.evaluate(i, 1, pert);
-      curves.push(await readF64(v));
-      v.dispose();
-    }
+    });
     const aopc = Float64Array.from(curves, (c) => {
       let acc = 0;
       for (let k = 0; k < c.length; k++) acc += c[0] - c[k];
@@ -355,7 +376,8 @@ export async function faithfulnessCorrelation(model: PerturbationModel, x: Tenso
     runner = await PerturbationRunner.create(op, model, x, { baseline: ref }, { ...opts, target: opts.target ?? 'predicted' });
     const out = new Float64Array(s.n);
     runner.plan(s.n, samples + 1);
-    for (let i = 0; i < s.n; i++) {
+    const subsetsOf: Int32Array[][] = [];
+    const values = await evaluateEach(runner, s.n, samples + 1, (i) => {
       const rand = mulberry32(seed * 1000003 + i);
       const subsets: Int32Array[] = [];
       for (let k = 0; k < samples; k++) {
@@ -367,14 +389,15 @@ export async function faithfulnessCorrelation(model: PerturbationModel, x: Tenso
         }
         subsets.push(perm.slice(0, size));
       }
+      subsetsOf.push(subsets);
       // perturbation 0: nothing removed (f(x)); 1..samples: the subsets
-      const pert = featurePerturbations(s, channelsOf(x, s), samples + 1, (k, f) => {
+      return featurePerturbations(s, channelsOf(x, s), samples + 1, (k, f) => {
         f.fill(1);
         if (k > 0) for (const j of subsets[k - 1]) f[j] = 0;
       }, x.backend);
-      const vt = await runner.evaluate(i, 1, pert);
-      const v = await readF64(vt);
-      vt.dispose();
+    });
+    for (let i = 0; i < s.n; i++) {
+      const subsets = subsetsOf[i], v = values[i];
       const a = row(s.values, i, s.features);
       const sa = subsets.map((sub) => sub.reduce((acc, j) => acc + a[j], 0));
       const drop = subsets.map((_, k) => v[0] - v[k + 1]);

@@ -53,7 +53,9 @@ export async function infidelity(model: Model, input: Tensor, attributions: Tens
   const target = bl.tidy(() => resolveTarget(op, f, x, opts.target ?? 'predicted'));
   const ownTarget = target instanceof bl.Tensor && target !== opts.target; // never dispose the caller's
   const per = Math.max(1, Math.floor(rows / k));
-  const dots = new Float64Array(n * k), effects = new Float64Array(n * k);
+  // Each chunk's dots and effects stay on the device: one read-back for the call (contract 5).
+  const parts: Tensor[] = [];
+  let dots: Float64Array, effects: Float64Array;
   try {
     for (let i0 = 0; i0 < n; i0 += per) {
       const m = Math.min(per, n - i0);
@@ -69,12 +71,25 @@ export async function infidelity(model: Model, input: Tensor, attributions: Tens
         const d = bl.sum(bl.reshape(bl.mul(I, repeatEach(ai, k)), [m * k, -1]), 1);
         return [d, effect];
       });
-      dots.set(await dot.data(), i0 * k);
-      effects.set(await eff.data(), i0 * k);
-      dot.dispose();
-      eff.dispose();
+      parts.push(dot, eff);
+    }
+    const all = bl.concat(parts, 0); // [dots of chunk 0, effects of chunk 0, dots of chunk 1, ...]
+    let host: Float32Array | Float64Array;
+    try {
+      host = (await all.data()) as Float32Array | Float64Array;
+    } finally {
+      all.dispose();
+    }
+    dots = new Float64Array(n * k);
+    effects = new Float64Array(n * k);
+    for (let i0 = 0, o = 0; i0 < n; i0 += per) {
+      const len = Math.min(per, n - i0) * k;
+      dots.set(host.subarray(o, o + len), i0 * k);
+      effects.set(host.subarray(o + len, o + 2 * len), i0 * k);
+      o += 2 * len;
     }
   } finally {
+    for (const t of parts) t.dispose();
     if (ownTarget) (target as Tensor).dispose();
   }
   const out = new Float64Array(n);
