@@ -8,16 +8,21 @@
 //    batch optionally split across invocations into partial sums that a reduction adds up.
 // Channel blocks never straddle a group: a group's channels are blocked separately (blocks of the
 // last, partial, block read clamped indices and skip their writes).
-import { flatIndex, I, launchArgs, paramsBlock, U } from './params.ts';
+import { convFields } from './conv2d.ts';
+import { flatIndex, launchArgs } from './params.ts';
+import { uniforms } from './uniforms.ts';
 
-// Shared params: [0] invocations, [1] N, [2] C, [3] H, [4] W, [5] O, [6] OH, [7] OW, [8] KH,
-//   [9] KW, [10] stride h, [11] stride w, [12] pad top, [13] pad left, [14] dilation h,
-//   [15] dilation w, [16] groups, then per kernel:
-//   forward:  [17] output-channel blocks per group, [18] output-column blocks
-//   backprop-input: [17] input-channel blocks per group
-//   backprop-filter: [17] output-channel blocks per group, [18] input-channel blocks per group,
-//                    [19] batch splits
-const header = /* wgsl */ `${paramsBlock}${flatIndex}
+// Each kernel's uniforms: the convolution's sizes (conv2d.ts, `count` = invocations) and its
+// blocking.
+/** Forward: output-channel blocks per group (OB), output-column blocks (WB). */
+export const convTiledUniforms = uniforms({ ...convFields, OB: 'u32', WB: 'u32' });
+/** Backprop-input: input-channel blocks per group (CB). */
+export const convBackpropInputTiledUniforms = uniforms({ ...convFields, CB: 'u32' });
+/** Backprop-filter: output-channel blocks per group (OB), input-channel blocks per group (CB),
+ * batch splits (S). */
+export const convBackpropFilterTiledUniforms = uniforms({ ...convFields, OB: 'u32', CB: 'u32', S: 'u32' });
+
+const header = (P: { wgsl: string }) => /* wgsl */ `${P.wgsl}${flatIndex}
 @group(0) @binding(1) var<storage, read_write> out: array<f32>;
 @group(0) @binding(2) var<storage, read> in0: array<f32>;
 @group(0) @binding(3) var<storage, read> in1: array<f32>;
@@ -38,23 +43,24 @@ export function conv2dTiledShaderFor(ob: number, wb: number): string {
   const loadW = vs.map((v) => `let wv${v} = vec4<f32>(${[0, 1, 2, 3].map((i) => `in1[wrow[${4 * v + i}] + k]`).join(', ')});`).join('\n        ');
   const body = js.map((j) => `{ let cj = col + ${j} * sw; let xv = select(0.0, in0[xRow + u32(clamp(cj, 0, W - 1))], cj >= 0 && cj < W); ${vs.map((v) => `a${j}_${v} += xv * wv${v};`).join(' ')} }`).join('\n        ');
   const write = js.flatMap((j) => vs.map((v) => `if (ow0 + ${j}u < OW) { for (var i = 0u; i < 4u; i++) { if (o0 + ${4 * v}u + i < Og) { out[obase + (${4 * v}u + i) * OH * OW + ${j}u] = a${j}_${v}[i]; } } }`)).join('\n  ');
-  return /* wgsl */ `${header}
+  const P = convTiledUniforms;
+  return /* wgsl */ `${header(P)}
 @compute @workgroup_size(WG)
 fn main(${launchArgs}) {
   let idx = flat_index(wid, nwg, lid, WG);
-  if (idx >= ${U(0)}) { return; }
-  let C = ${U(2)}; let H = i32(${U(3)}); let W = i32(${U(4)}); let O = ${U(5)};
-  let OH = ${U(6)}; let OW = ${U(7)}; let KH = ${U(8)}; let KW = ${U(9)};
-  let G = ${U(16)}; let Cg = C / G; let Og = O / G;
-  let OB = ${U(17)}; let WB = ${U(18)};
+  if (idx >= ${P.ref('count')}) { return; }
+  let C = ${P.ref('C')}; let H = i32(${P.ref('H')}); let W = i32(${P.ref('W')}); let O = ${P.ref('O')};
+  let OH = ${P.ref('OH')}; let OW = ${P.ref('OW')}; let KH = ${P.ref('KH')}; let KW = ${P.ref('KW')};
+  let G = ${P.ref('groups')}; let Cg = C / G; let Og = O / G;
+  let OB = ${P.ref('OB')}; let WB = ${P.ref('WB')};
   let wb = idx % WB; var t = idx / WB;
   let oh = t % OH; t = t / OH;
   let ob = t % (OB * G); let n = t / (OB * G);
   let g = ob / OB; let o0 = (ob % OB) * ${ob}u;
   let ow0 = wb * ${wb}u;
-  let sw = i32(${U(11)}); let dh = i32(${U(14)}); let dw = i32(${U(15)});
-  let h0 = i32(oh * ${U(10)}) - ${I(12)};
-  let wcol0 = i32(ow0) * sw - ${I(13)};
+  let sw = i32(${P.ref('strideW')}); let dh = i32(${P.ref('dilationH')}); let dw = i32(${P.ref('dilationW')});
+  let h0 = i32(oh * ${P.ref('strideH')}) - ${P.ref('padTop')};
+  let wcol0 = i32(ow0) * sw - ${P.ref('padLeft')};
   // Weight rows of the block's output channels (clamped inside the group).
   var wrow: array<u32, ${ob}>;
   for (var i = 0u; i < ${ob}u; i++) { wrow[i] = (g * Og + min(o0 + i, Og - 1u)) * Cg * KH * KW; }
@@ -83,16 +89,17 @@ fn main(${launchArgs}) {
 /** The 4 output channels x 4 columns block (the default). */
 export const conv2dTiledShader = conv2dTiledShaderFor(4, 4);
 
+const BI = convBackpropInputTiledUniforms;
 /** in0 = dy [N,O,OH,OW], in1 = w; out = dx [N,C,H,W]. */
-export const conv2dBackpropInputTiledShader = /* wgsl */ `${header}
+export const conv2dBackpropInputTiledShader = /* wgsl */ `${header(BI)}
 @compute @workgroup_size(WG)
 fn main(${launchArgs}) {
   let idx = flat_index(wid, nwg, lid, WG);
-  if (idx >= ${U(0)}) { return; }
-  let C = ${U(2)}; let H = ${U(3)}; let W = ${U(4)}; let O = ${U(5)};
-  let OH = i32(${U(6)}); let OW = i32(${U(7)}); let KH = ${U(8)}; let KW = ${U(9)};
-  let sh = i32(${U(10)}); let sw = i32(${U(11)}); let dh = i32(${U(14)}); let dw = i32(${U(15)});
-  let G = ${U(16)}; let Cg = C / G; let Og = O / G; let CB = ${U(17)};
+  if (idx >= ${BI.ref('count')}) { return; }
+  let C = ${BI.ref('C')}; let H = ${BI.ref('H')}; let W = ${BI.ref('W')}; let O = ${BI.ref('O')};
+  let OH = i32(${BI.ref('OH')}); let OW = i32(${BI.ref('OW')}); let KH = ${BI.ref('KH')}; let KW = ${BI.ref('KW')};
+  let sh = i32(${BI.ref('strideH')}); let sw = i32(${BI.ref('strideW')}); let dh = i32(${BI.ref('dilationH')}); let dw = i32(${BI.ref('dilationW')});
+  let G = ${BI.ref('groups')}; let Cg = C / G; let Og = O / G; let CB = ${BI.ref('CB')};
   let w = idx % W; var t = idx / W;
   let h = t % H; t = t / H;
   let cbAll = t % (CB * G); let n = t / (CB * G);
@@ -101,12 +108,12 @@ fn main(${launchArgs}) {
   for (var i = 0u; i < 4u; i++) { cc[i] = min(c0 + i, Cg - 1u); }
   var acc = vec4<f32>(0.0);
   for (var p = 0u; p < KH; p++) {
-    let ti = i32(h) + ${I(12)} - i32(p) * dh;
+    let ti = i32(h) + ${BI.ref('padTop')} - i32(p) * dh;
     if (ti < 0 || ti % sh != 0) { continue; }
     let i = ti / sh;
     if (i >= OH) { continue; }
     for (var q = 0u; q < KW; q++) {
-      let tj = i32(w) + ${I(13)} - i32(q) * dw;
+      let tj = i32(w) + ${BI.ref('padLeft')} - i32(q) * dw;
       if (tj < 0 || tj % sw != 0) { continue; }
       let j = tj / sw;
       if (j >= OW) { continue; }
@@ -126,19 +133,20 @@ fn main(${launchArgs}) {
 }
 `;
 
+const BF = convBackpropFilterTiledUniforms;
 /**
  * in0 = x [N,C,H,W], in1 = dy [N,O,OH,OW]; out = partial dw [S, O, C/g, KH, KW] over S batch
  * splits (S = 1: dw itself).
  */
-export const conv2dBackpropFilterTiledShader = /* wgsl */ `${header}
+export const conv2dBackpropFilterTiledShader = /* wgsl */ `${header(BF)}
 @compute @workgroup_size(WG)
 fn main(${launchArgs}) {
   let idx = flat_index(wid, nwg, lid, WG);
-  if (idx >= ${U(0)}) { return; }
-  let N = ${U(1)}; let C = ${U(2)}; let H = i32(${U(3)}); let W = i32(${U(4)}); let O = ${U(5)};
-  let OH = ${U(6)}; let OW = ${U(7)}; let KH = ${U(8)}; let KW = ${U(9)};
-  let G = ${U(16)}; let Cg = C / G; let Og = O / G;
-  let OB = ${U(17)}; let CB = ${U(18)}; let S = ${U(19)};
+  if (idx >= ${BF.ref('count')}) { return; }
+  let N = ${BF.ref('N')}; let C = ${BF.ref('C')}; let H = i32(${BF.ref('H')}); let W = i32(${BF.ref('W')}); let O = ${BF.ref('O')};
+  let OH = ${BF.ref('OH')}; let OW = ${BF.ref('OW')}; let KH = ${BF.ref('KH')}; let KW = ${BF.ref('KW')};
+  let G = ${BF.ref('groups')}; let Cg = C / G; let Og = O / G;
+  let OB = ${BF.ref('OB')}; let CB = ${BF.ref('CB')}; let S = ${BF.ref('S')};
   let q = idx % KW; var t = idx / KW;
   let p = t % KH; t = t / KH;
   let cb = t % CB; t = t / CB;
@@ -149,8 +157,8 @@ fn main(${launchArgs}) {
     oIdx[i] = g * Og + min(o0 + i, Og - 1u);
     cIdx[i] = g * Cg + min(c0 + i, Cg - 1u);
   }
-  let hOff = i32(p * ${U(14)}) - ${I(12)}; let wOff = i32(q * ${U(15)}) - ${I(13)};
-  let sh = ${U(10)}; let sw = ${U(11)};
+  let hOff = i32(p * ${BF.ref('dilationH')}) - ${BF.ref('padTop')}; let wOff = i32(q * ${BF.ref('dilationW')}) - ${BF.ref('padLeft')};
+  let sh = ${BF.ref('strideH')}; let sw = ${BF.ref('strideW')};
   let per = (N + S - 1u) / S;
   let nEnd = min(N, (s + 1u) * per);
   // acc[k][i]: input channel c0+k, output channel o0+i.

@@ -1,7 +1,8 @@
 // Elementwise kernels: unary maps, broadcasting binary maps and select.
 // Each primitive's expression below is the whole of what differs between pipelines.
 import { mathLib } from './math.ts';
-import { F, flatIndex, launchArgs, paramsBlock, U } from './params.ts';
+import { flatIndex, launchArgs, MAX_RANK } from './params.ts';
+import { uniforms } from './uniforms.ts';
 
 // f_inf/f_nan/is_nan/is_inf and accurate sin/cos: shaders/math.ts (WGSL's constant evaluation
 // rejects inf and NaN literals, and SwiftShader's float compares and builtins ignore NaN).
@@ -75,16 +76,29 @@ fn pow_js(a: f32, b: f32) -> f32 {
 }
 `;
 
+/** Unary maps and same-shape binary maps: the element count. */
+export const mapUniforms = uniforms({ count: 'u32' });
+
+/** Broadcasting binary maps: the output's shape and each operand's strides (0 along broadcast
+ * axes), read for the first `rank` axes (the walk is unrolled per rank). */
+export const broadcastUniforms = uniforms({ count: 'u32', shape: ['u32', MAX_RANK], aStrides: ['u32', MAX_RANK], bStrides: ['u32', MAX_RANK] });
+
+/** select: as broadcastUniforms plus the condition's strides. */
+export const selectUniforms = uniforms({ count: 'u32', shape: ['u32', MAX_RANK], aStrides: ['u32', MAX_RANK], bStrides: ['u32', MAX_RANK], condStrides: ['u32', MAX_RANK] });
+
+/** Fill with a constant. */
+export const fillUniforms = uniforms({ count: 'u32', value: 'f32' });
+
 export function unaryShader(expr: string): string {
-  return /* wgsl */ `${paramsBlock}${flatIndex}${specials}
+  const P = mapUniforms;
+  return /* wgsl */ `${P.wgsl}${flatIndex}${specials}
 @group(0) @binding(1) var<storage, read_write> out: array<f32>;
 @group(0) @binding(2) var<storage, read> inp: array<f32>;
 override WG: u32 = 64u;
-// params: [0] element count
 @compute @workgroup_size(WG)
 fn main(${launchArgs}) {
   let i = flat_index(wid, nwg, lid, WG);
-  if (i >= ${U(0)}) { return; }
+  if (i >= ${P.ref('count')}) { return; }
   let x = inp[i];
   out[i] = ${expr};
 }
@@ -94,18 +108,19 @@ fn main(${launchArgs}) {
 /**
  * Binary map. `broadcast` selects the general kernel, which walks the output's coordinates and
  * reads each operand through its own strides (0 along broadcast axes); the other reads all three
- * arrays at the same index.
- * params: [0] count, [1] rank, [2..10) out shape, [10..18) a strides, [18..26) b strides.
+ * arrays at the same index. Uniforms: broadcastUniforms, or mapUniforms.
  */
 export function binaryShader(expr: string, broadcast: boolean, rank = 0): string {
-  // Broadcasting: the coordinate walk is unrolled for the output's rank (see params.ts, U()).
+  // Broadcasting: the coordinate walk is unrolled for the output's rank (constant reads, see
+  // shaders/uniforms.ts).
+  const P = broadcast ? broadcastUniforms : mapUniforms;
   const index = broadcast
     ? `
-  var rem = i; var ia = 0u; var ib = 0u;${stridedWalk(rank, [10, 18], ['ia', 'ib'])}
+  var rem = i; var ia = 0u; var ib = 0u;${stridedWalk(broadcastUniforms, rank, ['aStrides', 'bStrides'], ['ia', 'ib'])}
   let a = lhs[ia]; let b = rhs[ib];`
     : `
   let a = lhs[i]; let b = rhs[i];`;
-  return /* wgsl */ `${paramsBlock}${flatIndex}${specials}${expr.includes('pow_js') ? powJs : ''}
+  return /* wgsl */ `${P.wgsl}${flatIndex}${specials}${expr.includes('pow_js') ? powJs : ''}
 @group(0) @binding(1) var<storage, read_write> out: array<f32>;
 @group(0) @binding(2) var<storage, read> lhs: array<f32>;
 @group(0) @binding(3) var<storage, read> rhs: array<f32>;
@@ -113,25 +128,27 @@ override WG: u32 = 64u;
 @compute @workgroup_size(WG)
 fn main(${launchArgs}) {
   let i = flat_index(wid, nwg, lid, WG);
-  if (i >= ${U(0)}) { return; }${index}
+  if (i >= ${P.ref('count')}) { return; }${index}
   out[i] = ${expr};
 }
 `;
 }
 
-/** Unrolled walk over the output coordinates (shape at [2..10)), adding each operand's strides. */
-function stridedWalk(rank: number, strideAt: number[], vars: string[]): string {
+/** Unrolled walk over the output coordinates (`shape`), adding each operand's strides. */
+function stridedWalk(P: { ref(name: string, k: number): string }, rank: number, strides: string[], vars: string[]): string {
+  const ref = (name: string, k: number) => P.ref(name, k);
   let code = '';
   for (let k = rank - 1; k >= 0; k--) {
     code += `
-  { let n = ${U(2 + k)}; let c = rem % n; rem = rem / n; ${vars.map((v, j) => `${v} += c * ${U(strideAt[j] + k)};`).join(' ')} }`;
+  { let n = ${ref('shape', k)}; let c = rem % n; rem = rem / n; ${vars.map((v, j) => `${v} += c * ${ref(strides[j], k)};`).join(' ')} }`;
   }
   return code;
 }
 
-/** select(cond, a, b), always broadcasting. params as binaryShader plus [26..34) cond strides. */
+/** select(cond, a, b), always broadcasting. Uniforms: selectUniforms. */
 export function selectShader(rank: number): string {
-  return /* wgsl */ `${paramsBlock}${flatIndex}
+  const P = selectUniforms;
+  return /* wgsl */ `${P.wgsl}${flatIndex}
 @group(0) @binding(1) var<storage, read_write> out: array<f32>;
 @group(0) @binding(2) var<storage, read> cond: array<f32>;
 @group(0) @binding(3) var<storage, read> lhs: array<f32>;
@@ -140,8 +157,8 @@ override WG: u32 = 64u;
 @compute @workgroup_size(WG)
 fn main(${launchArgs}) {
   let i = flat_index(wid, nwg, lid, WG);
-  if (i >= ${U(0)}) { return; }
-  var rem = i; var ia = 0u; var ib = 0u; var ic = 0u;${stridedWalk(rank, [10, 18, 26], ['ia', 'ib', 'ic'])}
+  if (i >= ${P.ref('count')}) { return; }
+  var rem = i; var ia = 0u; var ib = 0u; var ic = 0u;${stridedWalk(P, rank, ['aStrides', 'bStrides', 'condStrides'], ['ia', 'ib', 'ic'])}
   // cond != 0 holds for NaN too: test the bits (any bit but the sign set), as SwiftShader's
   // float != is false for NaN.
   out[i] = select(rhs[ib], lhs[ia], (bitcast<u32>(cond[ic]) & 0x7fffffffu) != 0u);
@@ -149,14 +166,14 @@ fn main(${launchArgs}) {
 `;
 }
 
-/** Fill with a constant (params: [0] count, [1] value bits). Used to poison outputs in tests. */
-export const fillShader = /* wgsl */ `${paramsBlock}${flatIndex}
+/** Fill with a constant (fillUniforms). Used to poison outputs in tests. */
+export const fillShader = /* wgsl */ `${fillUniforms.wgsl}${flatIndex}
 @group(0) @binding(1) var<storage, read_write> out: array<f32>;
 override WG: u32 = 64u;
 @compute @workgroup_size(WG)
 fn main(${launchArgs}) {
   let i = flat_index(wid, nwg, lid, WG);
-  if (i >= ${U(0)}) { return; }
-  out[i] = ${F(1)};
+  if (i >= ${fillUniforms.ref('count')}) { return; }
+  out[i] = ${fillUniforms.ref('value')};
 }
 `;

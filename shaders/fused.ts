@@ -10,12 +10,14 @@
 // A leaf is read either at the output's flat index (its size equals the output's: no
 // broadcasting on its way to the output) or through its own strides (0 along broadcast axes),
 // found by walking the output's coordinates, unrolled for the output's rank.
-// Uniforms: [0] element count, [1] invocations, [2 .. 2+rank) output shape, then `rank` strides per strided leaf,
-// then the constants (one-element host uploads, e.g. the 2 in mul(x, 2)), as f32 bits.
-// Shapes and strides are uniforms, so only the program's structure is in the WGSL text.
+// Uniforms (fusedUniforms, one schema per program structure): the element count, the
+// invocations, the constants (one-element host uploads, e.g. the 2 in mul(x, 2)), then the
+// output shape and one array of `rank` strides per strided leaf. Shapes and strides are uniforms,
+// so only the program's structure is in the WGSL text.
 import { BINARY_EXPR, UNARY_EXPR, powJs } from './elementwise.ts';
 import { mathLib } from './math.ts';
-import { flatIndex, launchArgs, paramsBlock, U } from './params.ts';
+import { flatIndex, launchArgs } from './params.ts';
+import { type Fields, type UniformSchema, uniforms } from './uniforms.ts';
 
 export type FusedStep =
   | { op: 'unary'; prim: string; x: string }
@@ -26,7 +28,7 @@ export interface FusedProgram {
   rank: number;
   /** Per leaf (binding 2 + j, read as `lj`): flat-indexed, or strided. */
   leafFlat: boolean[];
-  /** Constants read from the uniform block (as `cj`), after the strides. */
+  /** Constants read from the uniform block (as `cj`). */
   scalars: number;
   /** Elements per invocation, `threads` ([1]) apart so that neighbouring invocations read
    * neighbouring elements. CPU adapters pay a lot per invocation (lavapipe: a 2-op chain over
@@ -37,15 +39,29 @@ export interface FusedProgram {
   result: string;
 }
 
-/** Uniform word where strided leaf number `s` (counting strided leaves only) keeps its strides. */
-export const fusedStrideBase = (rank: number, s: number) => 2 + rank + s * rank;
-
 /** The most leaves (input buffers) one fused kernel reads: 7 storage bindings plus the output fit
  * WebGPU's default limit of 8 per stage; 6 keeps the uniform block (64 words) big enough for
  * rank-8 strides of every leaf. */
 export const FUSED_MAX_LEAVES = 6;
-/** Constants per kernel: 2 + rank + rank * leaves + constants <= 64 words, for rank 8. */
+/** Constants per kernel. The scalars (count, invocations, constants) come first and take at
+ * most 8 words (with the padding before the first array), the shape at most 8 (rank 8), the
+ * strides at most 6 * 8: 64 words, the whole slot. */
 export const FUSED_MAX_SCALARS = 6;
+
+/** The uniform schema of one program's structure (rank, strided leaves, constants), as
+ * structure-only as its WGSL text (the host caches the two together): `c0..` the constants;
+ * `shape` and `strides` (strided leaves only, `rank` each, leaf after leaf) only where some leaf
+ * is strided. One strides array for all leaves, so that no leaf pads to 4 words of its own. */
+export function fusedUniforms(p: Pick<FusedProgram, 'rank' | 'leafFlat' | 'scalars'>): UniformSchema<Fields> {
+  const strided = p.leafFlat.filter((f) => !f).length;
+  const fields: Record<string, Fields[string]> = { count: 'u32', threads: 'u32' };
+  for (let j = 0; j < p.scalars; j++) fields[`c${j}`] = 'f32';
+  if (strided > 0 && p.rank > 0) {
+    fields.shape = ['u32', p.rank];
+    fields.strides = ['u32', p.rank * strided];
+  }
+  return uniforms(fields);
+}
 
 function stepCode(s: FusedStep, k: number): string {
   switch (s.op) {
@@ -59,7 +75,7 @@ function stepCode(s: FusedStep, k: number): string {
   }
 }
 
-export function fusedShader(p: FusedProgram): string {
+export function fusedShader(p: FusedProgram, P: UniformSchema<Fields> = fusedUniforms(p)): string {
   const usesPow = p.steps.some((s) => s.op === 'binary' && BINARY_EXPR[s.prim].includes('pow_js'));
   const bindings = p.leafFlat.map((_, j) => `@group(0) @binding(${2 + j}) var<storage, read> in${j}: array<f32>;`).join('\n');
   const strided = p.leafFlat.map((f, j) => (f ? -1 : j)).filter((j) => j >= 0);
@@ -70,18 +86,17 @@ export function fusedShader(p: FusedProgram): string {
     // mergeAxes): a size-1 axis is skipped by a uniform branch, the outermost needs no division,
     // and the others divide once (c = rem - q * n).
     for (let k = p.rank - 1; k >= 0; k--) {
-      const adds = strided.map((j, s) => `s${j} += c * ${U(fusedStrideBase(p.rank, s) + k)};`).join(' ');
+      const adds = strided.map((j, s) => `s${j} += c * ${P.ref('strides', s * p.rank + k)};`).join(' ');
       walk += k === 0
         ? `\n  { let c = rem; ${adds} }`
-        : `\n  { let n = ${U(2 + k)}; if (n != 1u) { let q = rem / n; let c = rem - q * n; rem = q; ${adds} } }`;
+        : `\n  { let n = ${P.ref('shape', k)}; if (n != 1u) { let q = rem / n; let c = rem - q * n; rem = q; ${adds} } }`;
     }
   }
-  const scalarBase = fusedStrideBase(p.rank, strided.length);
   const loads = [
     ...p.leafFlat.map((f, j) => `  let l${j} = in${j}[${f ? 'i' : `s${j}`}];`),
-    ...Array.from({ length: p.scalars }, (_, j) => `  let c${j} = bitcast<f32>(${U(scalarBase + j)});`),
+    ...Array.from({ length: p.scalars }, (_, j) => `  let c${j} = ${P.ref(`c${j}`)};`),
   ].join('\n');
-  return /* wgsl */ `${paramsBlock}${flatIndex}${mathLib}${usesPow ? powJs : ''}
+  return /* wgsl */ `${P.wgsl}${flatIndex}${mathLib}${usesPow ? powJs : ''}
 @group(0) @binding(1) var<storage, read_write> out: array<f32>;
 ${bindings}
 override WG: u32 = 64u;
@@ -90,8 +105,8 @@ override WG: u32 = 64u;
 fn main(${launchArgs}) {
   let t = flat_index(wid, nwg, lid, WG);
   for (var e = 0u; e < ${p.perThread}u; e++) {
-  let i = t + e * ${U(1)};
-  if (i >= ${U(0)}) { return; }${walk}
+  let i = t + e * ${P.ref('threads')};
+  if (i >= ${P.ref('count')}) { return; }${walk}
 ${loads}
 ${p.steps.map(stepCode).join('\n')}
   out[i] = ${p.result};

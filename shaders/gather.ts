@@ -1,9 +1,15 @@
 // gather along one axis (numpy's take) and its adjoint scatterAdd, without atomics: each output
 // of scatterAdd sums the updates whose index names it.
-import { flatIndex, launchArgs, paramsBlock, U } from './params.ts';
+import { flatIndex, launchArgs } from './params.ts';
+import { uniforms } from './uniforms.ts';
 
-// params: [0] count, [1] J (number of indices), [2] P (elements after the axis), [3] X (axis size).
-export const gatherShader = /* wgsl */ `${paramsBlock}${flatIndex}
+/** J: number of indices, P: elements after the axis, X: the axis's size in x. */
+export const gatherUniforms = uniforms({ count: 'u32', J: 'u32', P: 'u32', X: 'u32' });
+/** J: number of indices, P: elements after the axis, S: the axis's size in the output. */
+export const scatterAddUniforms = uniforms({ count: 'u32', J: 'u32', P: 'u32', S: 'u32' });
+const G = gatherUniforms, SA = scatterAddUniforms;
+
+export const gatherShader = /* wgsl */ `${G.wgsl}${flatIndex}
 @group(0) @binding(1) var<storage, read_write> out: array<f32>;
 @group(0) @binding(2) var<storage, read> x: array<f32>;
 @group(0) @binding(3) var<storage, read> indices: array<f32>;
@@ -11,8 +17,8 @@ override WG: u32 = 64u;
 @compute @workgroup_size(WG)
 fn main(${launchArgs}) {
   let o = flat_index(wid, nwg, lid, WG);
-  if (o >= ${U(0)}) { return; }
-  let J = ${U(1)}; let P = ${U(2)}; let X = ${U(3)};
+  if (o >= ${G.ref('count')}) { return; }
+  let J = ${G.ref('J')}; let P = ${G.ref('P')}; let X = ${G.ref('X')};
   let post = o % P; let j = (o / P) % J; let pre = o / (P * J);
   // Indices truncate toward zero (as the CPU backend); out of range (or NaN) reads 0.
   let k = trunc(indices[j]);
@@ -21,8 +27,7 @@ fn main(${launchArgs}) {
 }
 `;
 
-// params: [0] count, [1] J, [2] P, [3] size (axis size of the output).
-export const scatterAddShader = /* wgsl */ `${paramsBlock}${flatIndex}
+export const scatterAddShader = /* wgsl */ `${SA.wgsl}${flatIndex}
 @group(0) @binding(1) var<storage, read_write> out: array<f32>;
 @group(0) @binding(2) var<storage, read> updates: array<f32>;
 @group(0) @binding(3) var<storage, read> indices: array<f32>;
@@ -30,8 +35,8 @@ override WG: u32 = 64u;
 @compute @workgroup_size(WG)
 fn main(${launchArgs}) {
   let o = flat_index(wid, nwg, lid, WG);
-  if (o >= ${U(0)}) { return; }
-  let J = ${U(1)}; let P = ${U(2)}; let S = ${U(3)};
+  if (o >= ${SA.ref('count')}) { return; }
+  let J = ${SA.ref('J')}; let P = ${SA.ref('P')}; let S = ${SA.ref('S')};
   let post = o % P; let k = f32((o / P) % S); let pre = o / (P * S);
   var acc = 0.0;
   for (var j = 0u; j < J; j++) {

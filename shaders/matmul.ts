@@ -6,19 +6,32 @@
 //    memory. What real GPUs want.
 // Reads past the matrix edges are clamped to the last row/column (no branches in the inner loop);
 // those lanes are never written.
-import { paramsBlock, U } from './params.ts';
+import { MAX_RANK } from './params.ts';
+import { uniforms } from './uniforms.ts';
 
-// params: [0] M, [1] N, [2] K, [3] batch rank, [4..10) out batch shape,
-//   [10..16) A batch strides (elements, 0 where broadcast), [16..22) B batch strides,
-//   [22] first batch of this dispatch (a dispatch covers at most 65535 batches, the limit of
-//   one grid dimension, so more are split over several dispatches).
+/** Both variants. Batch axes: the output's batch shape and A's and B's batch strides (elements,
+ * 0 where broadcast), `batchRank` of each used. `firstBatch`: the first batch of this dispatch (a
+ * dispatch covers at most 65535 batches, the limit of one grid dimension, so more are split over
+ * several dispatches). */
+export const matmulUniforms = uniforms({
+  M: 'u32',
+  N: 'u32',
+  K: 'u32',
+  batchRank: 'u32',
+  firstBatch: 'u32',
+  batchShape: ['u32', MAX_RANK - 2],
+  aBatchStrides: ['u32', MAX_RANK - 2],
+  bBatchStrides: ['u32', MAX_RANK - 2],
+});
+const P = matmulUniforms;
+
 const batchOffsets = /* wgsl */ `
 fn batch_offsets(b: u32) -> vec2<u32> {
   var rem = b; var oa = 0u; var ob = 0u;
-  for (var d = ${U(3)}; d > 0u; d--) {
+  for (var d = ${P.ref('batchRank')}; d > 0u; d--) {
     let k = d - 1u;
-    let c = rem % pu(4u + k); rem = rem / pu(4u + k);
-    oa += c * pu(10u + k); ob += c * pu(16u + k);
+    let c = rem % ${P.at('batchShape', 'k')}; rem = rem / ${P.at('batchShape', 'k')};
+    oa += c * ${P.at('aBatchStrides', 'k')}; ob += c * ${P.at('bBatchStrides', 'k')};
   }
   return vec2<u32>(oa, ob);
 }
@@ -44,11 +57,11 @@ export function matmulRegisterTiledFor(tm: number, tn: number): string {
   const loadB = vs.map((v) => `let b${v} = vec4<f32>(${[0, 1, 2, 3].map((q) => `B[br + c${4 * v + q}]`).join(', ')});`).join('\n    ');
   const fma = is.map((i) => `{ let a = A[rows[${i}] + k]; ${vs.map((v) => `acc${i}_${v} += a * b${v};`).join(' ')} }`).join('\n    ');
   const write = is.map((i) => `if (row0 + ${i}u < M) {\n    let r = cBase + (row0 + ${i}u) * N + col0;\n    ${vs.map((v) => [0, 1, 2, 3].map((q) => `if (col0 + ${4 * v + q}u < N) { C[r + ${4 * v + q}u] = acc${i}_${v}[${q}]; }`).join(' ')).join('\n    ')}\n  }`).join('\n  ');
-  return /* wgsl */ `${paramsBlock}${batchOffsets}${bindings}
+  return /* wgsl */ `${P.wgsl}${batchOffsets}${bindings}
 @compute @workgroup_size(8, 8, 1)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let M = ${U(0)}; let N = ${U(1)}; let K = ${U(2)};
-  let batch = gid.z + ${U(22)};
+  let M = ${P.ref('M')}; let N = ${P.ref('N')}; let K = ${P.ref('K')};
+  let batch = gid.z + ${P.ref('firstBatch')};
   let offs = batch_offsets(batch);
   let aBase = offs.x; let bBase = offs.y; let cBase = batch * M * N;
   let row0 = gid.y * ${tm}u; let col0 = gid.x * ${tn}u;
@@ -71,7 +84,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
 export const matmulRegisterTiled = matmulRegisterTiledFor(4, 4);
 
 /** Workgroup 16x16 invocations, 64x64 block of C; dispatch (ceil(N/64), ceil(M/64), batches). */
-export const matmulWorkgroupTiled = /* wgsl */ `${paramsBlock}${batchOffsets}${bindings}
+export const matmulWorkgroupTiled = /* wgsl */ `${P.wgsl}${batchOffsets}${bindings}
 const TILE = 64u;
 const BK = 16u;
 var<workgroup> As: array<array<f32, 64>, 16>;   // [k][m]
@@ -79,8 +92,8 @@ var<workgroup> Bs: array<array<f32, 64>, 16>;   // [k][n]
 @compute @workgroup_size(16, 16, 1)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>,
         @builtin(local_invocation_index) li: u32) {
-  let M = ${U(0)}; let N = ${U(1)}; let K = ${U(2)};
-  let batch = wid.z + ${U(22)};
+  let M = ${P.ref('M')}; let N = ${P.ref('N')}; let K = ${P.ref('K')};
+  let batch = wid.z + ${P.ref('firstBatch')};
   let offs = batch_offsets(batch);
   let aBase = offs.x; let bBase = offs.y; let cBase = batch * M * N;
   let m0 = wid.y * TILE; let n0 = wid.x * TILE;

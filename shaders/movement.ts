@@ -4,38 +4,50 @@
 // element is at sum(src_coord * in_stride) and the destination at out_base + sum(out_coord * out_stride).
 //   permute: in_stride reordered;  expand: in_stride 0;  slice: offset = begin;
 //   pad: offset = -before;  flip: offset = n-1, step -1;  concat: out_base/out_stride into the whole.
-import { F, I, U, flatIndex, launchArgs, paramsBlock } from './params.ts';
+import { flatIndex, launchArgs, MAX_RANK } from './params.ts';
+import { uniforms } from './uniforms.ts';
 
-// params: [0] count, [1] rank, [2] out_base, [3] pad value (f32 bits),
-//   [8+k] out shape, [16+k] in_stride (i32), [24+k] offset (i32), [32+k] step (i32),
-//   [40+k] in_size, [48+k] out_stride.
+/** Per output axis k (the first `rank` elements of each array are read). */
+export const movementUniforms = uniforms({
+  count: 'u32',
+  outBase: 'u32',
+  padValue: 'f32',
+  shape: ['u32', MAX_RANK],
+  inStride: ['i32', MAX_RANK],
+  offset: ['i32', MAX_RANK],
+  step: ['i32', MAX_RANK],
+  inSize: ['u32', MAX_RANK],
+  outStride: ['u32', MAX_RANK],
+});
+
 /** The strided copy, unrolled for one rank (<= MAX_RANK): no loops, constant parameter reads. */
 export function movementShader(rank: number): string {
+  const P = movementUniforms;
   let body = '';
   for (let k = rank - 1; k >= 0; k--) {
     body += `
   {
-    let n = ${U(8 + k)};
+    let n = ${P.ref('shape', k)};
     let c = rem % n; rem = rem / n;
-    let s = ${I(24 + k)} + i32(c) * ${I(32 + k)};
-    inside = inside && s >= 0i && s < i32(${U(40 + k)});
-    src += s * ${I(16 + k)};
-    dst += c * ${U(48 + k)};
+    let s = ${P.ref('offset', k)} + i32(c) * ${P.ref('step', k)};
+    inside = inside && s >= 0i && s < i32(${P.ref('inSize', k)});
+    src += s * ${P.ref('inStride', k)};
+    dst += c * ${P.ref('outStride', k)};
   }`;
   }
-  return /* wgsl */ `${paramsBlock}${flatIndex}
+  return /* wgsl */ `${P.wgsl}${flatIndex}
 @group(0) @binding(1) var<storage, read_write> out: array<f32>;
 @group(0) @binding(2) var<storage, read> inp: array<f32>;
 override WG: u32 = 64u;
 @compute @workgroup_size(WG)
 fn main(${launchArgs}) {
   let i = flat_index(wid, nwg, lid, WG);
-  if (i >= ${U(0)}) { return; }
+  if (i >= ${P.ref('count')}) { return; }
   var rem = i;
   var src = 0i;
-  var dst = ${U(2)};
+  var dst = ${P.ref('outBase')};
   var inside = true;${body}
-  out[dst] = select(${F(3)}, inp[max(src, 0i)], inside);
+  out[dst] = select(${P.ref('padValue')}, inp[max(src, 0i)], inside);
 }
 `;
 }

@@ -2,23 +2,42 @@
 // Max pooling is two primitives: gather(x, src) reads src at each window's argmax of x, and
 // scatter(x, dy) adds dy at those argmaxes; the argmax is the same function in both.
 import { mathLib } from './math.ts';
-import { flatIndex, I, launchArgs, paramsBlock, U } from './params.ts';
+import { flatIndex, launchArgs } from './params.ts';
+import { uniforms } from './uniforms.ts';
 
-// params: [0] count, [1] planes, [2] H, [3] W, [4] OH, [5] OW, [6] KH, [7] KW, [8] stride h,
-//   [9] stride w, [10] pad top, [11] pad left, [12] dilation h, [13] dilation w,
-//   [14] count_include_pad (average pooling).
-const common = /* wgsl */ `${paramsBlock}${flatIndex}${mathLib}
+/** Every pooling kernel: `planes` = N*C, each [H,W] in and [OH,OW] out; countIncludePad (0 or 1)
+ * is read by average pooling only. */
+export const poolUniforms = uniforms({
+  count: 'u32',
+  planes: 'u32',
+  H: 'u32',
+  W: 'u32',
+  OH: 'u32',
+  OW: 'u32',
+  KH: 'u32',
+  KW: 'u32',
+  strideH: 'u32',
+  strideW: 'u32',
+  padTop: 'i32',
+  padLeft: 'i32',
+  dilationH: 'u32',
+  dilationW: 'u32',
+  countIncludePad: 'u32',
+});
+const P = poolUniforms;
+
+const common = /* wgsl */ `${P.wgsl}${flatIndex}${mathLib}
 override WG: u32 = 64u;
 // Flat in-plane position of the first maximum of window (i, j) of plane base, or -1 if none.
 fn window_argmax(base: u32, i: u32, j: u32) -> i32 {
-  let H = i32(${U(2)}); let W = i32(${U(3)});
-  let h0 = i32(i * ${U(8)}) - ${I(10)}; let w0 = i32(j * ${U(9)}) - ${I(11)};
+  let H = i32(${P.ref('H')}); let W = i32(${P.ref('W')});
+  let h0 = i32(i * ${P.ref('strideH')}) - ${P.ref('padTop')}; let w0 = i32(j * ${P.ref('strideW')}) - ${P.ref('padLeft')};
   var best = -f_inf(); var arg = -1i;
-  for (var p = 0u; p < ${U(6)}; p++) {
-    let h = h0 + i32(p * ${U(12)});
+  for (var p = 0u; p < ${P.ref('KH')}; p++) {
+    let h = h0 + i32(p * ${P.ref('dilationH')});
     if (h < 0 || h >= H) { continue; }
-    for (var q = 0u; q < ${U(7)}; q++) {
-      let w = w0 + i32(q * ${U(13)});
+    for (var q = 0u; q < ${P.ref('KW')}; q++) {
+      let w = w0 + i32(q * ${P.ref('dilationW')});
       if (w < 0 || w >= W) { continue; }
       let v = xin[base + u32(h * W + w)];
       // NaN is below every number (as argmax): a NaN first tap must not block later numbers.
@@ -38,10 +57,10 @@ ${common}
 @compute @workgroup_size(WG)
 fn main(${launchArgs}) {
   let idx = flat_index(wid, nwg, lid, WG);
-  if (idx >= ${U(0)}) { return; }
-  let OH = ${U(4)}; let OW = ${U(5)};
+  if (idx >= ${P.ref('count')}) { return; }
+  let OH = ${P.ref('OH')}; let OW = ${P.ref('OW')};
   let j = idx % OW; let i = (idx / OW) % OH; let plane = idx / (OW * OH);
-  let base = plane * ${U(2)} * ${U(3)};
+  let base = plane * ${P.ref('H')} * ${P.ref('W')};
   let a = window_argmax(base, i, j);
   out[idx] = select(0.0, src[base + u32(max(a, 0i))], a >= 0i);
 }
@@ -56,22 +75,22 @@ ${common}
 @compute @workgroup_size(WG)
 fn main(${launchArgs}) {
   let idx = flat_index(wid, nwg, lid, WG);
-  if (idx >= ${U(0)}) { return; }
-  let H = ${U(2)}; let W = ${U(3)}; let OH = i32(${U(4)}); let OW = i32(${U(5)});
+  if (idx >= ${P.ref('count')}) { return; }
+  let H = ${P.ref('H')}; let W = ${P.ref('W')}; let OH = i32(${P.ref('OH')}); let OW = i32(${P.ref('OW')});
   let w = idx % W; let h = (idx / W) % H; let plane = idx / (W * H);
   let base = plane * H * W;
   let me = i32(h * W + w);
   var acc = 0.0;
   // Every window (i, j) that covers (h, w) through some kernel tap (p, q).
-  for (var p = 0u; p < ${U(6)}; p++) {
-    let ti = i32(h) + ${I(10)} - i32(p * ${U(12)});
-    if (ti < 0 || ti % i32(${U(8)}) != 0) { continue; }
-    let i = ti / i32(${U(8)});
+  for (var p = 0u; p < ${P.ref('KH')}; p++) {
+    let ti = i32(h) + ${P.ref('padTop')} - i32(p * ${P.ref('dilationH')});
+    if (ti < 0 || ti % i32(${P.ref('strideH')}) != 0) { continue; }
+    let i = ti / i32(${P.ref('strideH')});
     if (i >= OH) { continue; }
-    for (var q = 0u; q < ${U(7)}; q++) {
-      let tj = i32(w) + ${I(11)} - i32(q * ${U(13)});
-      if (tj < 0 || tj % i32(${U(9)}) != 0) { continue; }
-      let j = tj / i32(${U(9)});
+    for (var q = 0u; q < ${P.ref('KW')}; q++) {
+      let tj = i32(w) + ${P.ref('padLeft')} - i32(q * ${P.ref('dilationW')});
+      if (tj < 0 || tj % i32(${P.ref('strideW')}) != 0) { continue; }
+      let j = tj / i32(${P.ref('strideW')});
       if (j >= OW) { continue; }
       if (window_argmax(base, u32(i), u32(j)) == me) {
         acc += dy[(plane * u32(OH) + u32(i)) * u32(OW) + u32(j)];
@@ -84,11 +103,11 @@ fn main(${launchArgs}) {
 
 const avgDivisor = /* wgsl */ `
 fn divisor(i: u32, j: u32) -> f32 {
-  if (${U(14)} != 0u) { return f32(${U(6)} * ${U(7)}); }
-  let H = i32(${U(2)}); let W = i32(${U(3)});
-  let h0 = i32(i * ${U(8)}) - ${I(10)}; let w0 = i32(j * ${U(9)}) - ${I(11)};
-  let hn = min(h0 + i32(${U(6)}), H) - max(h0, 0i);
-  let wn = min(w0 + i32(${U(7)}), W) - max(w0, 0i);
+  if (${P.ref('countIncludePad')} != 0u) { return f32(${P.ref('KH')} * ${P.ref('KW')}); }
+  let H = i32(${P.ref('H')}); let W = i32(${P.ref('W')});
+  let h0 = i32(i * ${P.ref('strideH')}) - ${P.ref('padTop')}; let w0 = i32(j * ${P.ref('strideW')}) - ${P.ref('padLeft')};
+  let hn = min(h0 + i32(${P.ref('KH')}), H) - max(h0, 0i);
+  let wn = min(w0 + i32(${P.ref('KW')}), W) - max(w0, 0i);
   return f32(max(hn, 0i) * max(wn, 0i));
 }
 `;
@@ -97,19 +116,19 @@ fn divisor(i: u32, j: u32) -> f32 {
 export const avgPoolShader = /* wgsl */ `
 @group(0) @binding(1) var<storage, read_write> out: array<f32>;
 @group(0) @binding(2) var<storage, read> xin: array<f32>;
-${paramsBlock}${flatIndex}${avgDivisor}
+${P.wgsl}${flatIndex}${avgDivisor}
 override WG: u32 = 64u;
 @compute @workgroup_size(WG)
 fn main(${launchArgs}) {
   let idx = flat_index(wid, nwg, lid, WG);
-  if (idx >= ${U(0)}) { return; }
-  let H = i32(${U(2)}); let W = i32(${U(3)}); let OH = ${U(4)}; let OW = ${U(5)};
+  if (idx >= ${P.ref('count')}) { return; }
+  let H = i32(${P.ref('H')}); let W = i32(${P.ref('W')}); let OH = ${P.ref('OH')}; let OW = ${P.ref('OW')};
   let j = idx % OW; let i = (idx / OW) % OH; let plane = idx / (OW * OH);
   let base = plane * u32(H * W);
-  let h0 = i32(i * ${U(8)}) - ${I(10)}; let w0 = i32(j * ${U(9)}) - ${I(11)};
+  let h0 = i32(i * ${P.ref('strideH')}) - ${P.ref('padTop')}; let w0 = i32(j * ${P.ref('strideW')}) - ${P.ref('padLeft')};
   var acc = 0.0;
-  for (var h = max(h0, 0i); h < min(h0 + i32(${U(6)}), H); h++) {
-    for (var w = max(w0, 0i); w < min(w0 + i32(${U(7)}), W); w++) {
+  for (var h = max(h0, 0i); h < min(h0 + i32(${P.ref('KH')}), H); h++) {
+    for (var w = max(w0, 0i); w < min(w0 + i32(${P.ref('KW')}), W); w++) {
       acc += xin[base + u32(h * W + w)];
     }
   }
@@ -121,24 +140,24 @@ fn main(${launchArgs}) {
 export const avgPoolBackpropShader = /* wgsl */ `
 @group(0) @binding(1) var<storage, read_write> out: array<f32>;
 @group(0) @binding(2) var<storage, read> dy: array<f32>;
-${paramsBlock}${flatIndex}${avgDivisor}
+${P.wgsl}${flatIndex}${avgDivisor}
 override WG: u32 = 64u;
 @compute @workgroup_size(WG)
 fn main(${launchArgs}) {
   let idx = flat_index(wid, nwg, lid, WG);
-  if (idx >= ${U(0)}) { return; }
-  let H = ${U(2)}; let W = ${U(3)}; let OH = i32(${U(4)}); let OW = i32(${U(5)});
+  if (idx >= ${P.ref('count')}) { return; }
+  let H = ${P.ref('H')}; let W = ${P.ref('W')}; let OH = i32(${P.ref('OH')}); let OW = i32(${P.ref('OW')});
   let w = idx % W; let h = (idx / W) % H; let plane = idx / (W * H);
   var acc = 0.0;
-  for (var p = 0u; p < ${U(6)}; p++) {
-    let ti = i32(h) + ${I(10)} - i32(p);
-    if (ti < 0 || ti % i32(${U(8)}) != 0) { continue; }
-    let i = ti / i32(${U(8)});
+  for (var p = 0u; p < ${P.ref('KH')}; p++) {
+    let ti = i32(h) + ${P.ref('padTop')} - i32(p);
+    if (ti < 0 || ti % i32(${P.ref('strideH')}) != 0) { continue; }
+    let i = ti / i32(${P.ref('strideH')});
     if (i >= OH) { continue; }
-    for (var q = 0u; q < ${U(7)}; q++) {
-      let tj = i32(w) + ${I(11)} - i32(q);
-      if (tj < 0 || tj % i32(${U(9)}) != 0) { continue; }
-      let j = tj / i32(${U(9)});
+    for (var q = 0u; q < ${P.ref('KW')}; q++) {
+      let tj = i32(w) + ${P.ref('padLeft')} - i32(q);
+      if (tj < 0 || tj % i32(${P.ref('strideW')}) != 0) { continue; }
+      let j = tj / i32(${P.ref('strideW')});
       if (j >= OW) { continue; }
       acc += dy[(plane * u32(OH) + u32(i)) * u32(OW) + u32(j)] / divisor(u32(i), u32(j));
     }

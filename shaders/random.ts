@@ -2,10 +2,14 @@
 // (i, 0, 0, 0) and the 64-bit seed as key, so the numbers do not depend on launch shape and the
 // CPU backend reproduces them.
 import { mathLib } from './math.ts';
-import { flatIndex, launchArgs, paramsBlock, U } from './params.ts';
+import { flatIndex, launchArgs } from './params.ts';
+import { uniforms } from './uniforms.ts';
 
-// params: [0] count, [1] key lo, [2] key hi, [3] 0 = uniform, 1 = normal.
-export const randomShader = /* wgsl */ `${paramsBlock}${flatIndex}${mathLib}
+/** The 64-bit seed as two words; normal: 0 = uniform, 1 = normal. */
+export const randomUniforms = uniforms({ count: 'u32', keyLo: 'u32', keyHi: 'u32', normal: 'u32' });
+const P = randomUniforms;
+
+export const randomShader = /* wgsl */ `${P.wgsl}${flatIndex}${mathLib}
 @group(0) @binding(1) var<storage, read_write> out: array<f32>;
 override WG: u32 = 64u;
 // 32x32 -> 64-bit product as (hi, lo), from 16-bit halves: WGSL has no wide multiply.
@@ -28,10 +32,10 @@ fn philox(ctr: vec4<u32>, key: vec2<u32>) -> vec4<u32> {
 @compute @workgroup_size(WG)
 fn main(${launchArgs}) {
   let i = flat_index(wid, nwg, lid, WG);
-  if (i >= ${U(0)}) { return; }
-  let w = philox(vec4<u32>(i, 0u, 0u, 0u), vec2<u32>(${U(1)}, ${U(2)}));
+  if (i >= ${P.ref('count')}) { return; }
+  let w = philox(vec4<u32>(i, 0u, 0u, 0u), vec2<u32>(${P.ref('keyLo')}, ${P.ref('keyHi')}));
   let inv = 1.0 / 16777216.0;
-  if (${U(3)} == 0u) {
+  if (${P.ref('normal')} == 0u) {
     out[i] = f32(w.x >> 8u) * inv;
   } else {
     let u1 = f32((w.x >> 8u) + 1u) * inv;

@@ -2,7 +2,8 @@
 // the end). Two shapes of kernel: one invocation per row when there are many rows, and one
 // workgroup per row with a tree in workgroup memory when rows are few and long.
 import { mathLib } from './math.ts';
-import { flatIndex, launchArgs, paramsBlock, U } from './params.ts';
+import { flatIndex, launchArgs } from './params.ts';
+import { uniforms } from './uniforms.ts';
 
 export type ReduceKind = 'sum' | 'max' | 'argmax';
 
@@ -22,18 +23,21 @@ const helpers = /* wgsl */ `${mathLib}
 fn beats(v: f32, best: f32) -> bool { return v > best || (is_nan(best) && !is_nan(v)); }
 `;
 
-/** params: [0] rows, [1] R. */
+/** Both kernels reduce a [rows, R] view. */
+export const reduceUniforms = uniforms({ rows: 'u32', R: 'u32' });
+const P = reduceUniforms;
+
 export function reduceRowsShader(kind: ReduceKind): string {
   const k = kinds[kind];
-  return /* wgsl */ `${paramsBlock}${flatIndex}${helpers}
+  return /* wgsl */ `${P.wgsl}${flatIndex}${helpers}
 @group(0) @binding(1) var<storage, read_write> out: array<f32>;
 @group(0) @binding(2) var<storage, read> inp: array<f32>;
 override WG: u32 = 64u;
 @compute @workgroup_size(WG)
 fn main(${launchArgs}) {
   let row = flat_index(wid, nwg, lid, WG);
-  if (row >= ${U(0)}) { return; }
-  let n = ${U(1)};
+  if (row >= ${P.ref('rows')}) { return; }
+  let n = ${P.ref('R')};
   let base = row * n;
   ${k.init}
   for (var r = 0u; r < n; r++) {
@@ -45,7 +49,7 @@ fn main(${launchArgs}) {
 `;
 }
 
-/** One workgroup of WG (a power of two) invocations per row. params: [0] rows, [1] R. */
+/** One workgroup of WG (a power of two) invocations per row. */
 export function reduceWorkgroupShader(kind: ReduceKind): string {
   const k = kinds[kind];
   const isArg = kind === 'argmax';
@@ -57,7 +61,7 @@ export function reduceWorkgroupShader(kind: ReduceKind): string {
         : // Keep the earlier index on ties (lanes hold interleaved indices, so compare them); a lane
           // that saw only NaN (or nothing) holds NaN and loses to any number.
           'let o = vals[lid + s]; let oi = idxs[lid + s]; if (beats(o, vals[lid]) || ((o == vals[lid] || (is_nan(o) && is_nan(vals[lid]))) && oi < idxs[lid])) { vals[lid] = o; idxs[lid] = oi; }';
-  return /* wgsl */ `${paramsBlock}${helpers}
+  return /* wgsl */ `${P.wgsl}${helpers}
 @group(0) @binding(1) var<storage, read_write> out: array<f32>;
 @group(0) @binding(2) var<storage, read> inp: array<f32>;
 override WG: u32 = 256u;
@@ -66,10 +70,10 @@ ${isArg ? 'var<workgroup> idxs: array<u32, WG>;' : ''}
 @compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
   let row = wid.x + wid.y * nwg.x;
-  let n = ${U(1)};
+  let n = ${P.ref('R')};
   let base = row * n;
   ${k.init}
-  if (row < ${U(0)}) {
+  if (row < ${P.ref('rows')}) {
     for (var r = lid; r < n; r += WG) {
       let v = inp[base + r];
       ${k.step}
@@ -82,7 +86,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     if (lid < s) { ${combine} }
     workgroupBarrier();
   }
-  if (lid == 0u && row < ${U(0)}) { out[row] = ${isArg ? 'f32(idxs[0])' : 'vals[0]'}; }
+  if (lid == 0u && row < ${P.ref('rows')}) { out[row] = ${isArg ? 'f32(idxs[0])' : 'vals[0]'}; }
 }
 `;
 }

@@ -4,16 +4,35 @@ import type { AdapterInfo, Backend, BackendImpls, MemoryInfo } from '../backend.
 import { sizeOf } from '../backend.ts';
 import type { Operand, PrimParams, Primitive, Shape, UnaryPrim, BinaryPrim, Pool2dParams } from '../primitives.ts';
 import { BINARY_PRIMS, UNARY_PRIMS } from '../primitives.ts';
-import { BINARY_EXPR, UNARY_EXPR, binaryShader, fillShader, selectShader, unaryShader } from '../../shaders/elementwise.ts';
-import { movementShader } from '../../shaders/movement.ts';
-import { type ReduceKind, reduceRowsShader, reduceWorkgroupShader } from '../../shaders/reduce.ts';
-import { matmulRegisterTiledFor, matmulWorkgroupTiled } from '../../shaders/matmul.ts';
-import { conv2dBackpropFilterShader, conv2dBackpropInputShader, conv2dShader } from '../../shaders/conv2d.ts';
-import { conv2dBackpropFilterTiledShader, conv2dBackpropInputTiledShader, conv2dTiledShaderFor } from '../../shaders/conv2d-tiled.ts';
-import { avgPoolBackpropShader, avgPoolShader, maxPoolGatherShader, maxPoolScatterShader } from '../../shaders/pool.ts';
-import { resizeBilinearBackpropShader, resizeBilinearShader } from '../../shaders/resize.ts';
-import { gatherShader, scatterAddShader } from '../../shaders/gather.ts';
-import { randomShader } from '../../shaders/random.ts';
+import {
+  BINARY_EXPR,
+  UNARY_EXPR,
+  binaryShader,
+  broadcastUniforms,
+  fillShader,
+  fillUniforms,
+  mapUniforms,
+  selectShader,
+  selectUniforms,
+  unaryShader,
+} from '../../shaders/elementwise.ts';
+import { movementShader, movementUniforms } from '../../shaders/movement.ts';
+import { type ReduceKind, reduceRowsShader, reduceUniforms, reduceWorkgroupShader } from '../../shaders/reduce.ts';
+import { matmulRegisterTiledFor, matmulUniforms, matmulWorkgroupTiled } from '../../shaders/matmul.ts';
+import { conv2dBackpropFilterShader, conv2dBackpropInputShader, conv2dShader, convFields, convUniforms } from '../../shaders/conv2d.ts';
+import {
+  conv2dBackpropFilterTiledShader,
+  conv2dBackpropInputTiledShader,
+  conv2dTiledShaderFor,
+  convBackpropFilterTiledUniforms,
+  convBackpropInputTiledUniforms,
+  convTiledUniforms,
+} from '../../shaders/conv2d-tiled.ts';
+import { avgPoolBackpropShader, avgPoolShader, maxPoolGatherShader, maxPoolScatterShader, poolUniforms } from '../../shaders/pool.ts';
+import { resizeBilinearBackpropShader, resizeBilinearShader, resizeUniforms } from '../../shaders/resize.ts';
+import { gatherShader, gatherUniforms, scatterAddShader, scatterAddUniforms } from '../../shaders/gather.ts';
+import { randomShader, randomUniforms } from '../../shaders/random.ts';
+import type { UniformValues } from '../../shaders/uniforms.ts';
 import { type GpuBuf, Runtime } from './runtime.ts';
 import type { AcquiredDevice } from './device.ts';
 import { type ElementwiseOp, Fusion, type GpuStorage } from './fusion.ts';
@@ -65,8 +84,6 @@ function broadcastStrides(shape: Shape, out: Shape): number[] {
   for (let i = 0; i < shape.length; i++) r[off + i] = shape[i] === 1 && out[off + i] !== 1 ? 0 : s[i];
   return r;
 }
-
-const f32bits = (v: number) => new Uint32Array(new Float32Array([v]).buffer)[0];
 
 
 function fmt(shape: Shape): string {
@@ -161,14 +178,15 @@ export class WebGpuBackend implements Backend<GpuStorage> {
   private out(size: number): GpuBuf {
     const buf = this.rt.acquire(size * 4);
     if (this.rt.poisonOutputs && size > 0) {
-      this.rt.dispatch({ label: 'poison', wgsl: fillShader, params: new Uint32Array([size, f32bits(NaN)]), output: buf, inputs: [], workgroups: Math.ceil(size / WG) });
+      this.rt.dispatch({ label: 'poison', wgsl: fillShader, params: fillUniforms.pack({ count: size, value: NaN }), output: buf, inputs: [], workgroups: Math.ceil(size / WG) });
     }
     return buf;
   }
 
-  private launch(label: string, wgsl: string, params: number[], inputs: GpuBuf[], outSize: number, threads = outSize): GpuBuf {
+  /** One dispatch of `wgsl` over `threads` invocations with its uniforms (`schema.pack(...)`). */
+  private launch(label: string, wgsl: string, params: Uint32Array, inputs: GpuBuf[], outSize: number, threads = outSize): GpuBuf {
     const output = this.out(outSize);
-    this.rt.dispatch({ label, wgsl, params: Uint32Array.from(params), output, inputs, workgroups: Math.ceil(threads / WG) });
+    this.rt.dispatch({ label, wgsl, params, output, inputs, workgroups: Math.ceil(threads / WG) });
     return output;
   }
 
@@ -182,21 +200,17 @@ export class WebGpuBackend implements Backend<GpuStorage> {
   ): GpuBuf {
     const rank = outShape.length;
     const count = sizeOf(outShape);
-    const p = new Uint32Array(56);
-    const pi = new Int32Array(p.buffer);
-    p[0] = count;
-    p[1] = rank;
-    p[2] = opts.outBase ?? 0;
-    p[3] = f32bits(opts.padValue ?? 0);
-    const os = opts.outStrides ?? stridesOf(outShape);
-    for (let k = 0; k < rank; k++) {
-      p[8 + k] = outShape[k];
-      pi[16 + k] = axes[k].inStride;
-      pi[24 + k] = axes[k].offset;
-      pi[32 + k] = axes[k].step;
-      p[40 + k] = axes[k].inSize;
-      p[48 + k] = os[k];
-    }
+    const p = movementUniforms.pack({
+      count,
+      outBase: opts.outBase ?? 0,
+      padValue: opts.padValue ?? 0,
+      shape: outShape,
+      inStride: axes.map((a) => a.inStride),
+      offset: axes.map((a) => a.offset),
+      step: axes.map((a) => a.step),
+      inSize: axes.map((a) => a.inSize),
+      outStride: opts.outStrides ?? stridesOf(outShape),
+    });
     const output = opts.output ?? this.out(count);
     this.rt.dispatch({ label, wgsl: shader(`movement:${rank}`, () => movementShader(rank)), params: p, output, inputs: [input], workgroups: Math.ceil(count / WG) });
     return output;
@@ -228,24 +242,40 @@ export class WebGpuBackend implements Backend<GpuStorage> {
     }
     let out: GpuBuf;
     if (rows >= 1024 || R < 64) {
-      out = this.launch(label, shader(`rows:${kind}`, () => reduceRowsShader(kind)), [rows, R], [src], rows);
+      out = this.launch(label, shader(`rows:${kind}`, () => reduceRowsShader(kind)), reduceUniforms.pack({ rows, R }), [src], rows);
     } else {
       const output = this.out(rows);
-      this.rt.dispatch({ label, wgsl: shader(`wg:${kind}`, () => reduceWorkgroupShader(kind)), params: Uint32Array.from([rows, R]), output, inputs: [src], workgroups: rows });
+      this.rt.dispatch({ label, wgsl: shader(`wg:${kind}`, () => reduceWorkgroupShader(kind)), params: reduceUniforms.pack({ rows, R }), output, inputs: [src], workgroups: rows });
       out = output;
     }
     if (temp) this.rt.release(temp);
     return out;
   }
 
-  private poolParams(p: Pool2dParams, x: Shape, o: Shape, count: number, extra = 0): number[] {
-    return [count, x[0] * x[1], x[2], x[3], o[2], o[3], p.kernel[0], p.kernel[1], p.stride[0], p.stride[1],
-      p.padding[0], p.padding[2], p.dilation[0], p.dilation[1], extra];
+  /** poolUniforms for input planes `x` [N,C,H,W] and output planes `o` [N,C,OH,OW]. */
+  private poolParams(p: Pool2dParams, x: Shape, o: Shape, count: number, countIncludePad = 0): Uint32Array {
+    return poolUniforms.pack({
+      count,
+      planes: x[0] * x[1],
+      H: x[2],
+      W: x[3],
+      OH: o[2],
+      OW: o[3],
+      KH: p.kernel[0],
+      KW: p.kernel[1],
+      strideH: p.stride[0],
+      strideW: p.stride[1],
+      padTop: p.padding[0],
+      padLeft: p.padding[2],
+      dilationH: p.dilation[0],
+      dilationW: p.dilation[1],
+      countIncludePad,
+    });
   }
 
   private unary(prim: UnaryPrim) {
     return (_p: unknown, [x]: Op[], out: Shape) =>
-      this.launch(`${prim} ${fmt(x.shape)}`, shader(`unary:${prim}`, () => unaryShader(UNARY_EXPR[prim])), [sizeOf(out)], [x.storage], sizeOf(out));
+      this.launch(`${prim} ${fmt(x.shape)}`, shader(`unary:${prim}`, () => unaryShader(UNARY_EXPR[prim])), mapUniforms.pack({ count: sizeOf(out) }), [x.storage], sizeOf(out));
   }
 
   private binary(prim: BinaryPrim) {
@@ -253,14 +283,9 @@ export class WebGpuBackend implements Backend<GpuStorage> {
       const n = sizeOf(out);
       const label = `${prim} ${fmt(a.shape)} ${fmt(b.shape)}`;
       if (sameShape(a.shape, out) && sameShape(b.shape, out)) {
-        return this.launch(label, shader(`binary:${prim}`, () => binaryShader(BINARY_EXPR[prim], false)), [n], [a.storage, b.storage], n);
+        return this.launch(label, shader(`binary:${prim}`, () => binaryShader(BINARY_EXPR[prim], false)), mapUniforms.pack({ count: n }), [a.storage, b.storage], n);
       }
-      const p = new Array<number>(26).fill(0);
-      p[0] = n;
-      p[1] = out.length;
-      const sa = broadcastStrides(a.shape, out);
-      const sb = broadcastStrides(b.shape, out);
-      out.forEach((d, k) => ((p[2 + k] = d), (p[10 + k] = sa[k]), (p[18 + k] = sb[k])));
+      const p = broadcastUniforms.pack({ count: n, shape: out, aStrides: broadcastStrides(a.shape, out), bStrides: broadcastStrides(b.shape, out) });
       return this.launch(label, shader(`bcast:${prim}:${out.length}`, () => binaryShader(BINARY_EXPR[prim], true, out.length)), p, [a.storage, b.storage], n);
     };
   }
@@ -302,11 +327,13 @@ export class WebGpuBackend implements Backend<GpuStorage> {
 
     select: (_p, [c, a, b], out) => {
       const n = sizeOf(out);
-      const p = new Array<number>(34).fill(0);
-      p[0] = n;
-      p[1] = out.length;
-      const sa = broadcastStrides(a.shape, out), sb = broadcastStrides(b.shape, out), sc = broadcastStrides(c.shape, out);
-      out.forEach((d, k) => ((p[2 + k] = d), (p[10 + k] = sa[k]), (p[18 + k] = sb[k]), (p[26 + k] = sc[k])));
+      const p = selectUniforms.pack({
+        count: n,
+        shape: out,
+        aStrides: broadcastStrides(a.shape, out),
+        bStrides: broadcastStrides(b.shape, out),
+        condStrides: broadcastStrides(c.shape, out),
+      });
       return this.launch(`select ${fmt(c.shape)} ${fmt(a.shape)} ${fmt(b.shape)}`, shader(`select:${out.length}`, () => selectShader(out.length)), p, [c.storage, a.storage, b.storage], n);
     },
 
@@ -351,11 +378,16 @@ export class WebGpuBackend implements Backend<GpuStorage> {
       const batchShape = out.slice(0, r - 2);
       const batches = sizeOf(batchShape);
       const label = `matmul ${fmt(a.shape)} ${fmt(b.shape)}`;
-      const p = new Array<number>(23).fill(0);
-      p[0] = M; p[1] = N; p[2] = K; p[3] = batchShape.length;
-      const sa = broadcastStrides(a.shape.slice(0, -2), batchShape).map((s) => s * M * K);
-      const sb = broadcastStrides(b.shape.slice(0, -2), batchShape).map((s) => s * K * N);
-      batchShape.forEach((d, k) => ((p[4 + k] = d), (p[10 + k] = sa[k]), (p[16 + k] = sb[k])));
+      const values = {
+        M,
+        N,
+        K,
+        batchRank: batchShape.length,
+        firstBatch: 0,
+        batchShape,
+        aBatchStrides: broadcastStrides(a.shape.slice(0, -2), batchShape).map((s) => s * M * K),
+        bBatchStrides: broadcastStrides(b.shape.slice(0, -2), batchShape).map((s) => s * K * N),
+      };
       const output = this.out(sizeOf(out));
       if (K === 0) throw new Error(`backlight: ${label}: inner dimension is 0`);
       const tiled = this.matmulVariant === 'workgroupTiled';
@@ -364,11 +396,10 @@ export class WebGpuBackend implements Backend<GpuStorage> {
       const [tm, tn] = this.matmulBlock ?? [M >= 8 ? 8 : 4, N >= 8 ? 8 : 4];
       const wgsl = tiled ? matmulWorkgroupTiled : shader(`matmulRegister:${tm}x${tn}`, () => matmulRegisterTiledFor(tm, tn));
       // One grid dimension holds at most 65535 workgroups: more batches than that (a vmap'd or
-      // per-pixel matmul) run as several dispatches, each told its first batch (p[22]).
+      // per-pixel matmul) run as several dispatches, each told its first batch.
       for (let first = 0; first < batches; first += 65535) {
-        p[22] = first;
         const z = Math.min(65535, batches - first);
-        this.rt.dispatch({ label, wgsl, params: Uint32Array.from(p), output, inputs: [a.storage, b.storage], workgroups: tiled ? [Math.ceil(N / 64), Math.ceil(M / 64), z] : [Math.ceil(N / (8 * tn)), Math.ceil(M / (8 * tm)), z] });
+        this.rt.dispatch({ label, wgsl, params: matmulUniforms.pack({ ...values, firstBatch: first }), output, inputs: [a.storage, b.storage], workgroups: tiled ? [Math.ceil(N / 64), Math.ceil(M / 64), z] : [Math.ceil(N / (8 * tn)), Math.ceil(M / (8 * tm)), z] });
       }
       return output;
     },
@@ -376,31 +407,31 @@ export class WebGpuBackend implements Backend<GpuStorage> {
     conv2d: (p, [x, w], out) => {
       const n = sizeOf(out);
       const label = `conv2d x${fmt(x.shape)} w${fmt(w.shape)}`;
-      const base = convParams(p, x.shape, w.shape, out, n);
-      if (this.convVariant === 'direct') return this.launch(label, conv2dShader, base, [x.storage, w.storage], n);
+      const base = convValues(p, x.shape, w.shape, out, n);
+      if (this.convVariant === 'direct') return this.launch(label, conv2dShader, convUniforms.pack(base), [x.storage, w.storage], n);
       const [ob, wb] = this.convBlock ?? convBlockFor(w.shape[0] / p.groups, out[3]);
       const OB = Math.ceil(w.shape[0] / p.groups / ob), WB = Math.ceil(out[3] / wb);
       const threads = out[0] * OB * p.groups * out[2] * WB;
-      base[0] = threads;
-      return this.launch(label, shader(`conv2dTiled:${ob}x${wb}`, () => conv2dTiledShaderFor(ob, wb)), [...base, OB, WB], [x.storage, w.storage], n, threads);
+      const params = convTiledUniforms.pack({ ...base, count: threads, OB, WB });
+      return this.launch(label, shader(`conv2dTiled:${ob}x${wb}`, () => conv2dTiledShaderFor(ob, wb)), params, [x.storage, w.storage], n, threads);
     },
     conv2dBackpropInput: (p, [dy, w], out) => {
       const n = sizeOf(out);
       const label = `conv2dBackpropInput dy${fmt(dy.shape)} w${fmt(w.shape)}`;
-      const base = convParams(p, out, w.shape, dy.shape, n);
-      if (this.convVariant === 'direct') return this.launch(label, conv2dBackpropInputShader, base, [dy.storage, w.storage], n);
+      const base = convValues(p, out, w.shape, dy.shape, n);
+      if (this.convVariant === 'direct') return this.launch(label, conv2dBackpropInputShader, convUniforms.pack(base), [dy.storage, w.storage], n);
       const viaForward = this.backpropInputAsConv(label, p, dy, w, out);
       if (viaForward) return viaForward;
       const CB = Math.ceil(out[1] / p.groups / 4);
       const threads = out[0] * CB * p.groups * out[2] * out[3];
-      base[0] = threads;
-      return this.launch(label, conv2dBackpropInputTiledShader, [...base, CB], [dy.storage, w.storage], n, threads);
+      const params = convBackpropInputTiledUniforms.pack({ ...base, count: threads, CB });
+      return this.launch(label, conv2dBackpropInputTiledShader, params, [dy.storage, w.storage], n, threads);
     },
     conv2dBackpropFilter: (p, [x, dy], out) => {
       const n = sizeOf(out);
       const label = `conv2dBackpropFilter x${fmt(x.shape)} dy${fmt(dy.shape)}`;
-      const base = convParams(p, x.shape, out, dy.shape, n);
-      if (this.convVariant === 'direct') return this.launch(label, conv2dBackpropFilterShader, base, [x.storage, dy.storage], n);
+      const base = convValues(p, x.shape, out, dy.shape, n);
+      if (this.convVariant === 'direct') return this.launch(label, conv2dBackpropFilterShader, convUniforms.pack(base), [x.storage, dy.storage], n);
       const OB = Math.ceil(out[0] / p.groups / 4), CB = Math.ceil(out[1] / 4);
       const perSplit = OB * p.groups * CB * out[2] * out[3];
       // Split the batch so there are enough invocations to fill the device; partial sums are added
@@ -409,8 +440,8 @@ export class WebGpuBackend implements Backend<GpuStorage> {
       const N = x.shape[0];
       const S = Math.max(1, Math.min(N, Math.ceil(want / perSplit), 256));
       const threads = perSplit * S;
-      base[0] = threads;
-      const partial = this.launch(label, conv2dBackpropFilterTiledShader, [...base, OB, CB, S], [x.storage, dy.storage], S * n, threads);
+      const params = convBackpropFilterTiledUniforms.pack({ ...base, count: threads, OB, CB, S });
+      const partial = this.launch(label, conv2dBackpropFilterTiledShader, params, [x.storage, dy.storage], S * n, threads);
       if (S === 1) return partial;
       const r = this.reduce('sum', { storage: partial, shape: [S, n] }, [0], [1, n]);
       this.rt.release(partial);
@@ -436,27 +467,32 @@ export class WebGpuBackend implements Backend<GpuStorage> {
 
     resizeBilinear: (p, [x], out) => {
       const n = sizeOf(out);
-      return this.launch(`resizeBilinear ${fmt(x.shape)} to ${fmt(out)}`, resizeBilinearShader, [n, x.shape[0] * x.shape[1], x.shape[2], x.shape[3], out[2], out[3], p.alignCorners ? 1 : 0], [x.storage], n);
+      const params = resizeUniforms.pack({ count: n, planes: x.shape[0] * x.shape[1], H: x.shape[2], W: x.shape[3], OH: out[2], OW: out[3], alignCorners: p.alignCorners ? 1 : 0 });
+      return this.launch(`resizeBilinear ${fmt(x.shape)} to ${fmt(out)}`, resizeBilinearShader, params, [x.storage], n);
     },
     resizeBilinearBackprop: (p, [dy], out) => {
       const n = sizeOf(out);
-      return this.launch(`resizeBilinearBackprop ${fmt(dy.shape)} to ${fmt(out)}`, resizeBilinearBackpropShader, [n, out[0] * out[1], out[2], out[3], dy.shape[2], dy.shape[3], p.alignCorners ? 1 : 0], [dy.storage], n);
+      const params = resizeUniforms.pack({ count: n, planes: out[0] * out[1], H: out[2], W: out[3], OH: dy.shape[2], OW: dy.shape[3], alignCorners: p.alignCorners ? 1 : 0 });
+      return this.launch(`resizeBilinearBackprop ${fmt(dy.shape)} to ${fmt(out)}`, resizeBilinearBackpropShader, params, [dy.storage], n);
     },
 
     gather: (p, [x, idx], out) => {
       const n = sizeOf(out);
       const P = sizeOf(x.shape.slice(p.axis + 1));
-      return this.launch(`gather ${fmt(x.shape)} axis ${p.axis}`, gatherShader, [n, sizeOf(idx.shape), P, x.shape[p.axis]], [x.storage, idx.storage], n);
+      const params = gatherUniforms.pack({ count: n, J: sizeOf(idx.shape), P, X: x.shape[p.axis] });
+      return this.launch(`gather ${fmt(x.shape)} axis ${p.axis}`, gatherShader, params, [x.storage, idx.storage], n);
     },
     scatterAdd: (p, [upd, idx], out) => {
       const n = sizeOf(out);
       const P = sizeOf(out.slice(p.axis + 1));
-      return this.launch(`scatterAdd ${fmt(upd.shape)} axis ${p.axis}`, scatterAddShader, [n, sizeOf(idx.shape), P, p.size], [upd.storage, idx.storage], n);
+      const params = scatterAddUniforms.pack({ count: n, J: sizeOf(idx.shape), P, S: p.size });
+      return this.launch(`scatterAdd ${fmt(upd.shape)} axis ${p.axis}`, scatterAddShader, params, [upd.storage, idx.storage], n);
     },
 
     random: (p, _in, out) => {
       const n = sizeOf(out);
-      return this.launch(`random ${p.dist} ${fmt(out)}`, randomShader, [n, p.seed % 2 ** 32 >>> 0, Math.floor(p.seed / 2 ** 32) >>> 0, p.dist === 'normal' ? 1 : 0], [], n);
+      const params = randomUniforms.pack({ count: n, keyLo: p.seed % 2 ** 32 >>> 0, keyHi: Math.floor(p.seed / 2 ** 32) >>> 0, normal: p.dist === 'normal' ? 1 : 0 });
+      return this.launch(`random ${p.dist} ${fmt(out)}`, randomShader, params, [], n);
     },
   };
 }
@@ -486,8 +522,27 @@ function convBlockFor(og: number, ow: number): [number, number] {
   return [ob, wb];
 }
 
-function convParams(p: PrimParams['conv2d'], x: Shape, w: Shape, y: Shape, count: number): number[] {
-  return [count, x[0], x[1], x[2], x[3], w[0], y[2], y[3], w[2], w[3], p.stride[0], p.stride[1], p.padding[0], p.padding[2], p.dilation[0], p.dilation[1], p.groups];
+/** The convolution's sizes (convUniforms) for x [N,C,H,W], w [O,C/g,KH,KW], y [N,O,OH,OW]. */
+function convValues(p: PrimParams['conv2d'], x: Shape, w: Shape, y: Shape, count: number): UniformValues<typeof convFields> {
+  return {
+    count,
+    N: x[0],
+    C: x[1],
+    H: x[2],
+    W: x[3],
+    O: w[0],
+    OH: y[2],
+    OW: y[3],
+    KH: w[2],
+    KW: w[3],
+    strideH: p.stride[0],
+    strideW: p.stride[1],
+    padTop: p.padding[0],
+    padLeft: p.padding[2],
+    dilationH: p.dilation[0],
+    dilationW: p.dilation[1],
+    groups: p.groups,
+  };
 }
 
 export async function createWebGpuBackend(opts: WebGpuOptions = {}): Promise<WebGpuBackend> {

@@ -25,9 +25,9 @@
 // readable until its consumer is emitted.
 import type { Shape } from '../primitives.ts';
 import { sizeOf } from '../backend.ts';
-import { FUSED_MAX_LEAVES, FUSED_MAX_SCALARS, type FusedProgram, type FusedStep, fusedShader, fusedStrideBase } from '../../shaders/fused.ts';
+import { FUSED_MAX_LEAVES, FUSED_MAX_SCALARS, type FusedProgram, type FusedStep, fusedShader, fusedUniforms } from '../../shaders/fused.ts';
+import type { Fields, UniformSchema } from '../../shaders/uniforms.ts';
 import type { GpuBuf, Runtime } from './runtime.ts';
-import { PARAM_WORDS } from '../../shaders/params.ts';
 import { sameShape, stridesOf } from '../shape.ts';
 
 /** The primitives a chain may hold. `expand` is a broadcast read, folded into its consumer. */
@@ -131,13 +131,12 @@ function isLazy(s: GpuStorage): s is LazyValue {
 
 const WG = 64;
 
-const f32bits = (v: number) => new Uint32Array(new Float32Array([v]).buffer)[0];
-
 export class Fusion {
   /** Values recorded but neither emitted nor dead, in recording order (operands first). */
   private pending = new Set<LazyValue>();
-  /** Structure key -> WGSL text, so the pipeline cache sees the same string object each time. */
-  private shaders = new Map<string, string>();
+  /** Structure key -> WGSL text (the same string object each time keeps pipeline lookups cheap)
+   * and the uniform schema it reads. */
+  private shaders = new Map<string, { wgsl: string; uniforms: UniformSchema<Fields> }>();
   /** Kernels emitted and the elementwise primitives they covered (for tests and benchmarks). */
   kernels = 0;
   fusedOps = 0;
@@ -226,14 +225,17 @@ export class Fusion {
       this.materialise(pendingArgs.sort((a, b) => b.foot.steps - a.foot.steps)[0]);
       compiled = this.compile(v);
     }
-    const { program, leaves, params, label } = compiled;
+    const { program, leaves, values, label } = compiled;
     const key = `${program.perThread}|${program.rank}|${program.leafFlat.map((f) => (f ? 'f' : 's')).join('')}|${program.scalars}|${program.steps.map(stepKey).join(';')}|${program.result}`;
-    let wgsl = this.shaders.get(key);
-    if (wgsl === undefined) this.shaders.set(key, (wgsl = fusedShader(program)));
+    let kernel = this.shaders.get(key);
+    if (kernel === undefined) {
+      const uniforms = fusedUniforms(program);
+      this.shaders.set(key, (kernel = { wgsl: fusedShader(program, uniforms), uniforms }));
+    }
     const output = this.out(v.size);
     const threads = Math.ceil(v.size / this.perThread);
-    params[1] = threads;
-    this.rt.dispatch({ label, wgsl, params, output, inputs: leaves, workgroups: Math.ceil(threads / WG) });
+    const params = kernel.uniforms.pack({ ...values, threads });
+    this.rt.dispatch({ label, wgsl: kernel.wgsl, params, output, inputs: leaves, workgroups: Math.ceil(threads / WG) });
     this.kernels++;
     this.fusedOps += program.steps.length;
     v.buf = output;
@@ -242,8 +244,9 @@ export class Fusion {
     return output;
   }
 
-  /** The straight-line program for `root`, its leaf buffers and uniform words. */
-  private compile(root: LazyValue): { program: FusedProgram; leaves: GpuBuf[]; params: Uint32Array; label: string } | null {
+  /** The straight-line program for `root`, its leaf buffers and uniform values (fusedUniforms,
+   * all but `threads`). */
+  private compile(root: LazyValue): { program: FusedProgram; leaves: GpuBuf[]; values: Record<string, number | number[]>; label: string } | null {
     const out = root.shape;
     const rank = out.length;
     const n = root.size;
@@ -254,7 +257,7 @@ export class Fusion {
     const steps: FusedStep[] = [];
     const done = new Map<LazyValue, string>();
 
-    const scalars: number[] = []; // f32 bits
+    const scalars: number[] = [];
     const scalarIds = new Map<number, string>();
     const leaf = (buf: GpuBuf, shape: Shape): string => {
       if (isScalarLeaf(buf, shape)) {
@@ -262,7 +265,7 @@ export class Fusion {
         if (name === undefined) {
           name = `c${scalars.length}`;
           scalarIds.set(buf.id, name);
-          scalars.push(f32bits(buf.hostScalar!));
+          scalars.push(buf.hostScalar!);
         }
         return name;
       }
@@ -314,12 +317,11 @@ export class Fusion {
     };
     const result = visit(root);
     const strided = leafShapes.filter((_, j) => !leafFlat[j]);
-    const scalarBase = fusedStrideBase(rank, strided.length);
-    if (leaves.length > FUSED_MAX_LEAVES || scalars.length > FUSED_MAX_SCALARS || scalarBase + scalars.length > PARAM_WORDS) return null;
-    const params = new Uint32Array(scalarBase + scalars.length);
-    params[0] = n;
-    params.set(scalars, scalarBase);
-    if (strided.length) {
+    // Within these limits the uniforms fit one dispatch's 64 words at any rank (fused.ts).
+    if (leaves.length > FUSED_MAX_LEAVES || scalars.length > FUSED_MAX_SCALARS) return null;
+    const values: Record<string, number | number[]> = { count: n };
+    scalars.forEach((c, j) => (values[`c${j}`] = c));
+    if (strided.length && rank > 0) {
       // Strides of each strided leaf read as if broadcast to `out` (right-aligned, 0 along
       // broadcast axes), then axes merged where every leaf walks them contiguously.
       const st = strided.map((shape) => {
@@ -328,11 +330,11 @@ export class Fusion {
         return out.map((d, k) => (k < off || (shape[k - off] === 1 && d !== 1) ? 0 : c[k - off]));
       });
       const m = mergeAxes(out, st);
-      m.shape.forEach((d, k) => (params[2 + k] = d));
-      m.strides.forEach((ss, j) => ss.forEach((v, k) => (params[fusedStrideBase(rank, j) + k] = v)));
+      values.shape = m.shape;
+      values.strides = m.strides.flat();
     }
     const label = `${steps.length > 1 ? 'fused ' : ''}${root.label || 'copy'} [${out.join(',')}]`;
-    return { program: { rank, leafFlat, scalars: scalars.length, perThread: this.perThread, steps, result }, leaves, params, label };
+    return { program: { rank, leafFlat, scalars: scalars.length, perThread: this.perThread, steps, result }, leaves, values, label };
   }
 
   /** A value that no tensor and no pending chain refers to. */

@@ -18,7 +18,7 @@ import { reshape, transpose } from '../../engine/ops/movement.ts';
 import { matmul } from '../../engine/ops/linalg.ts';
 import { conv2d } from '../../engine/ops/conv.ts';
 import { maxPool2d } from '../../engine/ops/pool.ts';
-import { paramsBlock } from '../../shaders/params.ts';
+import { uniforms } from '../../shaders/uniforms.ts';
 import { expectClose, randArray, rng } from '../helpers.ts';
 
 const gpu = (await init({ backend: 'webgpu', setDefault: false })) as WebGpuBackend;
@@ -78,7 +78,7 @@ describe('pipeline cache', () => {
 describe('errors', () => {
   it('a WGSL compile error names the op and the shader line, and the runtime recovers', async () => {
     const lines = [
-      paramsBlock,
+      uniforms({ count: 'u32' }).wgsl,
       '@group(0) @binding(1) var<storage, read_write> out: array<f32>;',
       '@compute @workgroup_size(1)',
       'fn main() {',
