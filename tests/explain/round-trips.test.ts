@@ -86,3 +86,13 @@ describe('readbacks do not grow with the number of chunks; about one submit per 
     });
   }
 });
+
+describe('checks moved to the device still fail loudly', () => {
+  it('the noise tunnel reports noisy copies that overflow float32 (checked once, at the end)', async () => {
+    const x = input(n);
+    const before = gpu.memory().liveBuffers;
+    await expect(bl.withBackend(gpu, () => ex.smoothGrad(model, x, { target: 3, samples: 4, samplesBatchSize: 1, stdev: 3e38, seed: 1 }))).rejects.toThrow(/noiseTunnel: a noisy copy of the input held a non-finite value/);
+    expect(gpu.memory().liveBuffers).toBe(before);
+    x.dispose();
+  });
+});
