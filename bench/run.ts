@@ -3,12 +3,13 @@
 // step, not the suite), converts each step's JSON into the uniform rows of bench/lib/suite.ts,
 // prints one table and writes bench/results/bench.json.
 //
-//   npx tsx bench/run.ts [--full] [--only ops,kernels,cnn-step,explain,kernel-shap,resnet18] [--out DIR]
+//   npx tsx bench/run.ts [--full] [--only ops,kernels,cnn-step,explain,kernel-shap,resnet18,overhead] [--out DIR]
 //
 // Steps: bench/ops.ts (single ops vs TF.js, the kernels engineer's; run as is), bench/kernels.ts
 // (large/skinny matmul, ResNet convs, pooling), bench/cnn-step.ts (small CNN forward, train step),
 // bench/explain.ts (IG 64 steps, Grad-CAM), bench/kernel-shap.ts (KernelSHAP evaluations/s),
-// bench/resnet18.ts (ResNet-18 at 224x224). Bundled for a lent GPU (bench/gpu.sh), this file runs
+// bench/resnet18.ts (ResNet-18 at 224x224), bench/overhead.ts (host time per dispatch, the
+// batch-1 latency of a small model). Bundled for a lent GPU (bench/gpu.sh), this file runs
 // the sibling bundles (.gpu/<step>.mjs) the same way.
 import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync, rmSync } from 'node:fs';
@@ -54,6 +55,7 @@ const STEPS: StepDef[] = [
   },
   { name: 'kernel-shap', timeout: 300 * T, convert: fromShap, args: full ? ['--full'] : ['--models', 'digits-cnn,shapes-cnn', '--batches', '512'] },
   { name: 'resnet18', args: [...F], timeout: 900 * T },
+  { name: 'overhead', args: [], timeout: 240 * T },
 ];
 const steps = STEPS.filter((s) => !only || only.includes(s.name));
 for (const o of only ?? []) if (!STEPS.some((s) => s.name === o)) throw new Error(`--only: unknown step '${o}' (${STEPS.map((s) => s.name).join(', ')})`);

@@ -253,7 +253,26 @@ export class Runtime {
     return l;
   }
 
-  /** The pipeline cache: keyed by the final WGSL text, the override constants and the layout. */
+  /**
+   * The pipeline cache: keyed by the final WGSL text, the override constants and the layout.
+   *
+   * Pipelines are created synchronously (createComputePipeline), not with
+   * createComputePipelineAsync, on purpose. dispatch() records setPipeline into the open pass at
+   * once, in program order with uploads and other kernels (the pooling rule at the top), and
+   * flush()/submit() are synchronous too (the perturbation engine flushes per chunk; a full arena
+   * submits from inside dispatch), so an async pipeline would need recording deferred to an await
+   * point: a queue of dispatch descriptors encoded at readback()/sync(), with every synchronous
+   * flush made async. The await points the runtime has come after the pipelines are needed, and
+   * which kernels a graph needs is known only when it is recorded (fused chains are generated per
+   * graph), so compiling ahead means compiling kernels that may never run. And the gain is small:
+   * measured on lavapipe (2 cores), a first integratedGradients call on resnet-bn took 539 ms, of
+   * which 30 pipelines took 187 ms and their shader modules 114 ms (digits-cnn: 22 in 152 + 88
+   * ms), repeated calls none; 24 pipelines issued all at once with createComputePipelineAsync
+   * took 87 ms against 104-119 ms synchronously, 45-50 ms of it still blocking the calling thread
+   * (Dawn translates the WGSL there; only the driver's compile moves to a worker), and awaited one
+   * by one 153-190 ms. Not worth the deferred-recording machinery; revisit if a GPU driver shows
+   * compiles of seconds.
+   */
   private pipeline(d: Dispatch): GPUComputePipeline {
     const constants = d.constants ?? {};
     const key = d.constants ? `${d.inputs.length}|${JSON.stringify(constants)}` : String(d.inputs.length);
