@@ -12,7 +12,7 @@
 // found by walking the output's coordinates, unrolled for the output's rank.
 // Uniforms (fusedUniforms, one schema per program structure): the element count, the
 // invocations, the constants (one-element host uploads, e.g. the 2 in mul(x, 2)), then the
-// output shape and one array of `rank` strides per strided leaf. Shapes and strides are uniforms,
+// output shape and one strides array (`rank` words per strided leaf). Shapes and strides are uniforms,
 // so only the program's structure is in the WGSL text.
 import { BINARY_EXPR, UNARY_EXPR, powJs } from './elementwise.ts';
 import { mathLib } from './math.ts';
@@ -30,7 +30,7 @@ export interface FusedProgram {
   leafFlat: boolean[];
   /** Constants read from the uniform block (as `cj`). */
   scalars: number;
-  /** Elements per invocation, `threads` ([1]) apart so that neighbouring invocations read
+  /** Elements per invocation, `threads` (a uniform) apart so that neighbouring invocations read
    * neighbouring elements. CPU adapters pay a lot per invocation (lavapipe: a 2-op chain over
    * 1.2M floats took ~4x less CPU time at 16 per invocation than at 1). */
   perThread: number;
