@@ -6,6 +6,7 @@
 #   bash bench/gpu.sh
 # then on the GPU machine (device tool: carry [".gpu"]):
 #   bash .gpu/run.sh .gpu/run.mjs --full --out $OUT
+#   bash .gpu/run.sh .gpu/matmul-gpu.mjs --out $OUT   (the GPU matmul kernels, not part of the suite)
 # onnxruntime-node is not bundled (a native binding), so the ort-cpu rows say it is absent there;
 # the weights and data the explain and kernel-shap steps read are the working tree's models/weights
 # and data/, which travel with it.
@@ -16,7 +17,7 @@ cd "$root"
 bash "$pack" bench/run.ts
 # The steps are bundled here, minified: each holds TF.js (5 MB a bundle unminified, 2.6 MB
 # minified), and the working tree plus .gpu must stay under the device's 64 MiB.
-for step in ops kernels cnn-step explain kernel-shap resnet18; do
+for step in ops kernels cnn-step explain kernel-shap resnet18 overhead matmul-gpu; do
   node_modules/.bin/esbuild "bench/$step.ts" --bundle --minify --keep-names --platform=node --format=esm --target=node20 \
     --external:webgpu --banner:js="import { createRequire as __cr } from 'node:module'; const require = __cr(import.meta.url);" \
     --outfile=".gpu/$step.mjs" --log-level=warning
