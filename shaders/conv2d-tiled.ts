@@ -9,13 +9,17 @@
 // Channel blocks never straddle a group: a group's channels are blocked separately (blocks of the
 // last, partial, block read clamped indices and skip their writes).
 import { convFields } from './conv2d.ts';
+import { type EpilogueProgram, epilogueFields, epilogueWgsl } from './epilogue.ts';
 import { flatIndex, launchArgs } from './params.ts';
-import { uniforms } from './uniforms.ts';
+import { type Fields, type UniformSchema, uniforms } from './uniforms.ts';
 
 // Each kernel's uniforms: the convolution's sizes (conv2d.ts, `count` = invocations) and its
 // blocking.
 /** Forward: output-channel blocks per group (OB), output-column blocks (WB). */
-export const convTiledUniforms = uniforms({ ...convFields, OB: 'u32', WB: 'u32' });
+const convTiledFields = { ...convFields, OB: 'u32', WB: 'u32' } as const;
+export const convTiledUniforms = uniforms(convTiledFields);
+/** The forward kernel's uniforms with those of a folded elementwise chain after them. */
+export const convTiledUniformsWith = (epi: EpilogueProgram): UniformSchema<Fields> => uniforms({ ...convTiledFields, ...epilogueFields(epi) });
 /** Backprop-input: input-channel blocks per group (CB). */
 export const convBackpropInputTiledUniforms = uniforms({ ...convFields, CB: 'u32' });
 /** Backprop-filter: output-channel blocks per group (OB), input-channel blocks per group (CB),
@@ -33,18 +37,31 @@ override WG: u32 = 64u;
  * in0 = x [N,C,H,W], in1 = w [O,C/g,KH,KW]; out = y [N,O,OH,OW]. Each invocation computes `ob`
  * output channels (a multiple of 4, as vec4 accumulators) x `wb` adjacent output columns: per
  * kernel tap it loads ob weights and wb inputs for ob*wb FMAs. The block shape is generated
- * (unrolled, so the accumulators stay in registers); the backend picks it per shape.
+ * (unrolled, so the accumulators stay in registers); the backend picks it per shape. With `epi`,
+ * each output goes through a folded elementwise chain (shaders/epilogue.ts) as it is written;
+ * its uniforms are then convTiledUniformsWith(epi).
  */
-export function conv2dTiledShaderFor(ob: number, wb: number): string {
+export function conv2dTiledShaderFor(ob: number, wb: number, epi?: EpilogueProgram): string {
   if (ob % 4 !== 0 || ob < 4 || wb < 1) throw new Error(`conv2dTiledShaderFor: bad block ${ob}x${wb}`);
   const ov = ob / 4;
   const js = [...Array(wb).keys()], vs = [...Array(ov).keys()];
   const decl = js.flatMap((j) => vs.map((v) => `var a${j}_${v} = vec4<f32>(0.0);`)).join(' ');
   const loadW = vs.map((v) => `let wv${v} = vec4<f32>(${[0, 1, 2, 3].map((i) => `in1[wrow[${4 * v + i}] + k]`).join(', ')});`).join('\n        ');
   const body = js.map((j) => `{ let cj = col + ${j} * sw; let xv = select(0.0, in0[xRow + u32(clamp(cj, 0, W - 1))], cj >= 0 && cj < W); ${vs.map((v) => `a${j}_${v} += xv * wv${v};`).join(' ')} }`).join('\n        ');
-  const write = js.flatMap((j) => vs.map((v) => `if (ow0 + ${j}u < OW) { for (var i = 0u; i < 4u; i++) { if (o0 + ${4 * v}u + i < Og) { out[obase + (${4 * v}u + i) * OH * OW + ${j}u] = a${j}_${v}[i]; } } }`)).join('\n  ');
+  const store = (index: string, value: string) => (epi ? `{ let oi = ${index}; out[oi] = epilogue(${value}, oi); }` : `out[${index}] = ${value};`);
+  // With a folded chain, one call site in a loop over the block (see shaders/matmul.ts).
+  const write = epi
+    ? `var res = array<vec4<f32>, ${wb * ov}>(${js.flatMap((j) => vs.map((v) => `a${j}_${v}`)).join(', ')});
+  for (var j = 0u; j < ${wb}u; j++) {
+    if (ow0 + j >= OW) { break; }
+    for (var o = 0u; o < ${ob}u; o++) {
+      if (o0 + o < Og) { ${store('obase + o * OH * OW + j', `res[j * ${ov}u + o / 4u][o % 4u]`)} }
+    }
+  }`
+    : js.flatMap((j) => vs.map((v) => `if (ow0 + ${j}u < OW) { for (var i = 0u; i < 4u; i++) { if (o0 + ${4 * v}u + i < Og) { ${store(`obase + (${4 * v}u + i) * OH * OW + ${j}u`, `a${j}_${v}[i]`)} } } }`)).join('\n  ');
   const P = convTiledUniforms;
-  return /* wgsl */ `${header(P)}
+  const S = epi ? convTiledUniformsWith(epi) : P;
+  return /* wgsl */ `${header(S)}${epi ? epilogueWgsl(epi, S, 4) : ''}
 @compute @workgroup_size(WG)
 fn main(${launchArgs}) {
   let idx = flat_index(wid, nwg, lid, WG);

@@ -75,9 +75,18 @@ function stepCode(s: FusedStep, k: number): string {
   }
 }
 
-export function fusedShader(p: FusedProgram, P: UniformSchema<Fields> = fusedUniforms(p)): string {
-  const usesPow = p.steps.some((s) => s.op === 'binary' && BINARY_EXPR[s.prim].includes('pow_js'));
-  const bindings = p.leafFlat.map((_, j) => `@group(0) @binding(${2 + j}) var<storage, read> in${j}: array<f32>;`).join('\n');
+/** How a chain's body names what it reads: leaf j's buffer, the output shape and the strides of
+ * strided leaf s (shaders/epilogue.ts reuses the body inside a producer's kernel). */
+export interface ChainRefs {
+  buffer: (j: number) => string;
+  shape: (k: number) => string;
+  stride: (s: number, k: number) => string;
+  constant: (j: number) => string;
+}
+
+/** WGSL statements computing a chain's value at flat output index `i` (a u32 in scope): the walk
+ * for strided leaves, the loads, the steps. The result is in `p.result`. */
+export function chainBody(p: Pick<FusedProgram, 'rank' | 'leafFlat' | 'scalars' | 'steps'>, refs: ChainRefs): string {
   const strided = p.leafFlat.map((f, j) => (f ? -1 : j)).filter((j) => j >= 0);
   let walk = '';
   if (strided.length > 0) {
@@ -86,16 +95,31 @@ export function fusedShader(p: FusedProgram, P: UniformSchema<Fields> = fusedUni
     // mergeAxes): a size-1 axis is skipped by a uniform branch, the outermost needs no division,
     // and the others divide once (c = rem - q * n).
     for (let k = p.rank - 1; k >= 0; k--) {
-      const adds = strided.map((j, s) => `s${j} += c * ${P.ref('strides', s * p.rank + k)};`).join(' ');
+      const adds = strided.map((j, s) => `s${j} += c * ${refs.stride(s, k)};`).join(' ');
       walk += k === 0
         ? `\n  { let c = rem; ${adds} }`
-        : `\n  { let n = ${P.ref('shape', k)}; if (n != 1u) { let q = rem / n; let c = rem - q * n; rem = q; ${adds} } }`;
+        : `\n  { let n = ${refs.shape(k)}; if (n != 1u) { let q = rem / n; let c = rem - q * n; rem = q; ${adds} } }`;
     }
   }
   const loads = [
-    ...p.leafFlat.map((f, j) => `  let l${j} = in${j}[${f ? 'i' : `s${j}`}];`),
-    ...Array.from({ length: p.scalars }, (_, j) => `  let c${j} = ${P.ref(`c${j}`)};`),
+    ...p.leafFlat.map((f, j) => `  let l${j} = ${refs.buffer(j)}[${f ? 'i' : `s${j}`}];`),
+    ...Array.from({ length: p.scalars }, (_, j) => `  let c${j} = ${refs.constant(j)};`),
   ].join('\n');
+  return `${walk}\n${loads}\n${p.steps.map(stepCode).join('\n')}`;
+}
+
+/** Whether a chain's steps need pow_js (shaders/elementwise.ts). */
+export const chainUsesPow = (p: Pick<FusedProgram, 'steps'>) => p.steps.some((s) => s.op === 'binary' && BINARY_EXPR[s.prim].includes('pow_js'));
+
+export function fusedShader(p: FusedProgram, P: UniformSchema<Fields> = fusedUniforms(p)): string {
+  const usesPow = chainUsesPow(p);
+  const bindings = p.leafFlat.map((_, j) => `@group(0) @binding(${2 + j}) var<storage, read> in${j}: array<f32>;`).join('\n');
+  const body = chainBody(p, {
+    buffer: (j) => `in${j}`,
+    shape: (k) => P.ref('shape', k),
+    stride: (s, k) => P.ref('strides', s * p.rank + k),
+    constant: (j) => P.ref(`c${j}`),
+  });
   return /* wgsl */ `${P.wgsl}${flatIndex}${mathLib}${usesPow ? powJs : ''}
 @group(0) @binding(1) var<storage, read_write> out: array<f32>;
 ${bindings}
@@ -106,9 +130,7 @@ fn main(${launchArgs}) {
   let t = flat_index(wid, nwg, lid, WG);
   for (var e = 0u; e < ${p.perThread}u; e++) {
   let i = t + e * ${P.ref('threads')};
-  if (i >= ${P.ref('count')}) { return; }${walk}
-${loads}
-${p.steps.map(stepCode).join('\n')}
+  if (i >= ${P.ref('count')}) { return; }${body}
   out[i] = ${p.result};
   }
 }

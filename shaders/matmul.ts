@@ -6,14 +6,15 @@
 //    memory. What real GPUs want.
 // Reads past the matrix edges are clamped to the last row/column (no branches in the inner loop);
 // those lanes are never written.
+import { type EpilogueProgram, epilogueFields, epilogueWgsl } from './epilogue.ts';
 import { MAX_RANK } from './params.ts';
-import { uniforms } from './uniforms.ts';
+import { type Fields, type UniformSchema, uniforms } from './uniforms.ts';
 
 /** Both variants. Batch axes: the output's batch shape and A's and B's batch strides (elements,
  * 0 where broadcast), `batchRank` of each used. `firstBatch`: the first batch of this dispatch (a
  * dispatch covers at most 65535 batches, the limit of one grid dimension, so more are split over
  * several dispatches). */
-export const matmulUniforms = uniforms({
+const matmulFields = {
   M: 'u32',
   N: 'u32',
   K: 'u32',
@@ -22,8 +23,20 @@ export const matmulUniforms = uniforms({
   batchShape: ['u32', MAX_RANK - 2],
   aBatchStrides: ['u32', MAX_RANK - 2],
   bBatchStrides: ['u32', MAX_RANK - 2],
-});
+} as const;
+export const matmulUniforms = uniforms(matmulFields);
+/** Either variant's uniforms with those of a folded elementwise chain after them. */
+export const matmulUniformsWith = (epi: EpilogueProgram): UniformSchema<Fields> => uniforms({ ...matmulFields, ...epilogueFields(epi) });
 const P = matmulUniforms;
+/** The struct declaration, the folded chain's bindings (after A and B) and its function. */
+const head = (epi?: EpilogueProgram) => {
+  if (!epi) return P.wgsl;
+  const S = matmulUniformsWith(epi);
+  return `${S.wgsl}${epilogueWgsl(epi, S, 4)}`;
+};
+/** C[index] = value, through the folded chain when there is one. */
+const store = (epi: EpilogueProgram | undefined, index: string, value: string) =>
+  epi ? `{ let oi = ${index}; C[oi] = epilogue(${value}, oi); }` : `C[${index}] = ${value};`;
 
 const batchOffsets = /* wgsl */ `
 fn batch_offsets(b: u32) -> vec2<u32> {
@@ -48,7 +61,7 @@ const bindings = /* wgsl */ `
  * so a workgroup covers (8 tm) x (8 tn); dispatch (ceil(N/(8 tn)), ceil(M/(8 tm)), batches).
  * Per k it loads tm values of A and tn of B for tm*tn FMAs. Generated (unrolled) per block shape.
  */
-export function matmulRegisterTiledFor(tm: number, tn: number): string {
+export function matmulRegisterTiledFor(tm: number, tn: number, epi?: EpilogueProgram): string {
   if (tm < 1 || tn < 4 || tn % 4 !== 0) throw new Error(`matmulRegisterTiledFor: bad block ${tm}x${tn}`);
   const nv = tn / 4;
   const is = [...Array(tm).keys()], vs = [...Array(nv).keys()];
@@ -56,8 +69,18 @@ export function matmulRegisterTiledFor(tm: number, tn: number): string {
   const decl = is.flatMap((i) => vs.map((v) => `var acc${i}_${v} = vec4<f32>(0.0);`)).join(' ');
   const loadB = vs.map((v) => `let b${v} = vec4<f32>(${[0, 1, 2, 3].map((q) => `B[br + c${4 * v + q}]`).join(', ')});`).join('\n    ');
   const fma = is.map((i) => `{ let a = A[rows[${i}] + k]; ${vs.map((v) => `acc${i}_${v} += a * b${v};`).join(' ')} }`).join('\n    ');
-  const write = is.map((i) => `if (row0 + ${i}u < M) {\n    let r = cBase + (row0 + ${i}u) * N + col0;\n    ${vs.map((v) => [0, 1, 2, 3].map((q) => `if (col0 + ${4 * v + q}u < N) { C[r + ${4 * v + q}u] = acc${i}_${v}[${q}]; }`).join(' ')).join('\n    ')}\n  }`).join('\n  ');
-  return /* wgsl */ `${P.wgsl}${batchOffsets}${bindings}
+  // With a folded chain, one call site in a loop over the block: unrolled per register, the
+  // chain (inlined by the driver at each site) made lavapipe compile for tens of seconds.
+  const write = epi
+    ? `var res = array<vec4<f32>, ${tm * nv}>(${is.flatMap((i) => vs.map((v) => `acc${i}_${v}`)).join(', ')});
+  for (var i = 0u; i < ${tm}u; i++) {
+    if (row0 + i >= M) { break; }
+    for (var j = 0u; j < ${tn}u; j++) {
+      if (col0 + j < N) { ${store(epi, 'cBase + (row0 + i) * N + col0 + j', `res[i * ${nv}u + j / 4u][j % 4u]`)} }
+    }
+  }`
+    : is.map((i) => `if (row0 + ${i}u < M) {\n    let r = cBase + (row0 + ${i}u) * N + col0;\n    ${vs.map((v) => [0, 1, 2, 3].map((q) => `if (col0 + ${4 * v + q}u < N) { C[r + ${4 * v + q}u] = acc${i}_${v}[${q}]; }`).join(' ')).join('\n    ')}\n  }`).join('\n  ');
+  return /* wgsl */ `${head(epi)}${batchOffsets}${bindings}
 @compute @workgroup_size(8, 8, 1)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
   let M = ${P.ref('M')}; let N = ${P.ref('N')}; let K = ${P.ref('K')};
@@ -84,7 +107,8 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
 export const matmulRegisterTiled = matmulRegisterTiledFor(4, 4);
 
 /** Workgroup 16x16 invocations, 64x64 block of C; dispatch (ceil(N/64), ceil(M/64), batches). */
-export const matmulWorkgroupTiled = /* wgsl */ `${P.wgsl}${batchOffsets}${bindings}
+export function matmulWorkgroupTiledFor(epi?: EpilogueProgram): string {
+  return /* wgsl */ `${head(epi)}${batchOffsets}${bindings}
 const TILE = 64u;
 const BK = 16u;
 var<workgroup> As: array<array<f32, 64>, 16>;   // [k][m]
@@ -122,8 +146,12 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
     if (r >= M) { break; }
     for (var j = 0u; j < 4u; j++) {
       let c = n0 + lid.x * 4u + j;
-      if (c < N) { C[cBase + r * N + c] = acc[i][j]; }
+      if (c < N) { ${store(epi, 'cBase + r * N + c', 'acc[i][j]')} }
     }
   }
 }
 `;
+}
+
+/** Without a folded chain. */
+export const matmulWorkgroupTiled = matmulWorkgroupTiledFor();

@@ -18,7 +18,8 @@ import {
 } from '../../shaders/elementwise.ts';
 import { movementShader, movementUniforms } from '../../shaders/movement.ts';
 import { type ReduceKind, reduceRowsShader, reduceUniforms, reduceWorkgroupShader } from '../../shaders/reduce.ts';
-import { matmulRegisterTiledFor, matmulUniforms, matmulWorkgroupTiled } from '../../shaders/matmul.ts';
+import { matmulGpuFor, matmulGpuOptions, matmulGpuWorkgroups, packMatmulGpu } from '../../shaders/matmul-gpu.ts';
+import { matmulRegisterTiledFor, matmulUniforms, matmulUniformsWith, matmulWorkgroupTiled, matmulWorkgroupTiledFor } from '../../shaders/matmul.ts';
 import { conv2dBackpropFilterShader, conv2dBackpropInputShader, conv2dShader, convFields, convUniforms } from '../../shaders/conv2d.ts';
 import {
   conv2dBackpropFilterTiledShader,
@@ -27,6 +28,7 @@ import {
   convBackpropFilterTiledUniforms,
   convBackpropInputTiledUniforms,
   convTiledUniforms,
+  convTiledUniformsWith,
 } from '../../shaders/conv2d-tiled.ts';
 import { avgPoolBackpropShader, avgPoolShader, maxPoolGatherShader, maxPoolScatterShader, poolUniforms } from '../../shaders/pool.ts';
 import { resizeBilinearBackpropShader, resizeBilinearShader, resizeUniforms } from '../../shaders/resize.ts';
@@ -35,7 +37,9 @@ import { randomShader, randomUniforms } from '../../shaders/random.ts';
 import type { UniformValues } from '../../shaders/uniforms.ts';
 import { type GpuBuf, Runtime } from './runtime.ts';
 import type { AcquiredDevice } from './device.ts';
-import { type ElementwiseOp, Fusion, type GpuStorage } from './fusion.ts';
+import { type ElementwiseOp, type Epilogue, Fusion, type GpuStorage } from './fusion.ts';
+import type { EpilogueProgram } from '../../shaders/epilogue.ts';
+import type { Fields, UniformSchema } from '../../shaders/uniforms.ts';
 import { sameShape, stridesOf } from '../shape.ts';
 
 export type { GpuStorage } from './fusion.ts';
@@ -43,14 +47,25 @@ export type { GpuStorage } from './fusion.ts';
 type Op = Operand<GpuBuf>;
 
 export interface WebGpuOptions {
-  /** Kernel variant for matmul; default: registerTiled on software adapters, workgroupTiled on GPUs. */
-  matmul?: 'registerTiled' | 'workgroupTiled';
+  /**
+   * Kernel variant for matmul; default: registerTiled on software adapters, gpu on GPUs
+   * (shaders/matmul-gpu.ts: 128x128 blocks, vec4 loads, double-buffered workgroup tiles; not yet
+   * measured on a GPU: bench/matmul-gpu.ts takes the figures). workgroupTiled: the older 64x64
+   * workgroup kernel. BACKLIGHT_MATMUL=registerTiled|workgroupTiled|gpu overrides.
+   */
+  matmul?: MatmulVariant;
   /**
    * Record elementwise primitives (and expand) lazily and run each chain as one generated kernel
    * (engine/webgpu/fusion.ts). Default true; false, or BACKLIGHT_FUSION=0, runs one kernel per
    * primitive as it is called.
    */
   fusion?: boolean;
+  /**
+   * With fusion, record conv2d and matmul lazily too and run an elementwise chain that only reads
+   * their output (bias, BatchNorm scale/shift, activation, residual add) inside their kernel.
+   * Default true; false, or BACKLIGHT_EPILOGUE=0, runs them at once (to measure the difference).
+   */
+  epilogues?: boolean;
 }
 
 const FUSIBLE: Partial<Record<Primitive, ElementwiseOp>> = {
@@ -60,14 +75,36 @@ const FUSIBLE: Partial<Record<Primitive, ElementwiseOp>> = {
   expand: { op: 'expand' },
 };
 
-function fusionDefault(): boolean {
-  const v = typeof process !== 'undefined' ? process.env?.BACKLIGHT_FUSION : undefined;
+function envOn(name: string): boolean {
+  const v = typeof process !== 'undefined' ? process.env?.[name] : undefined;
   return !(v === '0' || v === 'false' || v === 'off');
 }
+const fusionDefault = () => envOn('BACKLIGHT_FUSION');
 
 const WG = 64;
 
 // Generated shader texts, made once: the same string object each time keeps pipeline lookups cheap.
+const kernels = new Map<string, { wgsl: string; schema: UniformSchema<Fields> }>();
+/** A kernel with a folded chain (shaders/epilogue.ts): its text and schema, made once per
+ * producer variant and chain structure. */
+function kernelWith(key: string, make: () => { wgsl: string; schema: UniformSchema<Fields> }): { wgsl: string; schema: UniformSchema<Fields> } {
+  let k = kernels.get(key);
+  if (k === undefined) kernels.set(key, (k = make()));
+  return k;
+}
+
+/** Whether a producer's uniforms and a chain's fit one dispatch slot (uniforms() refuses more). */
+function fitsWith(schemaFor: (e: EpilogueProgram) => unknown): (e: EpilogueProgram) => boolean {
+  return (e) => {
+    try {
+      schemaFor(e);
+      return true;
+    } catch {
+      return false;
+    }
+  };
+}
+
 const shaders = new Map<string, string>();
 function shader(key: string, make: () => string): string {
   let s = shaders.get(key);
@@ -95,7 +132,7 @@ export class WebGpuBackend implements Backend<GpuStorage> {
   readonly info: AdapterInfo;
   readonly rt: Runtime;
   readonly acquired: AcquiredDevice; // holds the gpu root object alive (see device.ts)
-  matmulVariant: 'registerTiled' | 'workgroupTiled';
+  matmulVariant: MatmulVariant;
   /** The register-tiled matmul's per-invocation block [rows, columns (a multiple of 4)]; null
    * picks per shape. BACKLIGHT_MATMUL_BLOCK=8x4 (etc.) forces one, to measure alternatives. */
   matmulBlock: [number, number] | null = blockFromEnv('BACKLIGHT_MATMUL_BLOCK', 4);
@@ -111,15 +148,18 @@ export class WebGpuBackend implements Backend<GpuStorage> {
   backpropInputViaConv = true;
   /** Lazy elementwise chains; null when fusion is off. */
   readonly fusion: Fusion | null;
+  /** conv2d / matmul recorded lazily, for chains to fold into (WebGpuOptions.epilogues). */
+  epilogues: boolean;
 
   constructor(acquired: AcquiredDevice, opts: WebGpuOptions = {}) {
     this.acquired = acquired;
     this.info = acquired.info;
     this.rt = new Runtime(acquired.device);
-    this.matmulVariant = opts.matmul ?? (acquired.info.software ? 'registerTiled' : 'workgroupTiled');
+    this.matmulVariant = opts.matmul ?? matmulFromEnv() ?? (acquired.info.software ? 'registerTiled' : 'gpu');
     this.fusion = (opts.fusion ?? fusionDefault()) ? new Fusion(this.rt, (n) => this.out(n), acquired.info.software ? 16 : 4) : null;
     // An explicit flush or sync submits pending chains that tensors still refer to.
     if (this.fusion) this.rt.beforeFlush = () => this.fusion!.emitLive();
+    this.epilogues = opts.epilogues ?? envOn('BACKLIGHT_EPILOGUE');
   }
 
   /** Fill every kernel output with NaN first, so a kernel that skips an element is caught. */
@@ -169,6 +209,12 @@ export class WebGpuBackend implements Backend<GpuStorage> {
     const fusible = this.fusion && FUSIBLE[prim];
     if (fusible) return this.fusion!.record(fusible, inputs, outShape);
     const real = inputs.map((x) => ({ storage: this.realise(x.storage), shape: x.shape }));
+    if (this.fusion && this.epilogues && (prim === 'conv2d' || prim === 'matmul')) {
+      const produced = prim === 'conv2d'
+        ? this.conv2dProducer(params as PrimParams['conv2d'], real, outShape)
+        : this.matmulProducer(real, outShape);
+      if (produced) return produced;
+    }
     return (this.impls[prim] as (p: PrimParams[P], i: Op[], o: Shape) => GpuBuf)(params, real, outShape);
   }
 
@@ -188,6 +234,117 @@ export class WebGpuBackend implements Backend<GpuStorage> {
     const output = this.out(outSize);
     this.rt.dispatch({ label, wgsl, params, output, inputs, workgroups: Math.ceil(threads / WG) });
     return output;
+  }
+
+  private overBindingLimit(out: Shape): boolean {
+    return sizeOf(out) * 4 > this.rt.device.limits.maxStorageBufferBindingSize;
+  }
+
+  /** Storage bindings a folded chain may use: the stage's limit less the output and 2 inputs. */
+  private get epilogueLeaves(): number {
+    return this.rt.device.limits.maxStorageBuffersPerShaderStage - 3;
+  }
+
+  /**
+   * conv2d recorded lazily (engine/webgpu/fusion.ts, producers) so that a bias, BatchNorm's
+   * scale and shift, an activation or a residual add after it can run inside its kernel; null
+   * for the direct kernel, which has no epilogue.
+   */
+  private conv2dProducer(p: PrimParams['conv2d'], [x, w]: Op[], out: Shape): GpuStorage | null {
+    // A bad size (an output over the binding limit) is refused at the op by the eager path.
+    if (this.convVariant !== 'tiled' || this.overBindingLimit(out)) return null;
+    const label = `conv2d x${fmt(x.shape)} w${fmt(w.shape)}`;
+    this.rt.assertAlive(label);
+    return this.fusion!.recordProducer({
+      label,
+      inputs: [x.storage, w.storage],
+      emit: (output, epi) => this.conv2dTiled(p, x, w, out, output, epi),
+      maxLeaves: this.epilogueLeaves,
+      fits: fitsWith(convTiledUniformsWith),
+    }, out);
+  }
+
+  /** matmul recorded lazily, as conv2dProducer (a bias and activation after a Linear layer). */
+  private matmulProducer([a, b]: Op[], out: Shape): GpuStorage | null {
+    if (this.overBindingLimit(out)) return null;
+    const K = a.shape[a.shape.length - 1];
+    const label = `matmul ${fmt(a.shape)} ${fmt(b.shape)}`;
+    if (K === 0) throw new Error(`backlight: ${label}: inner dimension is 0`);
+    this.rt.assertAlive(label);
+    return this.fusion!.recordProducer({
+      label,
+      inputs: [a.storage, b.storage],
+      emit: (output, epi) => this.matmulInto(a, b, out, output, epi),
+      maxLeaves: this.epilogueLeaves,
+      // the gpu kernel has no epilogue (a chain after it runs as its own fused kernel)
+      fits: this.matmulVariant === 'gpu' ? () => false : fitsWith(matmulUniformsWith),
+    }, out);
+  }
+
+  /** matmul writing `output` (the variant for this adapter), through `epi` when given. */
+  private matmulInto(a: Op, b: Op, out: Shape, output: GpuBuf, epi: Epilogue | null): void {
+    const r = out.length;
+    const M = out[r - 2], N = out[r - 1], K = a.shape[a.shape.length - 1];
+    const batchShape = out.slice(0, r - 2);
+    const batches = sizeOf(batchShape);
+    const label = `matmul ${fmt(a.shape)} ${fmt(b.shape)}${epi ? ` + ${epi.program.steps.length} fused step(s)` : ''}`;
+    const values = {
+      M,
+      N,
+      K,
+      batchRank: batchShape.length,
+      firstBatch: 0,
+      batchShape,
+      aBatchStrides: broadcastStrides(a.shape.slice(0, -2), batchShape).map((s) => s * M * K),
+      bBatchStrides: broadcastStrides(b.shape.slice(0, -2), batchShape).map((s) => s * K * N),
+      ...epi?.values,
+    };
+    if (this.matmulVariant === 'gpu') {
+      if (epi) throw new Error('backlight internal: the gpu matmul kernel takes no epilogue');
+      // 128x128 blocks where the product fills them; 64x64 (4x4 per invocation) for smaller ones,
+      // so that a small product still spreads over many workgroups.
+      const o = matmulGpuOptions(M >= 128 && N >= 128 ? '128x128-8x8-k16-db' : '64x64-4x4-k16-db', K, N);
+      const wgsl = matmulGpuFor(o);
+      for (let first = 0; first < batches; first += 65535) {
+        const z = Math.min(65535, batches - first);
+        const params = packMatmulGpu({ M, N, K, batchShape, aStrides: values.aBatchStrides, bStrides: values.bBatchStrides, first });
+        this.rt.dispatch({ label, wgsl, params, output, inputs: [a.storage, b.storage], workgroups: matmulGpuWorkgroups(o, M, N, z) });
+      }
+      return;
+    }
+    const tiled = this.matmulVariant === 'workgroupTiled';
+    // 8x8 per invocation: measured 1.45-3.6x the 4x4 block on lavapipe (256^3 .. 1024x64x1024,
+    // 64x576x1024; bench in /tmp, interleaved); 4-wide where the matrix is narrower than 8.
+    const [tm, tn] = this.matmulBlock ?? [M >= 8 ? 8 : 4, N >= 8 ? 8 : 4];
+    const variant = tiled ? 'matmulWorkgroup' : `matmulRegister:${tm}x${tn}`;
+    const make = (e?: EpilogueProgram) => (tiled ? (e ? matmulWorkgroupTiledFor(e) : matmulWorkgroupTiled) : matmulRegisterTiledFor(tm, tn, e));
+    const k = epi
+      ? kernelWith(`${variant}|${epi.key}`, () => ({ wgsl: make(epi.program), schema: matmulUniformsWith(epi.program) }))
+      : { wgsl: shader(variant, () => make()), schema: matmulUniforms as UniformSchema<Fields> };
+    const inputs = [a.storage, b.storage, ...(epi?.leaves ?? [])];
+    // One grid dimension holds at most 65535 workgroups: more batches than that (a vmap'd or
+    // per-pixel matmul) run as several dispatches, each told its first batch.
+    for (let first = 0; first < batches; first += 65535) {
+      const z = Math.min(65535, batches - first);
+      this.rt.dispatch({ label, wgsl: k.wgsl, params: k.schema.pack({ ...values, firstBatch: first }), output, inputs, workgroups: tiled ? [Math.ceil(N / 64), Math.ceil(M / 64), z] : [Math.ceil(N / (8 * tn)), Math.ceil(M / (8 * tm)), z] });
+    }
+  }
+
+  /** The register-tiled forward conv writing `output`, through `epi` when given. */
+  private conv2dTiled(p: PrimParams['conv2d'], x: Op, w: Op, out: Shape, output: GpuBuf, epi: Epilogue | null): void {
+    const label = `conv2d x${fmt(x.shape)} w${fmt(w.shape)}`;
+    const base = convValues(p, x.shape, w.shape, out, sizeOf(out));
+    const [ob, wb] = this.convBlock ?? convBlockFor(w.shape[0] / p.groups, out[3]);
+    const OB = Math.ceil(w.shape[0] / p.groups / ob), WB = Math.ceil(out[3] / wb);
+    const threads = out[0] * OB * p.groups * out[2] * WB;
+    const values = { ...base, count: threads, OB, WB };
+    if (!epi) {
+      const wgsl = shader(`conv2dTiled:${ob}x${wb}`, () => conv2dTiledShaderFor(ob, wb));
+      this.rt.dispatch({ label, wgsl, params: convTiledUniforms.pack(values), output, inputs: [x.storage, w.storage], workgroups: Math.ceil(threads / WG) });
+      return;
+    }
+    const k = kernelWith(`conv2dTiled:${ob}x${wb}|${epi.key}`, () => ({ wgsl: conv2dTiledShaderFor(ob, wb, epi.program), schema: convTiledUniformsWith(epi.program) }));
+    this.rt.dispatch({ label: `${label} + ${epi.program.steps.length} fused step(s)`, wgsl: k.wgsl, params: k.schema.pack({ ...values, ...epi.values }), output, inputs: [x.storage, w.storage, ...epi.leaves], workgroups: Math.ceil(threads / WG) });
   }
 
   /** The strided copy behind every movement primitive (shaders/movement.ts). */
@@ -373,47 +530,20 @@ export class WebGpuBackend implements Backend<GpuStorage> {
     },
 
     matmul: (_p, [a, b], out) => {
-      const r = out.length;
-      const M = out[r - 2], N = out[r - 1], K = a.shape[a.shape.length - 1];
-      const batchShape = out.slice(0, r - 2);
-      const batches = sizeOf(batchShape);
-      const label = `matmul ${fmt(a.shape)} ${fmt(b.shape)}`;
-      const values = {
-        M,
-        N,
-        K,
-        batchRank: batchShape.length,
-        firstBatch: 0,
-        batchShape,
-        aBatchStrides: broadcastStrides(a.shape.slice(0, -2), batchShape).map((s) => s * M * K),
-        bBatchStrides: broadcastStrides(b.shape.slice(0, -2), batchShape).map((s) => s * K * N),
-      };
+      const K = a.shape[a.shape.length - 1];
+      if (K === 0) throw new Error(`backlight: matmul ${fmt(a.shape)} ${fmt(b.shape)}: inner dimension is 0`);
       const output = this.out(sizeOf(out));
-      if (K === 0) throw new Error(`backlight: ${label}: inner dimension is 0`);
-      const tiled = this.matmulVariant === 'workgroupTiled';
-      // 8x8 per invocation: measured 1.45-3.6x the 4x4 block on lavapipe (256^3 .. 1024x64x1024,
-      // 64x576x1024; bench in /tmp, interleaved); 4-wide where the matrix is narrower than 8.
-      const [tm, tn] = this.matmulBlock ?? [M >= 8 ? 8 : 4, N >= 8 ? 8 : 4];
-      const wgsl = tiled ? matmulWorkgroupTiled : shader(`matmulRegister:${tm}x${tn}`, () => matmulRegisterTiledFor(tm, tn));
-      // One grid dimension holds at most 65535 workgroups: more batches than that (a vmap'd or
-      // per-pixel matmul) run as several dispatches, each told its first batch.
-      for (let first = 0; first < batches; first += 65535) {
-        const z = Math.min(65535, batches - first);
-        this.rt.dispatch({ label, wgsl, params: matmulUniforms.pack({ ...values, firstBatch: first }), output, inputs: [a.storage, b.storage], workgroups: tiled ? [Math.ceil(N / 64), Math.ceil(M / 64), z] : [Math.ceil(N / (8 * tn)), Math.ceil(M / (8 * tm)), z] });
-      }
+      this.matmulInto(a, b, out, output, null);
       return output;
     },
 
     conv2d: (p, [x, w], out) => {
       const n = sizeOf(out);
       const label = `conv2d x${fmt(x.shape)} w${fmt(w.shape)}`;
-      const base = convValues(p, x.shape, w.shape, out, n);
-      if (this.convVariant === 'direct') return this.launch(label, conv2dShader, convUniforms.pack(base), [x.storage, w.storage], n);
-      const [ob, wb] = this.convBlock ?? convBlockFor(w.shape[0] / p.groups, out[3]);
-      const OB = Math.ceil(w.shape[0] / p.groups / ob), WB = Math.ceil(out[3] / wb);
-      const threads = out[0] * OB * p.groups * out[2] * WB;
-      const params = convTiledUniforms.pack({ ...base, count: threads, OB, WB });
-      return this.launch(label, shader(`conv2dTiled:${ob}x${wb}`, () => conv2dTiledShaderFor(ob, wb)), params, [x.storage, w.storage], n, threads);
+      if (this.convVariant === 'direct') return this.launch(label, conv2dShader, convUniforms.pack(convValues(p, x.shape, w.shape, out, n)), [x.storage, w.storage], n);
+      const output = this.out(n);
+      this.conv2dTiled(p, x, w, out, output, null);
+      return output;
     },
     conv2dBackpropInput: (p, [dy, w], out) => {
       const n = sizeOf(out);
@@ -495,6 +625,15 @@ export class WebGpuBackend implements Backend<GpuStorage> {
       return this.launch(`random ${p.dist} ${fmt(out)}`, randomShader, params, [], n);
     },
   };
+}
+
+export type MatmulVariant = 'registerTiled' | 'workgroupTiled' | 'gpu';
+
+function matmulFromEnv(): MatmulVariant | null {
+  const v = typeof process !== 'undefined' ? process.env?.BACKLIGHT_MATMUL : undefined;
+  if (!v) return null;
+  if (v === 'registerTiled' || v === 'workgroupTiled' || v === 'gpu') return v;
+  throw new Error(`BACKLIGHT_MATMUL=${v}: expected registerTiled, workgroupTiled or gpu`);
 }
 
 /** A block shape 'AxB' from an environment variable (A a multiple of 4 when which = 0, B when 1). */

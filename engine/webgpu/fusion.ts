@@ -26,6 +26,7 @@
 import type { Shape } from '../primitives.ts';
 import { sizeOf } from '../backend.ts';
 import { FUSED_MAX_LEAVES, FUSED_MAX_SCALARS, type FusedProgram, type FusedStep, fusedShader, fusedUniforms } from '../../shaders/fused.ts';
+import { type EpilogueProgram, epilogueValues } from '../../shaders/epilogue.ts';
 import type { Fields, UniformSchema } from '../../shaders/uniforms.ts';
 import type { GpuBuf, Runtime } from './runtime.ts';
 import { sameShape, stridesOf } from '../shape.ts';
@@ -36,6 +37,35 @@ export type ElementwiseOp =
   | { op: 'binary'; prim: string }
   | { op: 'select' }
   | { op: 'expand' };
+
+/** A chain folded into its producer's kernel: the program (the producer's value is `acc`), the
+ * leaf buffers it reads, its uniform values (shaders/epilogue.ts, epilogueValues) and a key of
+ * its structure (the producer caches its kernel text by it). */
+export interface Epilogue {
+  program: EpilogueProgram;
+  leaves: GpuBuf[];
+  values: Record<string, number | number[]>;
+  key: string;
+}
+
+/**
+ * A conv2d or matmul recorded lazily, so that an elementwise chain reading only its output can
+ * run inside its kernel (engine/webgpu/backend.ts makes them). `emit` records the kernel writing
+ * `output`, with the chain applied as each element is written when `epilogue` is given; until
+ * then its `inputs` are pinned like a chain's leaves.
+ */
+export interface Producer {
+  label: string;
+  inputs: GpuBuf[];
+  emit(output: GpuBuf, epilogue: Epilogue | null): void;
+  /** Leaf buffers a folded chain may bind (the storage bindings left in a stage). */
+  maxLeaves: number;
+  /** Whether the uniforms of the producer plus this chain fit one dispatch slot. */
+  fits(program: EpilogueProgram): boolean;
+}
+
+/** What a lazy value computes: an elementwise step, or a producer. */
+type ValueOp = ElementwiseOp | { op: 'producer'; producer: Producer };
 
 /** Steps one kernel may hold; a longer chain is cut (its operands emitted first). Bounds the WGSL
  * size and compile time; chains in practice (IG's interpolation, SHAP's masking, a backward
@@ -70,15 +100,16 @@ export class LazyValue {
   readonly label: string;
 
   constructor(
-    readonly op: ElementwiseOp,
+    readonly op: ValueOp,
     readonly shape: Shape,
     args: Arg[],
   ) {
     this.size = sizeOf(shape);
     this.args = args;
-    this.foot = footprint(op, args);
+    // A producer's inputs are its kernel's, not leaves of a chain that folds into it.
+    this.foot = op.op === 'producer' ? { bufs: [], scalars: [], steps: 0 } : footprint(op, args);
     const names = args.filter((a) => a.inlined).map((a) => a.value!.label);
-    const own = op.op === 'unary' || op.op === 'binary' ? op.prim : op.op;
+    const own = op.op === 'unary' || op.op === 'binary' ? op.prim : op.op === 'producer' ? op.producer.label : op.op;
     this.label = [...names.filter(Boolean), own].join('+');
   }
 }
@@ -137,9 +168,11 @@ export class Fusion {
   /** Structure key -> WGSL text (the same string object each time keeps pipeline lookups cheap)
    * and the uniform schema it reads. */
   private shaders = new Map<string, { wgsl: string; uniforms: UniformSchema<Fields> }>();
-  /** Kernels emitted and the elementwise primitives they covered (for tests and benchmarks). */
+  /** Kernels emitted and the elementwise primitives they covered (for tests and benchmarks);
+   * chains folded into a producer's kernel (not counted in `kernels`). */
   kernels = 0;
   fusedOps = 0;
+  epilogues = 0;
 
   constructor(
     private readonly rt: Runtime,
@@ -186,6 +219,15 @@ export class Fusion {
     return v;
   }
 
+  /** Record a conv2d or matmul; nothing runs until its value is needed (or a chain folds it). */
+  recordProducer(producer: Producer, outShape: Shape): LazyValue {
+    const args: Arg[] = producer.inputs.map((buf) => ({ buf, shape: [], inlined: false }));
+    for (const a of args) a.buf!.pins = (a.buf!.pins ?? 0) + 1;
+    const v = new LazyValue({ op: 'producer', producer }, outShape, args);
+    this.pending.add(v);
+    return v;
+  }
+
   /** The buffer behind a storage, emitting its chain if it is pending. */
   realise(s: GpuStorage): GpuBuf {
     return isLazy(s) ? this.materialise(s) : s;
@@ -215,6 +257,22 @@ export class Fusion {
 
   materialise(v: LazyValue): GpuBuf {
     if (v.buf) return v.buf;
+    if (v.op.op === 'producer') return this.emitProducer(v, null);
+    // A chain computing a producer's value inline: fold it into the producer's kernel when the
+    // producer's own output is not wanted by anyone else (no tensor refers to it, no other
+    // chain reads it, nor any released-but-pending value on the way that would compute it
+    // again later) and the chain runs over the producer's own elements (same shape: no
+    // broadcast of the producer). Any other producer in the chain runs on its own first.
+    const { producers, intermediatesReleased } = this.inlinedProducers(v);
+    const p = producers.length === 1 ? producers[0] : null;
+    const fold = p && p.released && p.inlinedBy === 1 && intermediatesReleased && sameShape(p.shape, v.shape) ? p : null;
+    for (const q of producers) if (q !== fold) this.emitProducer(q, null);
+    if (fold) {
+      const c = this.compile(v, fold);
+      const prod = (fold.op as { producer: Producer }).producer;
+      if (c && c.leaves.length <= prod.maxLeaves && prod.fits(c.program)) return this.emitFolded(v, fold, prod, c);
+      this.emitProducer(fold, null);
+    }
     let compiled = this.compile(v);
     // The limits checked when recording are upper bounds of what is known then; an operand
     // materialised since adds a leaf of its own. Over a limit, emit the biggest pending operand
@@ -244,9 +302,55 @@ export class Fusion {
     return output;
   }
 
+  /** Emit a producer's kernel on its own (epilogue null) into a fresh buffer it then owns. */
+  private emitProducer(v: LazyValue, epilogue: null): GpuBuf {
+    const output = this.out(v.size);
+    (v.op as { producer: Producer }).producer.emit(output, epilogue);
+    v.buf = output;
+    this.pending.delete(v);
+    this.dropArgs(v);
+    return output;
+  }
+
+  /** Emit `root`'s chain inside the kernel of the producer it computes inline. The producer is
+   * released and read only by this chain, so it dies with the chain's operands. */
+  private emitFolded(root: LazyValue, p: LazyValue, prod: Producer, c: NonNullable<ReturnType<Fusion['compile']>>): GpuBuf {
+    const { program, leaves, values } = c;
+    const output = this.out(root.size);
+    const key = `${program.rank}|${program.leafFlat.map((f) => (f ? 'f' : 's')).join('')}|${program.scalars}|${program.steps.map(stepKey).join(';')}|${program.result}`;
+    prod.emit(output, { program, leaves, values: epilogueValues(values, program), key });
+    this.epilogues++;
+    this.fusedOps += program.steps.length;
+    root.buf = output;
+    this.pending.delete(root);
+    this.dropArgs(root); // the producer's last pin: it is killed, unpinning its inputs
+    if (p.buf === null && this.pending.has(p)) throw new Error(`backlight internal: folded producer ${p.label} still pending`);
+    return output;
+  }
+
+  /** The unmaterialised producers `root` computes inline, and whether every value computed
+   * inline on the way to them is released (a held one would compute them again later). */
+  private inlinedProducers(root: LazyValue): { producers: LazyValue[]; intermediatesReleased: boolean } {
+    const producers: LazyValue[] = [];
+    let intermediatesReleased = true;
+    const seen = new Set<LazyValue>();
+    const walk = (v: LazyValue, isRoot: boolean) => {
+      if (seen.has(v)) return;
+      seen.add(v);
+      if (v.op.op === 'producer') {
+        producers.push(v);
+        return;
+      }
+      if (!isRoot && !v.released) intermediatesReleased = false;
+      for (const a of v.args) if (a.value && !a.value.buf) walk(a.value, false);
+    };
+    walk(root, true);
+    return { producers, intermediatesReleased };
+  }
+
   /** The straight-line program for `root`, its leaf buffers and uniform values (fusedUniforms,
-   * all but `threads`). */
-  private compile(root: LazyValue): { program: FusedProgram; leaves: GpuBuf[]; values: Record<string, number | number[]>; label: string } | null {
+   * all but `threads`). With `acc`, that producer's value is the variable `acc` (an epilogue). */
+  private compile(root: LazyValue, acc?: LazyValue): { program: FusedProgram; leaves: GpuBuf[]; values: Record<string, number | number[]>; label: string } | null {
     const out = root.shape;
     const rank = out.length;
     const n = root.size;
@@ -293,6 +397,8 @@ export class Fusion {
     const visit = (val: LazyValue): string => {
       const known = done.get(val);
       if (known) return known;
+      if (val === acc) return 'acc';
+      if (val.op.op === 'producer') throw new Error(`backlight internal: producer ${val.label} inlined in a chain`);
       const xs = val.args.map(visitArg);
       let name: string;
       switch (val.op.op) {

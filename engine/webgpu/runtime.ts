@@ -312,8 +312,14 @@ export class Runtime {
     return bg;
   }
 
+  /** Throws, naming the op, once the device is lost (also for work recorded lazily: the error
+   * belongs at the op, not at a later read). */
+  assertAlive(label: string): void {
+    if (this.lost) throw new Error(`backlight: the GPU device was lost (${this.lost}); cannot run ${label}`);
+  }
+
   dispatch(d: Dispatch): void {
-    if (this.lost) throw new Error(`backlight: the GPU device was lost (${this.lost}); cannot run ${d.label}`);
+    this.assertAlive(d.label);
     if (d.params.length > PARAM_WORDS) throw new Error(`backlight internal: ${d.label} has ${d.params.length} parameter words`);
     let [x, y, z] = typeof d.workgroups === 'number' ? [d.workgroups, 1, 1] : d.workgroups;
     if (x === 0 || y === 0 || z === 0) return;

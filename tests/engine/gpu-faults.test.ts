@@ -19,6 +19,8 @@ describe('GPU faults', () => {
       const b = bl.tensor(new Float32Array(cols).fill(2), [1, cols], gpu);
       const before = gpu.memory();
       expect(() => bl.tidy(() => bl.sum(bl.matmul(a, b)))).toThrow(/over this GPU's largest storage binding \(maxStorageBufferBindingSize \d+\.\d MiB\): work in smaller chunks.*internalBatchSize/);
+      // matmul and conv2d are recorded lazily (epilogue fusion), but a bad size still fails at the op
+      expect(() => bl.matmul(a, b)).toThrow(/over this GPU's largest storage binding/);
       await gpu.sync();
       expect(gpu.memory().liveBuffers).toBe(before.liveBuffers);
       // a fused elementwise op over the limit (a broadcasting add): the same error, at the read

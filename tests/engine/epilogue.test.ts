@@ -1,0 +1,181 @@
+// Epilogue fusion (engine/webgpu/fusion.ts, producers): a conv2d or matmul whose output only
+// feeds an elementwise chain (bias, BatchNorm's scale and shift, an activation, a residual add)
+// runs as one kernel that applies the chain as it writes. Every case is compared with the float64
+// CPU backend on odd sizes with poisoned outputs; the dispatch counts show what was folded, and
+// the cases where folding would be wrong (the producer's own output still wanted, a second
+// consumer, a broadcast read of the producer) must still give the right values.
+import { afterAll, describe, expect, it } from 'vitest';
+import { tidy, withBackend } from '../../engine/context.ts';
+import { init, memory } from '../../engine/init.ts';
+import type { Tensor } from '../../engine/tensor.ts';
+import type { WebGpuBackend } from '../../engine/webgpu/backend.ts';
+import { tensor } from '../../engine/ops/creation.ts';
+import { add, mul, neg, sigmoid, sub, tanh } from '../../engine/ops/elementwise.ts';
+import { relu } from '../../engine/ops/nn.ts';
+import { sum } from '../../engine/ops/reduce.ts';
+import { matmul } from '../../engine/ops/linalg.ts';
+import { conv2d } from '../../engine/ops/conv.ts';
+import { grad } from '../../engine/autodiff/grad.ts';
+import { expectClose, randArray, rng, sizeOf } from '../helpers.ts';
+
+const gpu = (await init({ backend: 'webgpu', setDefault: false, fusion: true })) as WebGpuBackend;
+const cpu = await init({ backend: 'cpu', setDefault: false });
+const fusion = gpu.fusion!;
+
+afterAll(() => {
+  gpu.destroy();
+  cpu.destroy();
+});
+
+const TOL = 2e-5;
+const r = rng(7);
+const data = (shape: number[]) => ({ shape, values: randArray(r, sizeOf(shape)) });
+type Data = ReturnType<typeof data>;
+const t = (d: Data) => tensor(d.values, d.shape);
+
+/** Run `build` on both backends (inside tidy) and compare every returned tensor. */
+async function check(what: string, build: () => Tensor[], tol = TOL): Promise<void> {
+  const g = withBackend(gpu, () => tidy(build));
+  const c = withBackend(cpu, () => tidy(build));
+  try {
+    for (let k = 0; k < g.length; k++) {
+      expect(g[k].shape).toEqual(c[k].shape);
+      const want = await c[k].data();
+      const scale = Math.max(1, ...Array.from(want, Math.abs));
+      expectClose(await g[k].data(), want, tol * scale, tol, `${what} (output ${k})`);
+    }
+  } finally {
+    [...g, ...c].forEach((x) => x.dispose());
+  }
+}
+
+/** Dispatches and folded epilogues while `build` runs and its results are read (no poisoning). */
+async function countsOf(build: () => Tensor[]): Promise<{ dispatches: number; epilogues: number }> {
+  gpu.poisonOutputs = false;
+  try {
+    await gpu.sync();
+    const d0 = gpu.rt.dispatchCount, e0 = fusion.epilogues;
+    const out = withBackend(gpu, () => tidy(build));
+    for (const x of out) await x.data();
+    out.forEach((x) => x.dispose());
+    return { dispatches: gpu.rt.dispatchCount - d0, epilogues: fusion.epilogues - e0 };
+  } finally {
+    gpu.poisonOutputs = true;
+  }
+}
+
+gpu.poisonOutputs = true;
+
+// Odd sizes: output columns not a multiple of the conv's column block, channels not a multiple of
+// its channel block, matmul rows/columns not multiples of the register tile.
+const x = data([3, 5, 9, 11]);
+const w = data([7, 5, 3, 3]);
+const bias = data([7]);
+const scale = data([1, 7, 1, 1]);
+const shift = data([1, 7, 1, 1]);
+const resid = data([3, 7, 9, 11]);
+const a = data([2, 13, 19]);
+const bm = data([19, 10]);
+const rowBias = data([10]);
+
+const convOut = () => conv2d(t(x), t(w), { padding: 1 });
+
+describe('conv2d and matmul with a fused epilogue, against the CPU backend', () => {
+  it('conv2d + bias + relu (a Conv2d layer and its activation)', async () => {
+    await check('conv bias relu', () => [relu(conv2d(t(x), t(w), { padding: 1, bias: t(bias) }))]);
+  });
+
+  it('conv2d + BatchNorm scale and shift + relu (several per-channel leaves)', async () => {
+    await check('conv bn relu', () => [relu(add(mul(convOut(), t(scale)), t(shift)))]);
+  });
+
+  it('conv2d + a residual of the same shape + relu (a flat leaf)', async () => {
+    await check('conv residual relu', () => [relu(add(convOut(), t(resid)))]);
+  });
+
+  it('conv2d with stride, dilation and groups + bias + sigmoid', async () => {
+    const xg = data([2, 6, 13, 10]), wg = data([9, 2, 3, 2]), bg = data([9]);
+    await check('grouped strided conv', () => [sigmoid(conv2d(t(xg), t(wg), { stride: [2, 1], dilation: [1, 2], padding: [1, 0], groups: 3, bias: t(bg) }))]);
+  });
+
+  it('batched matmul + a row bias + tanh, and a scalar constant in the chain', async () => {
+    await check('matmul bias tanh', () => [tanh(mul(add(matmul(t(a), t(bm)), t(rowBias)), 0.5))]);
+  });
+
+  it('the producer read twice in one op (z * z) and a chain longer than one step', async () => {
+    await check('z*z', () => {
+      const z = convOut();
+      return [sub(mul(z, z), neg(t(resid)))];
+    });
+  });
+});
+
+describe('what folds, and what must not', () => {
+  it('conv2d + bias + relu runs as one dispatch', async () => {
+    const c = await countsOf(() => [relu(conv2d(t(x), t(w), { padding: 1, bias: t(bias) }))]);
+    // uploads are not dispatches: the conv with its epilogue is the only kernel
+    expect(c).toEqual({ dispatches: 1, epilogues: 1 });
+  });
+
+  it('matmul + bias + tanh runs as one dispatch', async () => {
+    const c = await countsOf(() => [tanh(add(matmul(t(a), t(bm)), t(rowBias)))]);
+    expect(c).toEqual({ dispatches: 1, epilogues: 1 });
+  });
+
+  it('a producer whose own output is still wanted runs once, and the chain reads it', async () => {
+    const build = () => {
+      const z = convOut();
+      return [z, relu(add(z, t(resid)))];
+    };
+    await check('kept producer', build);
+    const c = await countsOf(build);
+    expect(c.epilogues).toBe(0);
+    expect(c.dispatches).toBe(2); // the conv once, the chain once: never the conv twice
+  });
+
+  it('two chains reading one producer: the producer runs once', async () => {
+    const build = () => {
+      const z = convOut();
+      return [relu(z), sigmoid(z)];
+    };
+    await check('two consumers', build);
+    // the second consumer makes the conv run plainly; each chain then reads its output
+    expect(await countsOf(build)).toEqual({ dispatches: 3, epilogues: 0 });
+  });
+
+  it('a producer read through a broadcast (its shape is not the chain\'s) is not folded and is right', async () => {
+    const small = data([1, 7, 9, 11]), w1 = data([7, 7, 1, 1]);
+    const build = () => [relu(add(conv2d(t(small), t(w1), {}), t(resid)))];
+    await check('broadcast producer', build);
+  });
+
+  it('a producer nobody reads is never computed', async () => {
+    await gpu.sync();
+    const d0 = gpu.rt.dispatchCount;
+    withBackend(gpu, () => tidy(() => {
+      relu(convOut());
+      return [];
+    }));
+    await gpu.sync();
+    // uploads of x and w are copies, not dispatches; the conv and the relu never ran
+    expect(gpu.rt.dispatchCount - d0).toBe(0);
+  });
+
+  it('a non-elementwise consumer (sum) takes the producer as it is', async () => {
+    await check('conv then sum', () => [sum(relu(convOut()), [1, 3])]);
+  });
+
+  it('gradients through conv + bias + relu under the tape equal the CPU backend', async () => {
+    const f = (xx: Tensor) => sum(relu(conv2d(xx, t(w), { padding: 1, bias: t(bias) })), [0, 1, 2, 3]);
+    await check('input gradient', () => [grad(f)(t(x))]);
+  });
+
+  it('leaves no live buffers and no pending chains behind', async () => {
+    await gpu.sync();
+    const before = memory(gpu).liveBuffers;
+    await check('repeat', () => [relu(conv2d(t(x), t(w), { padding: 1, bias: t(bias) })), tanh(add(matmul(t(a), t(bm)), t(rowBias)))]);
+    await gpu.sync();
+    expect(memory(gpu).liveBuffers).toBe(before);
+    expect(fusion.pendingCount).toBe(0);
+  });
+});
