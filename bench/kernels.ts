@@ -45,6 +45,8 @@ interface Case {
   checkedAt?: string;
   tf?: { layout: (xs: Float32Array[]) => { data: Float32Array; shape: number[] }[]; run: (t: Tf, xs: TfT[]) => TfT; back: (y: Float32Array) => Float32Array };
   js?: (xs: Float32Array[]) => Float32Array;
+  /** Also time backlight with conv2d/matmul run eagerly (no epilogue fusion): 'backlight-before'. */
+  before?: boolean;
 }
 
 const cases: Case[] = [];
@@ -148,7 +150,28 @@ function convCases(label: string, n: number, c: number, h: number, w: number, o:
   ];
 }
 
+/** conv2d + bias + ReLU, the layer pair of every CNN: with epilogue fusion one kernel (the bias
+ * and ReLU applied as the conv writes), against TF.js's fused conv2d (bias and activation in its
+ * kernel too) and backlight with the conv run eagerly (two kernels). */
+function fusedConvCase(label: string, n: number, c: number, h: number, w: number, o: number): Case {
+  const xs = [n, c, h, w], ws = [o, c, 3, 3], ys = [n, o, h, w];
+  const so = Math.min(8, o);
+  return {
+    group: 'conv', name: `conv2d + bias + relu ${label}`, shape: `${n}x${c}x${h}x${w} k3 -> ${o}`, flops: 2 * n * o * h * w * c * 9, before: true,
+    inputs: [{ shape: xs }, { shape: ws, lo: -0.3, hi: 0.3 }, { shape: [o] }],
+    ours: ([x, f, b]) => bl.relu(bl.conv2d(x, f, { padding: 1, bias: b })),
+    ref: ([x, f, b]) => bl.relu(bl.conv2d(bl.slice(x, [0, 0, 0, 0], [1, c, h, w]), bl.slice(f, [0, 0, 0, 0], [so, c, 3, 3]), { padding: 1, bias: bl.slice(b, [0], [so]) })),
+    refLen: so * h * w, checkedAt: n === 1 && so === o ? undefined : `item 0, first ${so} output channels`,
+    tf: {
+      layout: ([x, f, b]) => [nchwT(xs)(x), oihwT(ws)(f), { data: b, shape: [o] }],
+      run: (t, [x, f, b]) => t.fused.conv2d({ x: x as never, filter: f as never, strides: 1, pad: 'same', bias: b as never, activation: 'relu' }),
+      back: (y) => nhwcToNchw(y, ys),
+    },
+  };
+}
+
 if (groups.includes('conv')) {
+  cases.push(fusedConvCase('(explainer)', 1, 3, 32, 32, 32), fusedConvCase('(small CNN)', 64, 16, 32, 32, 32), fusedConvCase('(ResNet)', 1, 64, 56, 56, 64));
   // Explainer-sized at batch 1: latency (dispatch and launch) more than arithmetic.
   cases.push(...convCases('(explainer)', 1, 1, 28, 28, 8, 3, 1, 1), ...convCases('(explainer)', 1, 3, 32, 32, 32, 3, 1, 1));
   // ResNet-18's layers at 224x224 input.
@@ -254,6 +277,13 @@ for (const c of cases) {
       ty.dispose();
       cs.push({ engine: 'tfjs-webgpu', run: async () => { const r = tf!.tidy(() => c.tf!.run(tf!, tfx)); await tfSync(tf!); r.dispose(); } });
     } else if (c.tf) m.peers['tfjs-webgpu'] = s.peerReason ?? 'TF.js unavailable';
+    if (c.before) {
+      const be = backend as unknown as { epilogues: boolean };
+      cs.push({ engine: 'backlight-before', run: async () => {
+        be.epilogues = false;
+        try { const r = bl.tidy(() => c.ours(xs)); await backend.sync(); r.dispose(); } finally { be.epilogues = true; }
+      } });
+    }
     if (c.js) {
       m.peerChecked!.js = maxRelErr(part(c.js(data)), ref);
       cs.push({ engine: 'js', run: async () => void c.js!(data) });

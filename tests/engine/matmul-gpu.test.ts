@@ -185,3 +185,39 @@ describe(`matmul-gpu kernel (${gpu.info.architecture})`, () => {
     expect(() => packMatmulGpu({ M: 1, N: 1, K: 1, batchShape: [1, 1, 1, 1, 1, 1, 1], aStrides: [0, 0, 0, 0, 0, 0, 0], bStrides: [0, 0, 0, 0, 0, 0, 0] })).toThrow(/rank 7/);
   });
 });
+
+// The kernel behind the backend's matmul on GPUs (init({ matmul: 'gpu' }), the default there):
+// batched and broadcast products of both block sizes it picks, the vec4 and scalar paths, and an
+// elementwise chain after it (not folded: this kernel has no epilogue), against the CPU backend.
+describe("the backend's matmul with the gpu variant", () => {
+  it('equals the float64 CPU backend through bl.matmul', async () => {
+    const bl = await import('../../engine/index.ts');
+    const g = (await init({ backend: 'webgpu', setDefault: false, matmul: 'gpu' })) as WebGpuBackend;
+    const cpu = await init({ backend: 'cpu', setDefault: false });
+    try {
+      expect(g.matmulVariant).toBe('gpu');
+      const cases: [number[], number[]][] = swiftshader
+        ? [[[2, 5, 7], [7, 6]], [[3, 1, 9, 8], [4, 8, 12]]]
+        : [[[2, 5, 7], [7, 6]], [[3, 1, 9, 8], [4, 8, 12]], [[130, 68], [68, 132]], [[2, 129, 64], [2, 64, 131]]];
+      for (const [sa, sb] of cases) {
+        const a = host(size(sa)), b = host(size(sb)), bias = host(sb[sb.length - 1]);
+        const f = (be: typeof cpu) => bl.withBackend(be, () => bl.tidy(() => bl.tanh(bl.add(bl.matmul(bl.tensor(a, sa), bl.tensor(b, sb)), bl.tensor(bias, [bias.length])))));
+        const got = f(g), want = f(cpu);
+        const gd = await got.data(), wd = await want.data();
+        expect(got.shape).toEqual(want.shape);
+        const K = sa[sa.length - 1];
+        // tanh is 1-Lipschitz: the product's float32 bound (gamma_{K+1} * sum |a||b| <= gamma * K)
+        // plus tanh's own few ulps
+        const tol = gamma(K + 1) * K + 4e-7;
+        let worstErr = 0;
+        for (let i = 0; i < wd.length; i++) worstErr = Math.max(worstErr, Math.abs(gd[i] - wd[i]));
+        expect(worstErr, `${sa} @ ${sb}`).toBeLessThanOrEqual(tol);
+        got.dispose();
+        want.dispose();
+      }
+    } finally {
+      g.destroy();
+      cpu.destroy();
+    }
+  });
+});
