@@ -226,7 +226,8 @@ async function nodeAdapter(choice: AdapterChoice): Promise<{ adapter: GPUAdapter
  * clearing.
  */
 export function dawnFlags(env: Record<string, string | undefined>): string[] {
-  const keep = env.BACKLIGHT_ZERO_INIT && env.BACKLIGHT_ZERO_INIT !== '0';
+  const v = env.BACKLIGHT_ZERO_INIT?.trim();
+  const keep = !!v && v !== '0';
   return keep ? [] : ['disable-dawn-features=lazy_clear_resource_on_first_use'];
 }
 
