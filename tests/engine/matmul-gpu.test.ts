@@ -7,6 +7,7 @@
 // Stability of Numerical Algorithms, 3.1; K additions plus the product's rounding). Every element
 // is checked against its own bound, so a wrong index (which moves a value by O(|a||b|)) fails.
 import { afterAll, describe, expect, it } from 'vitest';
+import { rng } from '../helpers.ts';
 import { init } from '../../engine/init.ts';
 import type { WebGpuBackend } from '../../engine/webgpu/backend.ts';
 import type { GpuBuf } from '../../engine/webgpu/runtime.ts';
@@ -21,11 +22,7 @@ const swiftshader = gpu.info.architecture === 'swiftshader';
 const U = 2 ** -24;
 const gamma = (n: number) => (n * U) / (1 - n * U);
 
-let seed = 12345;
-const rand = () => {
-  seed = (seed * 1103515245 + 12345) >>> 0;
-  return seed / 2 ** 32;
-};
+const rand = rng(12345);
 const host = (n: number) => Float32Array.from({ length: n }, () => 2 * rand() - 1);
 const size = (s: readonly number[]) => s.reduce((a, b) => a * b, 1);
 
@@ -47,6 +44,8 @@ interface Case {
   ab?: readonly number[]; bb?: readonly number[];
   /** Batches per dispatch (dispatches start at 0, chunk, 2 chunk, ...: the `first` uniform). */
   chunk?: number;
+  /** A and B themselves (default: random in [-1, 1]). */
+  a?: Float32Array; b?: Float32Array;
 }
 
 /** Run one case; returns the worst |got - want| / bound over C (below 1 passes). */
@@ -57,7 +56,7 @@ async function run(config: MatmulGpuConfig, c: Case): Promise<number> {
   const pad = (s: readonly number[]) => [...new Array(rank - s.length).fill(1), ...s];
   const cb = pad(ab).map((d, k) => Math.max(d, pad(bb)[k]));
   const batches = size(cb);
-  const a = host(size(ab) * M * K), b = host(size(bb) * K * N);
+  const a = c.a ?? host(size(ab) * M * K), b = c.b ?? host(size(bb) * K * N);
   const sa = batchStrides(ab, cb, M * K), sb = batchStrides(bb, cb, K * N);
 
   const o = matmulGpuOptions(config, K, N);
@@ -107,6 +106,11 @@ function worst(got: Float32Array, a: Float32Array, b: Float32Array, p: { M: numb
           abs += Math.abs(t);
         }
         const g = got[bi * M * N + i * N + j];
+        if (!Number.isFinite(s)) {
+          // an infinite input's row or column: exactly the float64 result (+-Inf, or NaN where it is NaN)
+          if (!(Number.isNaN(s) ? Number.isNaN(g) : g === s)) return Infinity;
+          continue;
+        }
         const e = Math.abs(g - s) / (bound * abs + Number.MIN_VALUE);
         if (!(e <= w)) w = Number.isNaN(e) ? Infinity : e;
         if (w === Infinity) return w;
@@ -121,6 +125,17 @@ const shapes: [number, number, number][] = [
   [1, 1, 1], [3, 5, 4], [4, 4, 4], [5, 3, 5], [63, 65, 64], [64, 64, 64], [65, 63, 129], [127, 129, 63],
   [129, 127, 65], [200, 200, 127], [1, 200, 5], [200, 1, 3], [64, 128, 200], [5, 64, 129], [129, 4, 1], [3, 129, 200],
 ];
+// The shapes each configuration runs: the first all of them, the others every other one (each
+// list has both vec4 and scalar paths for A and B, K below, at and past one slice).
+const evenShapes = shapes.filter((_, i) => i % 2 === 0), oddShapes = shapes.filter((_, i) => i % 2 === 1);
+const shapesOf: Record<MatmulGpuConfig, [number, number, number][]> = {
+  '128x128-8x8-k16-db': shapes,
+  '128x128-8x8-k8-db': oddShapes,
+  '128x128-8x8-k32': oddShapes,
+  '128x64-8x4-k16-db': oddShapes,
+  '64x64-4x4-k16-db': evenShapes,
+  '64x64-8x8-k16-db': evenShapes,
+};
 // SwiftShader: one shape per path (scalar/scalar, vec4/vec4, scalar A/vec4 B, vec4 A/scalar B over two slices).
 const smallShapes: [number, number, number][] = [[5, 3, 5], [4, 4, 4], [1, 68, 5], [65, 63, 20]];
 const configs = Object.keys(MATMUL_GPU_CONFIGS) as MatmulGpuConfig[];
@@ -137,7 +152,7 @@ describe(`matmul-gpu kernel (${gpu.info.architecture})`, () => {
   for (const config of tested) {
     it(`${config}: odd and aligned shapes, vec4 and scalar paths`, async () => {
       // Subzero compiles the 8x8-unrolled kernels slowly (seconds each): two paths of them there.
-      const list = swiftshader ? (config === '128x128-8x8-k16-db' ? smallShapes.slice(0, 2) : smallShapes) : config === '128x128-8x8-k16-db' ? shapes : shapes.filter((_, i) => i % 2 === (config.length % 2));
+      const list = swiftshader ? (config === '128x128-8x8-k16-db' ? smallShapes.slice(0, 2) : smallShapes) : config === '128x128-8x8-k16-db' ? shapes : shapesOf[config];
       for (const [M, N, K] of list) {
         const e = await run(config, { M, N, K });
         expect(e, `${M}x${K} @ ${K}x${N}`).toBeLessThan(1);
@@ -156,6 +171,22 @@ describe(`matmul-gpu kernel (${gpu.info.architecture})`, () => {
 
   it.skipIf(swiftshader)('256x320 @ 320x384 on every configuration', async () => {
     for (const config of configs) expect(await run(config, { M: 256, N: 384, K: 320 }), config).toBeLessThan(1);
+  });
+
+  // Padded k (K not a multiple of the slice) must add exact zeros: A's loads past K are selected
+  // to 0, not clamped to its last column, and B's to 0, not its last row, else an infinite last
+  // column or row times the other side's padded 0 makes NaN where the product is +-Inf.
+  it('infinite values in A\'s last column and B\'s last row: +-Inf, NaN only where float64 gives NaN', async () => {
+    const M = 9;
+    // K: scalar A (13, 37) and vec4 A (20, 36), none a multiple of 8, 16 or 32; N: vec4 B (12), scalar B (7)
+    const dims: [number, number][] = swiftshader ? [[13, 7], [20, 12]] : [[13, 12], [20, 7], [13, 7], [20, 12], [37, 12], [36, 7]];
+    for (const config of tested)
+      for (const [K, N] of dims) {
+        const a = host(M * K), b = host(K * N);
+        for (let i = 0; i < M; i++) a[i * K + K - 1] = [Infinity, -Infinity, 0.5][i % 3];
+        for (let j = 0; j < N; j++) b[(K - 1) * N + j] = [Infinity, -Infinity, 0, 0.25][j % 4];
+        expect(await run(config, { M, N, K, a, b }), `${config} ${M}x${K} @ ${K}x${N}`).toBeLessThan(1);
+      }
   });
 
   it('a dispatch writes only its own batches', async () => {
