@@ -17,7 +17,7 @@ cd "$root"
 bash "$pack" bench/run.ts
 # The steps are bundled here, minified: each holds TF.js (5 MB a bundle unminified, 2.6 MB
 # minified), and the working tree plus .gpu must stay under the device's 64 MiB.
-for step in ops kernels cnn-step explain kernel-shap resnet18 overhead matmul-gpu; do
+for step in ops kernels cnn-step explain kernel-shap resnet18 overhead matmul-gpu conv2d-gpu; do
   node_modules/.bin/esbuild "bench/$step.ts" --bundle --minify --keep-names --platform=node --format=esm --target=node20 \
     --external:webgpu --banner:js="import { createRequire as __cr } from 'node:module'; const require = __cr(import.meta.url);" \
     --outfile=".gpu/$step.mjs" --log-level=warning
