@@ -9,10 +9,13 @@
 //     M = Og output channels, NC = N*OH*OW output pixels, K = Cg*KH*KW;
 //     A[o][(c,p,q)] = w[g*Og+o, c, p, q] (w's rows as they lie), B[(c,p,q)][(n,i,j)] =
 //     x[n, g*Cg+c, i*sh - pt + p*dh, j*sw - pl + q*dw] (0 outside x).
-//   backprop-input   (in0 = dy, in1 = w, out = dx [N,C,H,W]), any stride:
-//     M = Cg input channels, NC = N*H*W input pixels, K = Og*KH*KW;
+//   backprop-input   (in0 = dy, in1 = w, out = dx [N,C,H,W]), any stride, one stride phase
+//     (rh, rw) per dispatch z / G (z = g + G * (rh * sw + rw)):
+//     M = Cg input channels, NC = the phase's input pixels (n, h = rh + sh*hh, v = rw + sw*vv),
+//     K = Og * (taps p with (rh+pt-p*dh) % sh == 0) * (taps q likewise), so no FMA is spent on a
+//     tap that misses (sh*sw times fewer than gathering every tap for every pixel);
 //     A[c][(o,p,q)] = w[g*Og+o, c, p, q], B[(o,p,q)][(n,h,v)] = dy[n, g*Og+o, (h+pt-p*dh)/sh,
-//     (v+pl-q*dw)/sw] where both divisions are exact and land inside dy, else 0.
+//     (v+pl-q*dw)/sw] where that lands inside dy, else 0.
 //   backprop-filter  (in0 = x, in1 = dy, out = partial dw [S,O,Cg,KH,KW]), split-K:
 //     M = Og output channels, NC = Cg*KH*KW filter taps, K = N*OH*OW pixels, split into S
 //     chunks of `chunk` pixels (a multiple of BK) whose partial products go to out[s];
@@ -20,10 +23,11 @@
 // Rows are channels and columns pixels (or taps), so the output stores of neighbouring
 // invocations are contiguous along a channel plane (NCHW) or a filter row.
 //
-// Staging, as matmul-gpu: invocation slots load 4 consecutive k of one row of A (stored
-// transposed, k-major) and 4 consecutive columns of one row of B; every slot keeps the same row
-// (A) / columns (B) in every slice, so the divisions that locate a row's or a column's pixel are
-// done once, before the loop; per slice a slot decomposes only its k (one or four divisions).
+// Staging (k-major in workgroup memory, as matmul-gpu): an invocation's slot loads 4 consecutive
+// rows of A at one k (one vec4 store, no transpose) and 4 consecutive columns of B at one k;
+// every slot keeps the same rows / columns in every slice, so the divisions that locate a row's
+// or a column's pixel are done once, before the loop, and per slice a slot decomposes only its
+// one k (shared by its 4 elements).
 // Taps outside the input (padding, bottom/right included: the output size implies them), k past
 // the chunk, rows and columns past the edges read 0 or clamp (and are never written). All reads
 // are scalar (gathers); no vec4 global loads.
@@ -102,18 +106,19 @@ export interface ConvGpuShapes {
 }
 
 /** The product's sizes for a kind: rows M, columns NC, reduction K (per group). */
-export function conv2dGpuDims(kind: ConvGpuKind, s: ConvGpuShapes, groups: number): { M: number; NC: number; K: number } {
+export function conv2dGpuDims(kind: ConvGpuKind, s: ConvGpuShapes, p: Pick<ConvGpuParams, 'groups' | 'stride'>): { M: number; NC: number; K: number } {
   const [N, C, H, W] = s.x, [O, Cg, KH, KW] = s.w, [, , OH, OW] = s.y;
-  const Og = O / groups;
+  const groups = p.groups, Og = O / groups;
   if (C !== Cg * groups || !Number.isInteger(Og)) throw new Error(`conv2d-gpu: x [${s.x}] w [${s.w}] do not fit ${groups} groups`);
   if (kind === 'forward') return { M: Og, NC: N * OH * OW, K: Cg * KH * KW };
-  if (kind === 'input') return { M: Cg, NC: N * H * W, K: Og * KH * KW };
+  // Backprop-input: per stride phase, at most N * ceil(H/sh) * ceil(W/sw) pixels, K at most Og*KH*KW.
+  if (kind === 'input') return { M: Cg, NC: N * Math.ceil(H / p.stride[0]) * Math.ceil(W / p.stride[1]), K: Og * KH * KW };
   return { M: Og, NC: Cg * KH * KW, K: N * OH * OW };
 }
 
 function pack(kind: ConvGpuKind, p: ConvGpuParams, s: ConvGpuShapes, chunk?: number): Uint32Array {
   const [N, C, H, W] = s.x, [O, , KH, KW] = s.w, [, , OH, OW] = s.y;
-  const d = conv2dGpuDims(kind, s, p.groups);
+  const d = conv2dGpuDims(kind, s, p);
   return conv2dGpuUniforms.pack({
     N, C, H, W, O, OH, OW, KH, KW,
     strideH: p.stride[0], strideW: p.stride[1], padTop: p.padding[0], padLeft: p.padding[2],
@@ -135,12 +140,13 @@ const wgCount = (o: Pick<ConvGpuOptions, 'bm' | 'bn'>, d: { M: number; NC: numbe
   return r;
 };
 /** Workgroups of a forward dispatch. */
-export const conv2dGpuWorkgroups = (o: Pick<ConvGpuOptions, 'bm' | 'bn'>, p: ConvGpuParams, s: ConvGpuShapes) => wgCount(o, conv2dGpuDims('forward', s, p.groups), p.groups);
-/** Workgroups of a backprop-input dispatch. */
-export const conv2dGpuBackpropInputWorkgroups = (o: Pick<ConvGpuOptions, 'bm' | 'bn'>, p: ConvGpuParams, s: ConvGpuShapes) => wgCount(o, conv2dGpuDims('input', s, p.groups), p.groups);
+export const conv2dGpuWorkgroups = (o: Pick<ConvGpuOptions, 'bm' | 'bn'>, p: ConvGpuParams, s: ConvGpuShapes) => wgCount(o, conv2dGpuDims('forward', s, p), p.groups);
+/** Workgroups of a backprop-input dispatch (z = groups * strideH * strideW: one stride phase each). */
+export const conv2dGpuBackpropInputWorkgroups = (o: Pick<ConvGpuOptions, 'bm' | 'bn'>, p: ConvGpuParams, s: ConvGpuShapes) =>
+  wgCount(o, conv2dGpuDims('input', s, p), p.groups * p.stride[0] * p.stride[1]);
 /** Workgroups of a backprop-filter dispatch (z = groups * S). */
 export const conv2dGpuBackpropFilterWorkgroups = (o: Pick<ConvGpuOptions, 'bm' | 'bn'>, p: ConvGpuParams, s: ConvGpuShapes, split: { S: number }) =>
-  wgCount(o, conv2dGpuDims('filter', s, p.groups), p.groups * split.S);
+  wgCount(o, conv2dGpuDims('filter', s, p), p.groups * split.S);
 
 /**
  * The split of backprop-filter's reduction (N*OH*OW pixels): S chunks of `chunk` pixels (a
@@ -151,7 +157,7 @@ export const conv2dGpuBackpropFilterWorkgroups = (o: Pick<ConvGpuOptions, 'bm' |
  */
 export function conv2dGpuFilterSplit(o: Pick<ConvGpuOptions, 'bm' | 'bn' | 'bk'>, p: ConvGpuParams, s: ConvGpuShapes,
   opts: { target?: number; minChunk?: number; maxS?: number } = {}): { S: number; chunk: number } {
-  const d = conv2dGpuDims('filter', s, p.groups);
+  const d = conv2dGpuDims('filter', s, p);
   const per = Math.ceil(d.NC / o.bn) * Math.ceil(d.M / o.bm) * p.groups;
   const minChunk = Math.max(o.bk, opts.minChunk ?? 256);
   let S = Math.ceil((opts.target ?? 512) / per);
@@ -212,8 +218,12 @@ const v4 = (f: (j: number) => string) => `vec4<f32>(${R(4).map(f).join(', ')})`;
  * ra{e} / rb{e}), and the output index of column `col` (colBase) and row `row` (rowOff).
  */
 interface KindCode {
-  aSetup(e: number): string;
-  aLoad(e: number): string;
+  /** Sizes of this workgroup's product: NC, kBeg, kEnd (backprop-input: of its stride phase). */
+  prologue: string;
+  /** Base index of A's row j of slot e (row arow{e}_{j}, clamped). */
+  aBase(e: number, j: number): string;
+  /** WGSL that defines `ok` and `f`, the index offset of A's column k (shared by the rows). */
+  aCol: string;
   bSetup(e: number): string;
   bLoad(e: number): string;
   colBase(c: string): string;
@@ -224,11 +234,14 @@ const vi = (f: (j: number) => string) => `vec4<i32>(${R(4).map(f).join(', ')})`;
 const bounds = (ih: string, iw: string) => `(${ih} >= vec4<i32>(0)) & (${ih} < vec4<i32>(Hi)) & (${iw} >= vec4<i32>(0)) & (${iw} < vec4<i32>(Wi))`;
 const gather4 = (arr: string, addr: string, ok: string) => v4((j) => `select(0.0, ${arr}[u32(select(0, ${addr}.${X[j]}, ${ok}.${X[j]}))], ${ok}.${X[j]})`);
 
+const COMMON = `let NC = NCu; let kBeg = s * chunk; let kEnd = max(kBeg, min(K, kBeg + chunk));`;
+
 const KINDS: Record<ConvGpuKind, KindCode> = {
   forward: {
+    prologue: COMMON,
     // A = w rows of the group's output channels.
-    aSetup: (e) => `let aw${e} = (g * M + arow${e}) * K;`,
-    aLoad: (e) => `{ let k = k0 + ak${e}; ra${e} = ${v4((q) => rd('in1', `aw${e} + k + ${q}u`, `k + ${q}u < kEnd`))}; }`,
+    aBase: (e, j) => `(g * M + arow${e}_${j}) * K`,
+    aCol: 'let ok = k < kEnd; let f = k;',
     // B columns = output pixels: the image's offset and the tap origin of each.
     bSetup: (e) => `${R(4).map((j) => `let bp${e}_${j} = min(bcol${e} + ${j}u, NC - 1u); let bn${e}_${j} = bp${e}_${j} / OHW; let br${e}_${j} = bp${e}_${j} % OHW;`).join(' ')}
   let bx${e} = ${vi((j) => `i32((bn${e}_${j} * C + g * Cg) * HW)`)};
@@ -243,28 +256,47 @@ const KINDS: Record<ConvGpuKind, KindCode> = {
     rowOff: (r) => `(g * M + ${r}) * OHW`,
   },
   input: {
+    // One stride phase (rh, rw) per dispatch z / G: the input pixels h = rh + sh*hh, v = rw + sw*vv
+    // and only the taps that reach them, p = p0 + pi*stP (pi < nP), q = q0 + qi*stQ (qi < nQ),
+    // those with (rh + pt - p*dh) divisible by sh (an arithmetic progression of step
+    // sh / gcd(sh, dh)). A phase without taps has K = 0: its pixels are written as 0.
+    prologue: `let ph = s; let rh = ph / sw; let rw = ph % sw;
+  var p0 = KH; for (var p = 0u; p < KH; p++) { if (p0 == KH && ((i32(rh) + pt - i32(p * dh)) % shi + shi) % shi == 0) { p0 = p; } }
+  var q0 = KW; for (var q = 0u; q < KW; q++) { if (q0 == KW && ((i32(rw) + pl - i32(q * dw)) % swi + swi) % swi == 0) { q0 = q; } }
+  var ga = sh; var gb = dh % sh; loop { if (gb == 0u) { break; } let gt = ga % gb; ga = gb; gb = gt; }
+  let stP = sh / ga;
+  ga = sw; gb = dw % sw; loop { if (gb == 0u) { break; } let gt = ga % gb; ga = gb; gb = gt; }
+  let stQ = sw / ga;
+  let nP = select(0u, (KH - 1u - p0) / stP + 1u, p0 < KH); let nQ = select(0u, (KW - 1u - q0) / stQ + 1u, q0 < KW);
+  let nPQ = max(nP * nQ, 1u);
+  let Hr = select(0u, (H - rh + sh - 1u) / sh, rh < H); let Wr = select(0u, (W - rw + sw - 1u) / sw, rw < W);
+  let HWr = max(Hr * Wr, 1u);
+  let NC = N * Hr * Wr;
+  let kBeg = 0u; let kEnd = Og * nP * nQ;
+  if (wid.x * BN >= NC) { return; }`,
     // A[c][(o,p,q)] = w[g*Og+o, c, p, q].
-    aSetup: (e) => `let aw${e} = (g * Og * Cg + arow${e}) * KK;`,
-    aLoad: (e) => `{ let k = k0 + ak${e}; ra${e} = ${v4((q) => `${rd('in1', `aw${e} + ((k + ${q}u) / KK) * Cg * KK + (k + ${q}u) % KK`, `k + ${q}u < kEnd`)}`)}; }`,
-    // B columns = input pixels (n, h, v): dy's image offset and h + pt, v + pl.
-    bSetup: (e) => `${R(4).map((j) => `let bp${e}_${j} = min(bcol${e} + ${j}u, NC - 1u); let bn${e}_${j} = bp${e}_${j} / HW; let br${e}_${j} = bp${e}_${j} % HW;`).join(' ')}
+    aBase: (e, j) => `(g * Og * Cg + arow${e}_${j}) * KK`,
+    aCol: 'let ok = k < kEnd; let o = k / nPQ; let t = k % nPQ; let f = o * Cg * KK + (p0 + (t / nQ) * stP) * KW + q0 + (t % nQ) * stQ;',
+    // B columns = the phase's input pixels (n, h, v): dy's image offset and h + pt, v + pl.
+    bSetup: (e) => `${R(4).map((j) => `let bp${e}_${j} = min(bcol${e} + ${j}u, NC - 1u); let bn${e}_${j} = bp${e}_${j} / HWr; let br${e}_${j} = bp${e}_${j} % HWr;`).join(' ')}
   let by${e} = ${vi((j) => `i32((bn${e}_${j} * O + g * Og) * OHW)`)};
-  let bh${e} = ${vi((j) => `i32(br${e}_${j} / W) + pt`)};
-  let bw${e} = ${vi((j) => `i32(br${e}_${j} % W) + pl`)};`,
-    bLoad: (e) => `{ let k = k0 + bkr${e}; let o = k / KK; let pq = k % KK;
-      let ti = bh${e} - vec4<i32>(i32((pq / KW) * dh)); let tj = bw${e} - vec4<i32>(i32((pq % KW) * dw));
+  let bh${e} = ${vi((j) => `i32(rh + sh * (br${e}_${j} / Wr)) + pt`)};
+  let bw${e} = ${vi((j) => `i32(rw + sw * (br${e}_${j} % Wr)) + pl`)};`,
+    // ti, tj are multiples of the strides by construction.
+    bLoad: (e) => `{ let k = k0 + bkr${e}; let o = k / nPQ; let t = k % nPQ;
+      let ti = bh${e} - vec4<i32>(i32((p0 + (t / nQ) * stP) * dh)); let tj = bw${e} - vec4<i32>(i32((q0 + (t % nQ) * stQ) * dw));
       let i = ti / vec4<i32>(shi); let j = tj / vec4<i32>(swi);
-      let ok = (ti >= vec4<i32>(0)) & (tj >= vec4<i32>(0)) & (ti % vec4<i32>(shi) == vec4<i32>(0)) & (tj % vec4<i32>(swi) == vec4<i32>(0))
-        & (i < vec4<i32>(OHi)) & (j < vec4<i32>(OWi)) & vec4<bool>(k < kEnd);
+      let ok = (ti >= vec4<i32>(0)) & (tj >= vec4<i32>(0)) & (i < vec4<i32>(OHi)) & (j < vec4<i32>(OWi)) & vec4<bool>(k < kEnd);
       let a = by${e} + vec4<i32>(i32(o * OHW)) + i * vec4<i32>(OWi) + j;
       rb${e} = ${gather4('in0', 'a', 'ok')}; }`,
-    colBase: (c) => `(${c} / HW) * C * HW + ${c} % HW`,
+    colBase: (c) => `(${c} / HWr) * C * HW + (rh + sh * ((${c} % HWr) / Wr)) * W + rw + sw * ((${c} % HWr) % Wr)`,
     rowOff: (r) => `(g * Cg + ${r}) * HW`,
   },
   filter: {
+    prologue: COMMON,
     // A[o][(n,i,j)] = dy[n, g*Og+o, i, j].
-    aSetup: (e) => `let ay${e} = (g * Og + arow${e}) * OHW;`,
-    aLoad: (e) => `{ let k = k0 + ak${e}; ra${e} = ${v4((q) => rd('in1', `((k + ${q}u) / OHW) * O * OHW + ay${e} + (k + ${q}u) % OHW`, `k + ${q}u < kEnd`))}; }`,
+    aBase: (e, j) => `(g * Og + arow${e}_${j}) * OHW`,
+    aCol: 'let ok = k < kEnd; let f = (k / OHW) * O * OHW + k % OHW;',
     // B columns = filter taps (c, p, q): x's channel plane and the tap's offset.
     bSetup: (e) => `${R(4).map((j) => `let bt${e}_${j} = min(bcol${e} + ${j}u, NC - 1u); let bq${e}_${j} = bt${e}_${j} % KK;`).join(' ')}
   let bx${e} = ${vi((j) => `i32((g * Cg + bt${e}_${j} / KK) * HW)`)};
@@ -291,22 +323,22 @@ function generate(o: ConvGpuOptions): string {
   const rowSpan = bm / RG, colSpan = bn / CG;
   const aVecs = (bm * bk) / 4, bVecs = (bk * bn) / 4;
   const aLoads = Math.ceil(aVecs / T), bLoads = Math.ceil(bVecs / T);
-  const kcv = bk / 4;
   const guardA = (e: number, body: string) => ((e + 1) * T > aVecs ? `if (li + ${e * T}u < ${aVecs}u) ${body}` : body);
   const guardB = (e: number, body: string) => ((e + 1) * T > bVecs ? `if (li + ${e * T}u < ${bVecs}u) ${body}` : body);
 
   const setup = [
-    ...R(aLoads).map((e) => `let aidx${e} = li + ${e * T}u; let arow${e} = min(m0 + aidx${e} / ${kcv}u, M - 1u); let ak${e} = (aidx${e} % ${kcv}u) * 4u;
-  ${kc.aSetup(e)}`),
+    ...R(aLoads).map((e) => `let aidx${e} = li + ${e * T}u; let akq${e} = aidx${e} % BK; let amv${e} = aidx${e} / BK;
+  ${R(4).map((j) => `let arow${e}_${j} = min(m0 + amv${e} * 4u + ${j}u, M - 1u); let ab${e}_${j} = ${kc.aBase(e, j)};`).join('\n  ')}`),
     ...R(bLoads).map((e) => `let bidx${e} = li + ${e * T}u; let bkr${e} = bidx${e} / ${bRow}u; let bcol${e} = n0 + (bidx${e} % ${bRow}u) * 4u;
   ${kc.bSetup(e)}`),
   ].join('\n  ');
-  const loads = [...R(aLoads).map((e) => guardA(e, kc.aLoad(e))), ...R(bLoads).map((e) => guardB(e, kc.bLoad(e)))].join('\n    ');
+  // A: four rows at one k per slot (one decomposition of k for the four).
+  const aLoad = (e: number) => `{ let k = k0 + akq${e}; ${kc.aCol}
+      ra${e} = ${v4((j) => rd('in1', `ab${e}_${j} + f`, 'ok'))}; }`;
+  const loads = [...R(aLoads).map((e) => guardA(e, aLoad(e))), ...R(bLoads).map((e) => guardB(e, kc.bLoad(e)))].join('\n    ');
 
   const store = (buf: string) => [
-    ...R(aLoads).map((e) => guardA(e, `{ let m = aidx${e} / ${kcv}u; let kk = (aidx${e} % ${kcv}u) * 4u;
-      let st = (${buf}) * ${aBuf}u + kk * ${aRow}u + m / 4u; let cm = m % 4u;
-      ${R(4).map((q) => `As[st + ${q * aRow}u][cm] = ra${e}.${X[q]};`).join(' ')} }`)),
+    ...R(aLoads).map((e) => guardA(e, `{ As[(${buf}) * ${aBuf}u + akq${e} * ${aRow}u + amv${e}] = ra${e}; }`)),
     ...R(bLoads).map((e) => guardB(e, `{ Bs[(${buf}) * ${bBuf}u + bidx${e}] = rb${e}; }`)),
   ].join('\n    ');
 
@@ -366,6 +398,7 @@ ${P.wgsl}
 @group(0) @binding(2) var<storage, read> in0: array<f32>;
 @group(0) @binding(3) var<storage, read> in1: array<f32>;
 const BK = ${bk}u;
+const BN = ${bn}u;
 var<workgroup> As: array<vec4<f32>, ${bufs * aBuf}>; // [buf][k][m / 4], ${aRow} vec4s a k-row
 var<workgroup> Bs: array<vec4<f32>, ${bufs * bBuf}>; // [buf][k][n / 4]
 
@@ -375,11 +408,11 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   let OH = ${P.ref('OH')}; let OW = ${P.ref('OW')}; let KH = ${P.ref('KH')}; let KW = ${P.ref('KW')};
   let sh = ${P.ref('strideH')}; let sw = ${P.ref('strideW')}; let pt = ${P.ref('padTop')}; let pl = ${P.ref('padLeft')};
   let dh = ${P.ref('dilationH')}; let dw = ${P.ref('dilationW')}; let G = ${P.ref('groups')};
-  let M = ${P.ref('M')}; let NC = ${P.ref('NC')}; let K = ${P.ref('K')}; let chunk = ${P.ref('chunk')};
+  let N = ${P.ref('N')}; let M = ${P.ref('M')}; let NCu = ${P.ref('NC')}; let K = ${P.ref('K')}; let chunk = ${P.ref('chunk')};
   let Cg = C / G; let Og = O / G; let HW = H * W; let OHW = OH * OW; let KK = KH * KW;
   let Hi = i32(H); let Wi = i32(W); let OHi = i32(OH); let OWi = i32(OW); let shi = i32(sh); let swi = i32(sw);
   let g = wid.z % G; let s = wid.z / G;
-  let kBeg = s * chunk; let kEnd = max(kBeg, min(K, kBeg + chunk));
+  ${kc.prologue}
   let m0 = wid.y * ${bm}u; let n0 = wid.x * ${bn}u;
   let tx = li % ${TX}u; let ty = li / ${TX}u;
   ${setup}
