@@ -1,10 +1,10 @@
 import { defineConfig } from 'vitest/config';
 
-// The primitive and fusion suites run a second time on SwiftShader (the browser's adapter, and the
+// The primitive, fusion and epilogue suites run a second time on SwiftShader (the browser's adapter, and the
 // fallback in Node), while everything runs on the default adapter (lavapipe where Mesa >= 24
 // is installed: scripts/setup.sh). It is cheap (seconds) and catches kernels that only one
 // driver gets wrong (SwiftShader ignores NaN in float compares; lavapipe does not).
-const onBothAdapters = ['tests/engine/webgpu-ops.test.ts', 'tests/engine/fusion.test.ts'];
+const onBothAdapters = ['tests/engine/webgpu-ops.test.ts', 'tests/engine/fusion.test.ts', 'tests/engine/epilogue.test.ts'];
 
 export default defineConfig({
   test: {

@@ -18,7 +18,7 @@ import {
 } from '../../shaders/elementwise.ts';
 import { movementShader, movementUniforms } from '../../shaders/movement.ts';
 import { type ReduceKind, reduceRowsShader, reduceUniforms, reduceWorkgroupShader } from '../../shaders/reduce.ts';
-import { matmulGpuFor, matmulGpuOptions, matmulGpuWorkgroups, packMatmulGpu } from '../../shaders/matmul-gpu.ts';
+import { MATMUL_GPU_CONFIGS, type MatmulGpuConfig, matmulGpuFor, matmulGpuOptions, matmulGpuWorkgroups, packMatmulGpu } from '../../shaders/matmul-gpu.ts';
 import { matmulRegisterTiledFor, matmulUniforms, matmulUniformsWith, matmulWorkgroupTiled, matmulWorkgroupTiledFor } from '../../shaders/matmul.ts';
 import { conv2dBackpropFilterShader, conv2dBackpropInputShader, conv2dShader, convFields, convUniforms } from '../../shaders/conv2d.ts';
 import {
@@ -266,7 +266,9 @@ export class WebGpuBackend implements Backend<GpuStorage> {
 
   /** matmul recorded lazily, as conv2dProducer (a bias and activation after a Linear layer). */
   private matmulProducer([a, b]: Op[], out: Shape): GpuStorage | null {
-    if (this.overBindingLimit(out)) return null;
+    // Sizes the kernel cannot run fail at the op on the eager path (binding size, grid limit).
+    const cfg = this.matmulConfig(out);
+    if (this.overBindingLimit(out) || cfg.grid.some((g) => g > 65535)) return null;
     const K = a.shape[a.shape.length - 1];
     const label = `matmul ${fmt(a.shape)} ${fmt(b.shape)}`;
     if (K === 0) throw new Error(`backlight: ${label}: inner dimension is 0`);
@@ -274,15 +276,30 @@ export class WebGpuBackend implements Backend<GpuStorage> {
     return this.fusion!.recordProducer({
       label,
       inputs: [a.storage, b.storage],
-      emit: (output, epi) => this.matmulInto(a, b, out, output, epi),
+      // the variant and block as recorded, whatever the backend's settings are when it runs
+      emit: (output, epi) => this.matmulInto(a, b, out, output, epi, cfg),
       maxLeaves: this.epilogueLeaves,
       // the gpu kernel has no epilogue (a chain after it runs as its own fused kernel)
-      fits: this.matmulVariant === 'gpu' ? () => false : fitsWith(matmulUniformsWith),
+      fits: cfg.variant === 'gpu' ? () => false : fitsWith(matmulUniformsWith),
     }, out);
   }
 
+  /** The matmul kernel for an output shape on this backend now: variant, block, grid (x, y). */
+  private matmulConfig(out: Shape): { variant: MatmulVariant; tm: number; tn: number; gpu: MatmulGpuConfig; grid: [number, number] } {
+    const M = out[out.length - 2], N = out[out.length - 1];
+    const variant = this.matmulVariant;
+    // 8x8 per invocation: measured 1.45-3.6x the 4x4 block on lavapipe (256^3 .. 1024x64x1024,
+    // 64x576x1024; bench in /tmp, interleaved); 4-wide where the matrix is narrower than 8.
+    const [tm, tn] = this.matmulBlock ?? [M >= 8 ? 8 : 4, N >= 8 ? 8 : 4];
+    // gpu: 128x128 blocks where the product fills them; 64x64 (4x4 per invocation) for smaller
+    // ones, so that a small product still spreads over many workgroups.
+    const gpu: MatmulGpuConfig = M >= 128 && N >= 128 ? '128x128-8x8-k16-db' : '64x64-4x4-k16-db';
+    const block = variant === 'gpu' ? [MATMUL_GPU_CONFIGS[gpu].bn, MATMUL_GPU_CONFIGS[gpu].bm] : variant === 'workgroupTiled' ? [64, 64] : [8 * tn, 8 * tm];
+    return { variant, tm, tn, gpu, grid: [Math.ceil(N / block[0]), Math.ceil(M / block[1])] };
+  }
+
   /** matmul writing `output` (the variant for this adapter), through `epi` when given. */
-  private matmulInto(a: Op, b: Op, out: Shape, output: GpuBuf, epi: Epilogue | null): void {
+  private matmulInto(a: Op, b: Op, out: Shape, output: GpuBuf, epi: Epilogue | null, cfg = this.matmulConfig(out)): void {
     const r = out.length;
     const M = out[r - 2], N = out[r - 1], K = a.shape[a.shape.length - 1];
     const batchShape = out.slice(0, r - 2);
@@ -299,11 +316,9 @@ export class WebGpuBackend implements Backend<GpuStorage> {
       bBatchStrides: broadcastStrides(b.shape.slice(0, -2), batchShape).map((s) => s * K * N),
       ...epi?.values,
     };
-    if (this.matmulVariant === 'gpu') {
+    if (cfg.variant === 'gpu') {
       if (epi) throw new Error('backlight internal: the gpu matmul kernel takes no epilogue');
-      // 128x128 blocks where the product fills them; 64x64 (4x4 per invocation) for smaller ones,
-      // so that a small product still spreads over many workgroups.
-      const o = matmulGpuOptions(M >= 128 && N >= 128 ? '128x128-8x8-k16-db' : '64x64-4x4-k16-db', K, N);
+      const o = matmulGpuOptions(cfg.gpu, K, N);
       const wgsl = matmulGpuFor(o);
       for (let first = 0; first < batches; first += 65535) {
         const z = Math.min(65535, batches - first);
@@ -312,10 +327,8 @@ export class WebGpuBackend implements Backend<GpuStorage> {
       }
       return;
     }
-    const tiled = this.matmulVariant === 'workgroupTiled';
-    // 8x8 per invocation: measured 1.45-3.6x the 4x4 block on lavapipe (256^3 .. 1024x64x1024,
-    // 64x576x1024; bench in /tmp, interleaved); 4-wide where the matrix is narrower than 8.
-    const [tm, tn] = this.matmulBlock ?? [M >= 8 ? 8 : 4, N >= 8 ? 8 : 4];
+    const tiled = cfg.variant === 'workgroupTiled';
+    const { tm, tn } = cfg;
     const variant = tiled ? 'matmulWorkgroup' : `matmulRegister:${tm}x${tn}`;
     const make = (e?: EpilogueProgram) => (tiled ? (e ? matmulWorkgroupTiledFor(e) : matmulWorkgroupTiled) : matmulRegisterTiledFor(tm, tn, e));
     const k = epi
@@ -533,7 +546,12 @@ export class WebGpuBackend implements Backend<GpuStorage> {
       const K = a.shape[a.shape.length - 1];
       if (K === 0) throw new Error(`backlight: matmul ${fmt(a.shape)} ${fmt(b.shape)}: inner dimension is 0`);
       const output = this.out(sizeOf(out));
-      this.matmulInto(a, b, out, output, null);
+      try {
+        this.matmulInto(a, b, out, output, null);
+      } catch (e) {
+        this.rt.release(output); // e.g. a grid over the 65535 limit: nothing recorded writes it
+        throw e;
+      }
       return output;
     },
 

@@ -52,7 +52,9 @@ export interface Epilogue {
  * A conv2d or matmul recorded lazily, so that an elementwise chain reading only its output can
  * run inside its kernel (engine/webgpu/backend.ts makes them). `emit` records the kernel writing
  * `output`, with the chain applied as each element is written when `epilogue` is given; until
- * then its `inputs` are pinned like a chain's leaves.
+ * then its `inputs` are pinned like a chain's leaves. (So an unread result keeps its producer's
+ * inputs alive until it is read, flushed or disposed: a loop collecting unread results per batch
+ * holds each batch's conv/matmul inputs, not only the results. Any flush or sync emits them.)
  */
 export interface Producer {
   label: string;
@@ -305,11 +307,21 @@ export class Fusion {
   /** Emit a producer's kernel on its own (epilogue null) into a fresh buffer it then owns. */
   private emitProducer(v: LazyValue, epilogue: null): GpuBuf {
     const output = this.out(v.size);
-    (v.op as { producer: Producer }).producer.emit(output, epilogue);
+    this.emitOrRelease(output, () => (v.op as { producer: Producer }).producer.emit(output, epilogue));
     v.buf = output;
     this.pending.delete(v);
     this.dropArgs(v);
     return output;
+  }
+
+  /** Run `emit`; if it throws (nothing was recorded that writes `output`), free `output`. */
+  private emitOrRelease(output: GpuBuf, emit: () => void): void {
+    try {
+      emit();
+    } catch (e) {
+      this.rt.release(output);
+      throw e;
+    }
   }
 
   /** Emit `root`'s chain inside the kernel of the producer it computes inline. The producer is
@@ -318,7 +330,7 @@ export class Fusion {
     const { program, leaves, values } = c;
     const output = this.out(root.size);
     const key = `${program.rank}|${program.leafFlat.map((f) => (f ? 'f' : 's')).join('')}|${program.scalars}|${program.steps.map(stepKey).join(';')}|${program.result}`;
-    prod.emit(output, { program, leaves, values: epilogueValues(values, program), key });
+    this.emitOrRelease(output, () => prod.emit(output, { program, leaves, values: epilogueValues(values, program), key }));
     this.epilogues++;
     this.fusedOps += program.steps.length;
     root.buf = output;

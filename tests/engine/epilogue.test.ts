@@ -117,9 +117,120 @@ describe('what folds, and what must not', () => {
     expect(c).toEqual({ dispatches: 1, epilogues: 1 });
   });
 
-  it('matmul + bias + tanh runs as one dispatch', async () => {
-    const c = await countsOf(() => [tanh(add(matmul(t(a), t(bm)), t(rowBias)))]);
-    expect(c).toEqual({ dispatches: 1, epilogues: 1 });
+  it('matmul + bias + tanh runs as one dispatch (register-tiled and workgroup-tiled kernels)', async () => {
+    const variant = gpu.matmulVariant;
+    try {
+      for (const v of ['registerTiled', 'workgroupTiled'] as const) {
+        gpu.matmulVariant = v;
+        const c = await countsOf(() => [tanh(add(matmul(t(a), t(bm)), t(rowBias)))]);
+        expect(c, v).toEqual({ dispatches: 1, epilogues: 1 });
+      }
+    } finally {
+      gpu.matmulVariant = variant;
+    }
+  });
+
+  it('every matmul kernel and block with a folded chain equals the CPU backend', async () => {
+    const saved = { variant: gpu.matmulVariant, block: gpu.matmulBlock };
+    const cases: { variant: typeof gpu.matmulVariant; block: [number, number] | null }[] = [
+      { variant: 'registerTiled', block: [4, 4] }, // tm = 4, one vec4 column group
+      { variant: 'registerTiled', block: [3, 12] }, // rows and columns not a power of two
+      { variant: 'registerTiled', block: null },
+      { variant: 'workgroupTiled', block: null },
+      { variant: 'gpu', block: null }, // no epilogue: the chain runs as its own kernel
+    ];
+    try {
+      for (const c of cases) {
+        gpu.matmulVariant = c.variant;
+        gpu.matmulBlock = c.block;
+        await check(`matmul ${c.variant} ${c.block ?? 'default'}`, () => [sigmoid(sub(matmul(t(a), t(bm)), t(rowBias)))]);
+        const n = await countsOf(() => [sigmoid(sub(matmul(t(a), t(bm)), t(rowBias)))]);
+        expect(n, c.variant).toEqual(c.variant === 'gpu' ? { dispatches: 2, epilogues: 0 } : { dispatches: 1, epilogues: 1 });
+      }
+    } finally {
+      gpu.matmulVariant = saved.variant;
+      gpu.matmulBlock = saved.block;
+    }
+  });
+
+  it('a matmul recorded under one variant and run after a switch uses the variant it was recorded with', async () => {
+    const variant = gpu.matmulVariant;
+    try {
+      gpu.matmulVariant = 'registerTiled';
+      const g = withBackend(gpu, () => tidy(() => relu(add(matmul(t(a), t(bm)), t(rowBias)))));
+      gpu.matmulVariant = 'gpu';
+      const c = withBackend(cpu, () => tidy(() => relu(add(matmul(t(a), t(bm)), t(rowBias)))));
+      expectClose(await g.data(), await c.data(), TOL * 4, TOL, 'switched variant');
+      g.dispose();
+      c.dispose();
+    } finally {
+      gpu.matmulVariant = variant;
+    }
+  });
+
+  it('a chain that holds an intermediate (still wanted) does not fold the producer under it', async () => {
+    const build = () => {
+      const u = add(convOut(), t(shift));
+      return [relu(u), u];
+    };
+    await check('held intermediate', build);
+    expect((await countsOf(build)).epilogues).toBe(0);
+  });
+
+  it('a chain whose uniforms do not fit beside the producer\'s runs as its own kernel', async () => {
+    // rank 5, six strided leaves: 6 x 5 strides + the shape, with matmul's 28 words, is over 64
+    const a5 = data([2, 2, 2, 13, 19]);
+    const leaves = [[2, 1, 1, 1, 1], [1, 2, 1, 1, 1], [1, 1, 2, 1, 1], [1, 1, 1, 13, 1], [1, 1, 1, 1, 10], [2, 2, 1, 1, 1]].map((sh) => data(sh));
+    const build = () => [relu(leaves.reduce((acc, l) => add(acc, t(l)), matmul(t(a5), t(bm))))];
+    await check('too many uniforms', build);
+  });
+
+  it('a chain with more leaves than the bindings left is not folded and is right', async () => {
+    Object.defineProperty(gpu, 'epilogueLeaves', { get: () => 1, configurable: true });
+    try {
+      const build = () => [relu(add(mul(convOut(), t(scale)), t(shift)))]; // two leaves
+      await check('few bindings', build);
+      expect((await countsOf(build)).epilogues).toBe(0);
+      // one leaf still folds
+      expect((await countsOf(() => [relu(add(convOut(), t(shift)))])).epilogues).toBe(1);
+    } finally {
+      delete (gpu as unknown as Record<string, unknown>).epilogueLeaves;
+    }
+  });
+
+  it('the inputs of a pending conv stay valid after their tensors are disposed', async () => {
+    const y = withBackend(gpu, () => {
+      const xt = t(x), wt = t(w), bt = t(bias);
+      const r = tidy(() => relu(conv2d(xt, wt, { padding: 1, bias: bt })));
+      [xt, wt, bt].forEach((q) => q.dispose()); // before anything has run
+      // new work that could reuse the freed buffers, recorded before the conv is emitted
+      const junk = tidy(() => mul(t(data([3, 5, 9, 11])), 3));
+      junk.dispose();
+      return r;
+    });
+    const want = withBackend(cpu, () => tidy(() => relu(conv2d(t(x), t(w), { padding: 1, bias: t(bias) }))));
+    expectClose(await y.data(), await want.data(), TOL * 4, TOL, 'disposed inputs');
+    y.dispose();
+    want.dispose();
+  });
+
+  it('a matmul over the grid limit fails at the op and leaks nothing', async () => {
+    const variant = gpu.matmulVariant;
+    gpu.matmulVariant = 'registerTiled';
+    try {
+      await gpu.sync();
+      const before = memory(gpu).liveBuffers;
+      const n = 65535 * 64 + 1; // 65536 column blocks of 64
+      const l = withBackend(gpu, () => tensor([1, 2], [1, 2]));
+      const r = withBackend(gpu, () => tensor(new Float32Array(2 * n), [2, n]));
+      expect(() => withBackend(gpu, () => matmul(l, r))).toThrow(/65536x1x1 workgroups, over the 65535 limit/);
+      l.dispose();
+      r.dispose();
+      await gpu.sync(); // nothing pending fails later
+      expect(memory(gpu).liveBuffers).toBe(before);
+    } finally {
+      gpu.matmulVariant = variant;
+    }
   });
 
   it('a producer whose own output is still wanted runs once, and the chain reads it', async () => {
