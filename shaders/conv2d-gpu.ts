@@ -34,7 +34,8 @@
 //
 // Sizes are uniforms (conv2dGpuUniforms, one layout for the three kernels); the WGSL depends only
 // on the options.
-import { uniforms } from './uniforms.ts';
+import { type EpilogueProgram, epilogueFields, epilogueWgsl } from './epilogue.ts';
+import { type Fields, type UniformSchema, uniforms } from './uniforms.ts';
 
 export type ConvGpuKind = 'forward' | 'input' | 'filter';
 
@@ -53,6 +54,9 @@ const fields = {
 
 /** Uniforms of the forward kernel (20 words). */
 export const conv2dGpuUniforms = uniforms(fields);
+/** The forward kernel's uniforms with those of a folded elementwise chain after them
+ * (shaders/epilogue.ts: pack { ...the conv's values, ...epilogueValues(chain values, epi) }). */
+export const conv2dGpuUniformsWith = (epi: EpilogueProgram): UniformSchema<Fields> => uniforms({ ...fields, ...epilogueFields(epi) });
 /** Uniforms of the backprop-input kernel (the same layout). */
 export const conv2dGpuBackpropInputUniforms = conv2dGpuUniforms;
 /** Uniforms of the backprop-filter kernel (the same layout). */
@@ -198,11 +202,17 @@ export function conv2dGpuWorkgroupBytes(o: Pick<ConvGpuOptions, 'bm' | 'bn' | 'b
 
 const cache = new Map<string, string>();
 
-/** The WGSL of one kernel and configuration (memoised: the same string object each time). */
-export function conv2dGpuFor(o: ConvGpuOptions): string {
-  const key = JSON.stringify([o.kind, o.bm, o.bn, o.tm, o.tn, o.bk, o.double]);
+/**
+ * The WGSL of one kernel and configuration (memoised: the same string object each time). With
+ * `epi` (forward only), each output element goes through a folded elementwise chain as it is
+ * written (bias, BatchNorm scale/shift, activation, residual: shaders/epilogue.ts), whose leaves
+ * bind from 4 on and whose uniforms are conv2dGpuUniformsWith(epi).
+ */
+export function conv2dGpuFor(o: ConvGpuOptions, epi?: EpilogueProgram): string {
+  if (epi && o.kind !== 'forward') throw new Error(`conv2dGpuFor: an epilogue needs the forward kernel, not '${o.kind}'`);
+  const key = JSON.stringify([o.kind, o.bm, o.bn, o.tm, o.tn, o.bk, o.double, epi ?? null]);
   let w = cache.get(key);
-  if (!w) cache.set(key, (w = generate(o)));
+  if (!w) cache.set(key, (w = generate(o, epi)));
   return w;
 }
 
@@ -312,7 +322,7 @@ const KINDS: Record<ConvGpuKind, KindCode> = {
   },
 };
 
-function generate(o: ConvGpuOptions): string {
+function generate(o: ConvGpuOptions, epi?: EpilogueProgram): string {
   check(o);
   const { bm, bn, tm, tn, bk } = o;
   const { bufs, aRow, bRow, aBuf, bBuf } = layout(o);
@@ -355,7 +365,9 @@ function generate(o: ConvGpuOptions): string {
   const colDecl = R(CG).flatMap((h) => R(4).map((j) => `let col${h}_${j} = n0 + tx * 4u + ${h * colSpan + j}u; let cb${h}_${j} = ${kc.colBase(`min(col${h}_${j}, NC - 1u)`)};`)).join('\n  ');
   const write = R(RG).flatMap((g) => R(4).map((q) => {
     const i = g * 4 + q;
-    const stores = R(CG).flatMap((h) => R(4).map((j) => `if (col${h}_${j} < NC) { out[cb${h}_${j} + ro] = acc${i}_${h}.${X[j]}; }`));
+    const stores = R(CG).flatMap((h) => R(4).map((j) => (epi
+      ? `if (col${h}_${j} < NC) { let oi = cb${h}_${j} + ro; out[oi] = epilogue(acc${i}_${h}.${X[j]}, oi); }`
+      : `if (col${h}_${j} < NC) { out[cb${h}_${j} + ro] = acc${i}_${h}.${X[j]}; }`)));
     return `{ let row = m0 + ty * 4u + ${g * rowSpan + q}u;
     if (row < M) { let ro = ${kc.rowOff('row')};
       ${stores.join('\n      ')} } }`;
@@ -392,8 +404,9 @@ function generate(o: ConvGpuOptions): string {
   }`;
 
   const name = { forward: 'forward', input: 'backprop-input', filter: 'backprop-filter (split-K)' }[o.kind];
-  return /* wgsl */ `// conv2d-gpu ${name}: implicit GEMM, ${bm}x${bn} block, ${tm}x${tn} per invocation, BK ${bk}${o.double ? ', double-buffered' : ''}
-${P.wgsl}
+  const S = epi ? conv2dGpuUniformsWith(epi) : P;
+  return /* wgsl */ `// conv2d-gpu ${name}: implicit GEMM, ${bm}x${bn} block, ${tm}x${tn} per invocation, BK ${bk}${o.double ? ', double-buffered' : ''}${epi ? ', with an epilogue' : ''}
+${S.wgsl}${epi ? epilogueWgsl(epi, S, 4) : ''}
 @group(0) @binding(1) var<storage, read_write> out: array<f32>;
 @group(0) @binding(2) var<storage, read> in0: array<f32>;
 @group(0) @binding(3) var<storage, read> in1: array<f32>;

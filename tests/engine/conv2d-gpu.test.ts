@@ -14,8 +14,9 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import { init } from '../../engine/init.ts';
 import type { WebGpuBackend } from '../../engine/webgpu/backend.ts';
+import { epilogueValues, type EpilogueProgram } from '../../shaders/epilogue.ts';
 import {
-  CONV_GPU_CONFIGS, conv2dGpuBackpropFilterWorkgroups, conv2dGpuBackpropInputWorkgroups, conv2dGpuFilterSplit, conv2dGpuFor, conv2dGpuOptions,
+  CONV_GPU_CONFIGS, conv2dGpuUniformsWith, conv2dGpuBackpropFilterWorkgroups, conv2dGpuBackpropInputWorkgroups, conv2dGpuFilterSplit, conv2dGpuFor, conv2dGpuOptions,
   conv2dGpuUniforms, conv2dGpuWorkgroupBytes, conv2dGpuWorkgroups, packConv2dGpu, packConv2dGpuBackpropFilter, packConv2dGpuBackpropInput,
   type ConvGpuConfig, type ConvGpuKind, type ConvGpuParams, type ConvGpuShapes,
 } from '../../shaders/conv2d-gpu.ts';
@@ -110,6 +111,12 @@ async function dispatch(label: string, wgsl: string, params: Uint32Array, inputs
     gpu.rt.release(out);
     bufs.forEach((b) => gpu.rt.release(b));
   }
+}
+
+/** The values of a packed conv2dGpuUniforms block, by name (to repack with an epilogue's fields). */
+function unpackConv(words: Uint32Array): Record<string, number> {
+  const i32 = new Int32Array(words.buffer);
+  return Object.fromEntries(Object.entries(conv2dGpuUniforms.offsets).map(([k, off]) => [k, k === 'padTop' || k === 'padLeft' ? i32[off] : words[off]]));
 }
 
 type Split = { target?: number; minChunk?: number; maxS?: number };
@@ -207,6 +214,38 @@ describe(`conv2d-gpu kernels (${gpu.info.architecture})`, () => {
   // SwiftShader runs barriers slowly (DESIGN.md, "Adapters"): a few small cases, two configs.
   it.runIf(swiftshader)('small cases (SwiftShader)', async () => {
     for (const config of ['64x64-4x4-k16-db', '64x64-4x4-k16'] as const) for (const c of small) expectOk(await run(config, c, undefined, { target: 1e6, minChunk: 16, maxS: 3 }), `${config} ${JSON.stringify(c)}`);
+  });
+
+  // A folded chain (as engine/webgpu/fusion.ts hands one to a conv): max(conv + bias[o] + residual, 0),
+  // the bias a strided leaf ([N, O, OH*OW] with strides [0, 1, 0]), the residual a flat one.
+  it('forward with an epilogue (bias, residual, max with 0)', async () => {
+    const epi: EpilogueProgram = {
+      rank: 3, leafFlat: [false, true], scalars: 1, result: 'v2',
+      steps: [{ op: 'binary', prim: 'add', a: 'acc', b: 'l0' }, { op: 'binary', prim: 'add', a: 'v0', b: 'l1' }, { op: 'binary', prim: 'maximum', a: 'v1', b: 'c0' }],
+    };
+    // One 4x4 configuration: lavapipe compiles 64 inlined epilogue call sites (8x8) for half a minute.
+    const list: [ConvGpuConfig, Conv][] = swiftshader ? [['64x64-4x4-k16-db', cases[1]]] : [['64x64-4x4-k16-db', cases[3]], ['64x64-4x4-k16-db', cases[7]]];
+    for (const [config, c] of list) {
+      const { p, s } = problem(c);
+      const x = host(size(s.x)), w = host(size(s.w)), bias = host(s.y[1]), res = host(size(s.y));
+      const ref = reference(p, s, x, w, new Float32Array(size(s.y))).y;
+      const o = conv2dGpuOptions('forward', config);
+      const schema = conv2dGpuUniformsWith(epi);
+      const params = schema.pack({ ...unpackConv(packConv2dGpu(p, s)), ...epilogueValues({ c0: 0, shape: [s.y[0], s.y[1], s.y[2] * s.y[3]], strides: [0, 1, 0] }, epi) });
+      const got = await dispatch(`conv2d-gpu forward+epilogue ${config}`, conv2dGpuFor(o, epi), params, [x, w, bias, res], size(s.y), conv2dGpuWorkgroups(o, p, s));
+      const plane = s.y[2] * s.y[3];
+      let e = 0;
+      for (let i = 0; i < got.length; i++) {
+        const b = bias[Math.floor(i / plane) % s.y[1]];
+        const want = Math.max(0, ref.v[i] + b + res[i]);
+        // max(., 0) is 1-Lipschitz: the conv's bound plus the two adds' roundings.
+        const tol = gamma(ref.n[i] + 1) * ref.a[i] + 2 * U * (Math.abs(ref.v[i]) + Math.abs(b) + Math.abs(res[i])) + Number.MIN_VALUE;
+        const d = Math.abs(got[i] - want) / tol;
+        if (!(d <= e)) e = Number.isNaN(d) ? Infinity : d;
+      }
+      expect(e, `${config} ${JSON.stringify(c)}`).toBeLessThan(1);
+    }
+    expect(() => conv2dGpuFor(conv2dGpuOptions('input', '64x64-4x4-k16-db'), epi)).toThrow(/forward/);
   });
 
   it('refuses configurations it cannot run', () => {
