@@ -92,6 +92,21 @@ export function conv2dGpuOptions(kind: ConvGpuKind, config: ConvGpuConfig): Conv
   return { kind, ...CONV_GPU_CONFIGS[config] };
 }
 
+/**
+ * A starting choice of block (not yet measured on a GPU: bench/conv2d-gpu.ts is there to tune it)
+ * from the product's rows M (channels per group) and columns NC: the 128-row block wastes most
+ * of its rows under 65 channels, so 64 or 32 rows there; 64x64 where the 128-wide blocks would
+ * leave a large GPU with few workgroups. Null under 8 rows (depthwise and nearly so: almost all of
+ * any block's rows are padding; the direct or register-tiled kernels suit those better).
+ */
+export function conv2dGpuConfigFor(M: number, NC: number, groups = 1, minWorkgroups = 264): ConvGpuConfig | null {
+  if (M < 8) return null;
+  const wgs = (bm: number, bn: number) => Math.ceil(M / bm) * Math.ceil(NC / bn) * groups;
+  if (M <= 32) return '32x128-4x8-k16-db';
+  if (M <= 64) return wgs(64, 128) >= minWorkgroups ? '64x128-8x8-k16-db' : '64x64-4x4-k16-db';
+  return wgs(128, 128) >= minWorkgroups ? '128x128-8x8-k16-db' : wgs(64, 128) >= minWorkgroups ? '64x128-8x8-k16-db' : '64x64-4x4-k16-db';
+}
+
 /** A convolution as the backend describes it: PrimParams['conv2d'] and the three shapes. */
 export interface ConvGpuParams {
   stride: readonly number[];

@@ -16,7 +16,7 @@ import { init } from '../../engine/init.ts';
 import type { WebGpuBackend } from '../../engine/webgpu/backend.ts';
 import { epilogueValues, type EpilogueProgram } from '../../shaders/epilogue.ts';
 import {
-  CONV_GPU_CONFIGS, conv2dGpuUniformsWith, conv2dGpuBackpropFilterWorkgroups, conv2dGpuBackpropInputWorkgroups, conv2dGpuFilterSplit, conv2dGpuFor, conv2dGpuOptions,
+  CONV_GPU_CONFIGS, conv2dGpuConfigFor, conv2dGpuUniformsWith, conv2dGpuBackpropFilterWorkgroups, conv2dGpuBackpropInputWorkgroups, conv2dGpuFilterSplit, conv2dGpuFor, conv2dGpuOptions,
   conv2dGpuUniforms, conv2dGpuWorkgroupBytes, conv2dGpuWorkgroups, packConv2dGpu, packConv2dGpuBackpropFilter, packConv2dGpuBackpropInput,
   type ConvGpuConfig, type ConvGpuKind, type ConvGpuParams, type ConvGpuShapes,
 } from '../../shaders/conv2d-gpu.ts';
@@ -246,6 +246,15 @@ describe(`conv2d-gpu kernels (${gpu.info.architecture})`, () => {
       expect(e, `${config} ${JSON.stringify(c)}`).toBeLessThan(1);
     }
     expect(() => conv2dGpuFor(conv2dGpuOptions('input', '64x64-4x4-k16-db'), epi)).toThrow(/forward/);
+  });
+
+  it('picks a block by channels and pixels', () => {
+    expect(conv2dGpuConfigFor(4, 1e6)).toBeNull();
+    expect(conv2dGpuConfigFor(32, 1e6)).toBe('32x128-4x8-k16-db');
+    expect(conv2dGpuConfigFor(64, 1e6)).toBe('64x128-8x8-k16-db');
+    expect(conv2dGpuConfigFor(64, 3136)).toBe('64x64-4x4-k16-db');
+    expect(conv2dGpuConfigFor(256, 32 * 3136)).toBe('128x128-8x8-k16-db');
+    for (const [m, n] of [[8, 1], [100, 10], [1000, 1e5]]) expect(Object.keys(CONV_GPU_CONFIGS)).toContain(conv2dGpuConfigFor(m, n));
   });
 
   it('refuses configurations it cannot run', () => {
