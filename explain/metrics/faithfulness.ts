@@ -7,7 +7,7 @@ import * as bl from '../../engine/index.ts';
 import type { Tensor } from '../../engine/index.ts';
 import { fmtShape } from '../../engine/shape.ts';
 import { forwardOf, scores, type Model, type Target } from '../common.ts';
-import { PerturbationRunner, isBlackBox, readF64, type EngineOptions, type PerturbationModel, type Perturbations } from '../perturbation/engine.ts';
+import { PerturbationRunner, isBlackBox, readF64, rowsPerModelCall, type EngineOptions, type PerturbationModel, type Perturbations } from '../perturbation/engine.ts';
 import { gaussianBlur } from '../perturbation/meaningful.ts';
 import { mulberry32 } from '../../models/data/random.ts';
 import { pearson } from './similarity.ts';
@@ -226,6 +226,8 @@ async function roadCurve(
   const noise = numberOption(op, 'roadNoise', opts.roadNoise, 0.01, (v) => v >= 0 && Number.isFinite(v), 'a non-negative number');
   const [h, w] = s.spatial;
   const c = x.shape[1], P = c * h * w;
+  // An item's steps + 1 imputed copies go through the model in calls of at most this many rows.
+  const rows = rowsPerModelCall(op, opts, P);
   const f = forwardOf(model as Model);
   const xs = Float32Array.from(await x.data());
   const target = opts.target ?? 'predicted';
@@ -248,11 +250,16 @@ async function roadCurve(
         batch.set(roadImpute(xs.subarray(i * P, (i + 1) * P), h, w, c, removed, noise, rand), k * P);
       }
       const tItem: Target = typeof fixed === 'number' || typeof fixed === 'function' ? fixed : Array.isArray(fixed) ? [fixed[i]] : fixed;
-      const v = bl.tidy(() => {
-        const out = f(bl.tensor(batch, [steps + 1, c, h, w], x.backend));
-        return scores(op, score === 'probability' ? softmaxLast(out) : out, tItem, 1, steps + 1);
-      });
-      parts.push(v); // [steps + 1]
+      const chunks: Tensor[] = [];
+      for (let r0 = 0; r0 <= steps; r0 += rows) {
+        const r1 = Math.min(steps + 1, r0 + rows);
+        chunks.push(bl.tidy(() => {
+          const out = f(bl.tensor(batch.subarray(r0 * P, r1 * P), [r1 - r0, c, h, w], x.backend));
+          return bl.reshape(scores(op, score === 'probability' ? softmaxLast(out) : out, tItem, 1, r1 - r0), [r1 - r0]);
+        }));
+      }
+      parts.push(chunks.length === 1 ? chunks[0] : bl.concat(chunks, 0)); // [steps + 1]
+      if (chunks.length > 1) chunks.forEach((q) => q.dispose());
     }
     const curves = rowsOf(await readAll(parts), s.n, steps + 1);
     return { auc: Float64Array.from(curves, aucTrapezoid), curves, fractions };

@@ -100,6 +100,20 @@ const MAX_BATCH = 4096;
 const DEFAULT_BUDGET = 256 * 2 ** 20;
 
 /**
+ * Rows of `p` values each in one model call: `batchSize`, else what `memoryBudget` (default
+ * 256 MiB) allows for activations about ACTIVATION_FACTOR times the input, at most 4096.
+ * Checks both options, naming `op`.
+ */
+export function rowsPerModelCall(op: string, opts: Pick<EngineOptions, 'batchSize' | 'memoryBudget'>, p: number): number {
+  if (opts.batchSize !== undefined && (!Number.isInteger(opts.batchSize) || opts.batchSize < 1)) {
+    throw new Error(`${op}: option 'batchSize' must be a positive integer, got ${String(opts.batchSize)}`);
+  }
+  const budget = opts.memoryBudget ?? DEFAULT_BUDGET;
+  if (!(typeof budget === 'number' && budget > 0)) throw new Error(`${op}: option 'memoryBudget' must be a positive number of bytes, got ${String(opts.memoryBudget)}`);
+  return opts.batchSize ?? Math.max(1, Math.min(MAX_BATCH, Math.floor(budget / (4 * ACTIVATION_FACTOR * Math.max(1, p)))));
+}
+
+/**
  * A model, an input and its references, ready to evaluate perturbations. Made once per explainer
  * call; `evaluate` runs one list of perturbations for a contiguous range of items.
  */
@@ -141,13 +155,8 @@ export class PerturbationRunner {
     this.owned.push(this.x2, base);
     this.target = opts.target;
     this.onProgress = opts.onProgress;
-    if (opts.batchSize !== undefined && (!Number.isInteger(opts.batchSize) || opts.batchSize < 1)) {
-      throw new Error(`${op}: option 'batchSize' must be a positive integer, got ${String(opts.batchSize)}`);
-    }
-    const budget = opts.memoryBudget ?? DEFAULT_BUDGET;
-    this.budgetBytes = budget;
-    if (!(typeof budget === 'number' && budget > 0)) throw new Error(`${op}: option 'memoryBudget' must be a positive number of bytes, got ${String(opts.memoryBudget)}`);
-    this.rowsPerCall = opts.batchSize ?? Math.max(1, Math.min(MAX_BATCH, Math.floor(budget / (4 * ACTIVATION_FACTOR * Math.max(1, this.p)))));
+    this.budgetBytes = opts.memoryBudget ?? DEFAULT_BUDGET;
+    this.rowsPerCall = rowsPerModelCall(op, opts, this.p);
   }
 
   /**

@@ -136,6 +136,25 @@ describe('ROAD imputation', () => {
     expect(road.curves[0][0]).toBeCloseTo(zero.curves[0][0], 10); // the same unperturbed point
     expect(road.auc.some((v, i) => Math.abs(v - zero.auc[i]) > 1e-3)).toBe(true);
   });
+
+  it('ROAD honours batchSize: the same curves in calls of at most batchSize rows', async () => {
+    const m = await loadBundled('digits-cnn');
+    const d = datasetSplits('digits').test;
+    const x = bl.tensor(d.x.slice(0, 2 * 64), [2, 1, 8, 8]);
+    const attr = await ex.saliency(m, x, { target: 'predicted' });
+    const rows: number[] = [];
+    const counting = (t: bl.Tensor) => {
+      rows.push(t.shape[0]);
+      return m.call(t);
+    };
+    const whole = await M.deletion(counting, x, attr, { imputation: 'road', steps: 8, target: [1, 2] });
+    const wholeRows = rows.splice(0);
+    const chunked = await M.deletion(counting, x, attr, { imputation: 'road', steps: 8, batchSize: 4, target: [1, 2] });
+    expect(wholeRows).toEqual([9, 9]); // one call of steps + 1 rows per item
+    expect(rows).toEqual([4, 4, 1, 4, 4, 1]);
+    for (let i = 0; i < 2; i++) expectClose(chunked.curves[i], whole.curves[i], 1e-6);
+    await expect(M.deletion(counting, x, attr, { imputation: 'road', batchSize: 0 })).rejects.toThrow(/option 'batchSize' must be a positive integer/);
+  });
 });
 
 describe('robustness (Yeh et al. 2019)', () => {
