@@ -135,15 +135,20 @@ export function conv2dGpuDims(kind: ConvGpuKind, s: ConvGpuShapes, p: Pick<ConvG
   return { M: Og, NC: Cg * KH * KW, K: N * OH * OW };
 }
 
-function pack(kind: ConvGpuKind, p: ConvGpuParams, s: ConvGpuShapes, chunk?: number): Uint32Array {
+/** The uniform values of a dispatch by name (to pack with an epilogue's: conv2dGpuUniformsWith). */
+export function conv2dGpuValues(kind: ConvGpuKind, p: ConvGpuParams, s: ConvGpuShapes, chunk?: number): Record<string, number> {
   const [N, C, H, W] = s.x, [O, , KH, KW] = s.w, [, , OH, OW] = s.y;
   const d = conv2dGpuDims(kind, s, p);
-  return conv2dGpuUniforms.pack({
+  return {
     N, C, H, W, O, OH, OW, KH, KW,
     strideH: p.stride[0], strideW: p.stride[1], padTop: p.padding[0], padLeft: p.padding[2],
     dilationH: p.dilation[0], dilationW: p.dilation[1], groups: p.groups,
     M: d.M, NC: d.NC, K: d.K, chunk: chunk ?? d.K,
-  });
+  };
+}
+
+function pack(kind: ConvGpuKind, p: ConvGpuParams, s: ConvGpuShapes, chunk?: number): Uint32Array {
+  return conv2dGpuUniforms.pack(conv2dGpuValues(kind, p, s, chunk) as Parameters<typeof conv2dGpuUniforms.pack>[0]);
 }
 
 /** Uniform words of a forward dispatch: x [N,C,H,W], w [O,Cg,KH,KW] -> y [N,O,OH,OW]. */

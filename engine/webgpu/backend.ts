@@ -18,6 +18,11 @@ import {
 } from '../../shaders/elementwise.ts';
 import { movementShader, movementUniforms } from '../../shaders/movement.ts';
 import { type ReduceKind, reduceRowsShader, reduceUniforms, reduceWorkgroupShader } from '../../shaders/reduce.ts';
+import {
+  type ConvGpuKind, type ConvGpuOptions, type ConvGpuParams, type ConvGpuShapes, conv2dGpuBackpropFilterWorkgroups, conv2dGpuBackpropInputWorkgroups,
+  conv2dGpuConfigFor, conv2dGpuDims, conv2dGpuFilterSplit, conv2dGpuFor, conv2dGpuOptions, conv2dGpuUniformsWith, conv2dGpuValues, conv2dGpuWorkgroups,
+  packConv2dGpu, packConv2dGpuBackpropFilter, packConv2dGpuBackpropInput,
+} from '../../shaders/conv2d-gpu.ts';
 import { MATMUL_GPU_CONFIGS, type MatmulGpuConfig, matmulGpuFor, matmulGpuOptions, matmulGpuWorkgroups, packMatmulGpu } from '../../shaders/matmul-gpu.ts';
 import { matmulRegisterTiledFor, matmulUniforms, matmulUniformsWith, matmulWorkgroupTiled, matmulWorkgroupTiledFor } from '../../shaders/matmul.ts';
 import { conv2dBackpropFilterShader, conv2dBackpropInputShader, conv2dShader, convFields, convUniforms } from '../../shaders/conv2d.ts';
@@ -54,6 +59,14 @@ export interface WebGpuOptions {
    * workgroup kernel. BACKLIGHT_MATMUL=registerTiled|workgroupTiled|gpu overrides.
    */
   matmul?: MatmulVariant;
+  /**
+   * Convolution kernels; default: tiled (register-tiled, no barriers) on software adapters, gemm
+   * on GPUs (shaders/conv2d-gpu.ts: implicit GEMM forward, backprop-input for any stride, split-K
+   * backprop-filter, in workgroup tiles; not yet measured on a GPU: bench/conv2d-gpu.ts takes the
+   * figures; layers with under 8 channels per group stay on the tiled kernel). direct: one output
+   * per invocation. BACKLIGHT_CONV=tiled|direct|gemm overrides.
+   */
+  conv?: ConvVariant;
   /**
    * Record elementwise primitives (and expand) lazily and run each chain as one generated kernel
    * (engine/webgpu/fusion.ts). Default true; false, or BACKLIGHT_FUSION=0, runs one kernel per
@@ -136,8 +149,9 @@ export class WebGpuBackend implements Backend<GpuStorage> {
   /** The register-tiled matmul's per-invocation block [rows, columns (a multiple of 4)]; null
    * picks per shape. BACKLIGHT_MATMUL_BLOCK=8x4 (etc.) forces one, to measure alternatives. */
   matmulBlock: [number, number] | null = blockFromEnv('BACKLIGHT_MATMUL_BLOCK', 4);
-  /** Convolution kernels: register-tiled blocks (default) or one output per invocation. */
-  convVariant: 'tiled' | 'direct' = 'tiled';
+  /** Convolution kernels (WebGpuOptions.conv): register-tiled blocks, one output per
+   * invocation, or implicit GEMM in workgroup tiles (shaders/conv2d-gpu.ts). */
+  convVariant: ConvVariant;
   /**
    * The forward conv's register block [output channels (a multiple of 4), output columns]; null
    * picks per shape (convBlockFor). BACKLIGHT_CONV_BLOCK=8x4 (etc.) forces one, to measure
@@ -156,6 +170,7 @@ export class WebGpuBackend implements Backend<GpuStorage> {
     this.info = acquired.info;
     this.rt = new Runtime(acquired.device);
     this.matmulVariant = opts.matmul ?? matmulFromEnv() ?? (acquired.info.software ? 'registerTiled' : 'gpu');
+    this.convVariant = opts.conv ?? convFromEnv() ?? (acquired.info.software ? 'tiled' : 'gemm');
     this.fusion = (opts.fusion ?? fusionDefault()) ? new Fusion(this.rt, (n) => this.out(n), acquired.info.software ? 16 : 4) : null;
     // An explicit flush or sync submits pending chains that tensors still refer to.
     if (this.fusion) this.rt.beforeFlush = () => this.fusion!.emitLive();
@@ -252,15 +267,16 @@ export class WebGpuBackend implements Backend<GpuStorage> {
    */
   private conv2dProducer(p: PrimParams['conv2d'], [x, w]: Op[], out: Shape): GpuStorage | null {
     // A bad size (an output over the binding limit) is refused at the op by the eager path.
-    if (this.convVariant !== 'tiled' || this.overBindingLimit(out)) return null;
+    if (this.convVariant === 'direct' || this.overBindingLimit(out)) return null;
     const label = `conv2d x${fmt(x.shape)} w${fmt(w.shape)}`;
+    const gemm = this.convGemm('forward', p, { x: x.shape, w: w.shape, y: out });
     this.rt.assertAlive(label);
     return this.fusion!.recordProducer({
       label,
       inputs: [x.storage, w.storage],
-      emit: (output, epi) => this.conv2dTiled(p, x, w, out, output, epi),
+      emit: (output, epi) => (gemm ? this.conv2dGemmInto(gemm, p, x, w, output, epi) : this.conv2dTiled(p, x, w, out, output, epi)),
       maxLeaves: this.epilogueLeaves,
-      fits: fitsWith(convTiledUniformsWith),
+      fits: fitsWith(gemm ? conv2dGpuUniformsWith : convTiledUniformsWith),
     }, out);
   }
 
@@ -341,6 +357,39 @@ export class WebGpuBackend implements Backend<GpuStorage> {
       const z = Math.min(65535, batches - first);
       this.rt.dispatch({ label, wgsl: k.wgsl, params: k.schema.pack({ ...values, firstBatch: first }), output, inputs, workgroups: tiled ? [Math.ceil(N / 64), Math.ceil(M / 64), z] : [Math.ceil(N / (8 * tn)), Math.ceil(M / (8 * tm)), z] });
     }
+  }
+
+  /**
+   * The implicit-GEMM kernel's options for a conv (gemm variant), null where it does not apply
+   * (another variant, under 8 channels per group: conv2dGpuConfigFor, or a grid over 65535
+   * workgroups in a dimension: the register-tiled kernel spreads any size over its grid).
+   */
+  private convGemm(kind: ConvGpuKind, p: ConvGpuParams, s: ConvGpuShapes): { o: ConvGpuOptions; s: ConvGpuShapes } | null {
+    if (this.convVariant !== 'gemm') return null;
+    const d = conv2dGpuDims(kind, s, p);
+    const config = conv2dGpuConfigFor(d.M, d.NC, p.groups);
+    if (!config) return null;
+    const o = conv2dGpuOptions(kind, config);
+    const wg = kind === 'forward' ? conv2dGpuWorkgroups : kind === 'input' ? conv2dGpuBackpropInputWorkgroups : null;
+    try {
+      if (wg) wg(o, p, s);
+    } catch {
+      return null;
+    }
+    return { o, s };
+  }
+
+  /** The implicit-GEMM forward conv writing `output`, through `epi` when given. */
+  private conv2dGemmInto(g: { o: ConvGpuOptions; s: ConvGpuShapes }, p: PrimParams['conv2d'], x: Op, w: Op, output: GpuBuf, epi: Epilogue | null): void {
+    const label = `conv2d x${fmt(x.shape)} w${fmt(w.shape)} (gemm)${epi ? ` + ${epi.program.steps.length} fused step(s)` : ''}`;
+    const workgroups = conv2dGpuWorkgroups(g.o, p, g.s);
+    if (!epi) {
+      this.rt.dispatch({ label, wgsl: conv2dGpuFor(g.o), params: packConv2dGpu(p, g.s), output, inputs: [x.storage, w.storage], workgroups });
+      return;
+    }
+    const k = kernelWith(`conv2dGemm:${JSON.stringify(g.o)}|${epi.key}`, () => ({ wgsl: conv2dGpuFor(g.o, epi.program), schema: conv2dGpuUniformsWith(epi.program) }));
+    const params = k.schema.pack({ ...conv2dGpuValues('forward', p, g.s), ...epi.values });
+    this.rt.dispatch({ label, wgsl: k.wgsl, params, output, inputs: [x.storage, w.storage, ...epi.leaves], workgroups });
   }
 
   /** The register-tiled forward conv writing `output`, through `epi` when given. */
@@ -559,8 +608,10 @@ export class WebGpuBackend implements Backend<GpuStorage> {
       const n = sizeOf(out);
       const label = `conv2d x${fmt(x.shape)} w${fmt(w.shape)}`;
       if (this.convVariant === 'direct') return this.launch(label, conv2dShader, convUniforms.pack(convValues(p, x.shape, w.shape, out, n)), [x.storage, w.storage], n);
+      const gemm = this.convGemm('forward', p, { x: x.shape, w: w.shape, y: out });
       const output = this.out(n);
-      this.conv2dTiled(p, x, w, out, output, null);
+      if (gemm) this.conv2dGemmInto(gemm, p, x, w, output, null);
+      else this.conv2dTiled(p, x, w, out, output, null);
       return output;
     },
     conv2dBackpropInput: (p, [dy, w], out) => {
@@ -568,6 +619,12 @@ export class WebGpuBackend implements Backend<GpuStorage> {
       const label = `conv2dBackpropInput dy${fmt(dy.shape)} w${fmt(w.shape)}`;
       const base = convValues(p, out, w.shape, dy.shape, n);
       if (this.convVariant === 'direct') return this.launch(label, conv2dBackpropInputShader, convUniforms.pack(base), [dy.storage, w.storage], n);
+      const gemm = this.convGemm('input', p, { x: out, w: w.shape, y: dy.shape });
+      if (gemm) {
+        const output = this.out(n);
+        this.rt.dispatch({ label: `${label} (gemm)`, wgsl: conv2dGpuFor(gemm.o), params: packConv2dGpuBackpropInput(p, gemm.s), output, inputs: [dy.storage, w.storage], workgroups: conv2dGpuBackpropInputWorkgroups(gemm.o, p, gemm.s) });
+        return output;
+      }
       const viaForward = this.backpropInputAsConv(label, p, dy, w, out);
       if (viaForward) return viaForward;
       const CB = Math.ceil(out[1] / p.groups / 4);
@@ -580,6 +637,25 @@ export class WebGpuBackend implements Backend<GpuStorage> {
       const label = `conv2dBackpropFilter x${fmt(x.shape)} dy${fmt(dy.shape)}`;
       const base = convValues(p, x.shape, out, dy.shape, n);
       if (this.convVariant === 'direct') return this.launch(label, conv2dBackpropFilterShader, convUniforms.pack(base), [x.storage, dy.storage], n);
+      const gemm = this.convGemm('filter', p, { x: x.shape, w: out, y: dy.shape });
+      if (gemm) {
+        // split-K: S partial sums over chunks of the N*OH*OW pixels, added by the sum reduction
+        const sp = conv2dGpuFilterSplit(gemm.o, p, gemm.s, this.info.software ? { target: 16 } : {});
+        let wg: [number, number, number] | null = null;
+        try {
+          wg = conv2dGpuBackpropFilterWorkgroups(gemm.o, p, gemm.s, sp);
+        } catch {
+          wg = null; // over the grid limit: the tiled kernel below
+        }
+        if (wg) {
+          const partial = this.out(sp.S * n);
+          this.rt.dispatch({ label: `${label} (gemm, ${sp.S} splits)`, wgsl: conv2dGpuFor(gemm.o), params: packConv2dGpuBackpropFilter(p, gemm.s, sp), output: partial, inputs: [x.storage, dy.storage], workgroups: wg });
+          if (sp.S === 1) return partial;
+          const r = this.reduce('sum', { storage: partial, shape: [sp.S, n] }, [0], [1, n]);
+          this.rt.release(partial);
+          return r;
+        }
+      }
       const OB = Math.ceil(out[0] / p.groups / 4), CB = Math.ceil(out[1] / 4);
       const perSplit = OB * p.groups * CB * out[2] * out[3];
       // Split the batch so there are enough invocations to fill the device; partial sums are added
@@ -646,6 +722,14 @@ export class WebGpuBackend implements Backend<GpuStorage> {
 }
 
 export type MatmulVariant = 'registerTiled' | 'workgroupTiled' | 'gpu';
+export type ConvVariant = 'tiled' | 'direct' | 'gemm';
+
+function convFromEnv(): ConvVariant | null {
+  const v = typeof process !== 'undefined' ? process.env?.BACKLIGHT_CONV : undefined;
+  if (!v) return null;
+  if (v === 'tiled' || v === 'direct' || v === 'gemm') return v;
+  throw new Error(`BACKLIGHT_CONV=${v}: expected tiled, direct or gemm`);
+}
 
 function matmulFromEnv(): MatmulVariant | null {
   const v = typeof process !== 'undefined' ? process.env?.BACKLIGHT_MATMUL : undefined;
