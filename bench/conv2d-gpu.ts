@@ -1,5 +1,5 @@
 // The implicit-GEMM conv kernels (shaders/conv2d-gpu.ts: forward, backprop-input, split-K
-// backprop-filter, each block configuration) against the backend's current conv kernels (through
+// backprop-filter, each block configuration) against the backend's register-tiled conv kernels (through
 // bl.conv2d / bl.conv2dBackpropInput / bl.conv2dBackpropFilter) and TF.js's WebGPU backend (NHWC,
 // inputs converted once, outside the timing, as bench/kernels.ts) on the same adapter.
 // Standalone (not a suite step). Every contender's result is checked on the first and last
@@ -169,7 +169,18 @@ for (const l of layers) {
       contenders.push({ engine, run: async () => { for (let i = 0; i < inner; i++) once(); await rt.sync(); } });
     }
 
-    const ours = (): bl.Tensor => (kind === 'forward' ? bl.conv2d(tx, tw, opts) : kind === 'input' ? bl.conv2dBackpropInput(tdy, tw, sh.x, opts) : bl.conv2dBackpropFilter(tx, tdy, sh.w, opts));
+    // The backend's register-tiled kernels (its default on CPU adapters; on GPUs its default is
+    // these gemm kernels), for the comparison this bench exists for.
+    const ours = (): bl.Tensor => {
+      const saved = backend.convVariant;
+      backend.convVariant = 'tiled';
+      try {
+        // (a lazily recorded forward conv keeps the variant it was recorded with)
+        return kind === 'forward' ? bl.conv2d(tx, tw, opts) : kind === 'input' ? bl.conv2dBackpropInput(tdy, tw, sh.x, opts) : bl.conv2dBackpropFilter(tx, tdy, sh.w, opts);
+      } finally {
+        backend.convVariant = saved;
+      }
+    };
     const y = ours();
     checked.backend = err(await y.data());
     y.dispose();
