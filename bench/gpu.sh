@@ -7,6 +7,7 @@
 # then on the GPU machine (device tool: carry [".gpu"]):
 #   bash .gpu/run.sh .gpu/run.mjs --full --out $OUT
 #   bash .gpu/run.sh .gpu/matmul-gpu.mjs --out $OUT   (the GPU matmul kernels, not part of the suite)
+#   bash bench/gpu-targets.sh                          (one call: torch reference, both kernel benches, suite steps)
 # onnxruntime-node is not bundled (a native binding), so the ort-cpu rows say it is absent there;
 # the weights and data the explain and kernel-shap steps read are the working tree's models/weights
 # and data/, which travel with it.
@@ -23,6 +24,8 @@ for step in ops kernels cnn-step explain kernel-shap resnet18 overhead matmul-gp
     --outfile=".gpu/$step.mjs" --log-level=warning
   echo "packed bench/$step.ts -> .gpu/$step.mjs"
 done
+# PyTorch's reference figures travel with the kit (bench/gpu-targets.sh runs them there).
+[ -f "$root/../shared/device/torch_reference.py" ] && cp "$root/../shared/device/torch_reference.py" .gpu/
 # A local run of .gpu/run.sh leaves Dawn decompressed (21 MiB) beside its .xz: the device
 # decompresses its own, and the carry limit is 64 MiB for the kit and the tree together.
 rm -f .gpu/node_modules/webgpu/dist/linux-x64/dawn.node
