@@ -22,7 +22,18 @@ export interface TapeEntry {
   base?: Rule<any>;
   /** For a layer composite: what its rule may ask of the layer. */
   layer?: LayerInfo;
+  /** A primitive (not a composite): its default rule's needs are known (see Tape.record). */
+  primitive?: boolean;
 }
+
+// What the tape must keep alive for a primitive recorded with its default rule (engine/autodiff/
+// rules.ts), beyond the tensors' shapes, which outlive a disposal: these rules never read their
+// output's values, and the first group never reads their inputs' values either. Not holding them
+// lets the forward pass free intermediates as it goes, as it does without a tape: a conv's raw
+// output before its bias add, say, which epilogue fusion then never writes at all. Any other
+// rule (an override, a composite's, a layer's) may read anything and keeps everything.
+const INPUT_VALUES_UNUSED = new Set<string>(['add', 'sub', 'neg', 'sum', 'reshape', 'permute', 'expand', 'slice', 'pad', 'concat']);
+const OUTPUT_UNUSED = new Set<string>([...INPUT_VALUES_UNUSED, 'mul', 'matmul', 'conv2d']);
 
 export class Tape {
   readonly tracked = new Set<number>();
@@ -41,8 +52,9 @@ export class Tape {
   record(entry: TapeEntry): void {
     this.entries.push(entry);
     this.tracked.add(entry.output.id);
-    for (const t of entry.inputs) this.hold(t);
-    this.hold(entry.output);
+    const known = entry.primitive === true && entry.rule === entry.base;
+    if (!(known && INPUT_VALUES_UNUSED.has(entry.name))) for (const t of entry.inputs) this.hold(t);
+    if (!(known && OUTPUT_UNUSED.has(entry.name))) this.hold(entry.output);
   }
 
   private hold(t: Tensor): void {
@@ -98,18 +110,18 @@ export function unrecorded<T>(fn: () => T): T {
  * Record one op on every tape that tracks one of its inputs, with the rule in force for that tape
  * (`ruleFor(i)` for the tape at depth i: rule scopes apply from the tape open when they began).
  */
-export function recordOp(name: string, ruleFor: (tape: number) => Rule<any>, params: unknown, inputs: readonly Tensor[], output: Tensor, base?: Rule<any>, layer?: LayerInfo): void {
+export function recordOp(name: string, ruleFor: (tape: number) => Rule<any>, params: unknown, inputs: readonly Tensor[], output: Tensor, base?: Rule<any>, layer?: LayerInfo, primitive = false): void {
   if (paused || active.length === 0) return;
   for (let i = 0; i < active.length; i++) {
     const tape = active[i];
-    if (inputs.some((t) => tape.tracks(t))) tape.record({ name, rule: ruleFor(i), params, inputs, output, base, layer });
+    if (inputs.some((t) => tape.tracks(t))) tape.record({ name, rule: ruleFor(i), params, inputs, output, base, layer, primitive });
   }
 }
 
 recordHooks.record = (prim: Primitive, params, inputs, output) => {
   if (paused || active.length === 0) return;
   const base = VJP[prim] as Rule<any>;
-  recordOp(prim, (i) => lookupRule(prim, i) ?? base, params, inputs, output, base);
+  recordOp(prim, (i) => lookupRule(prim, i) ?? base, params, inputs, output, base, undefined, true);
 };
 
 /**

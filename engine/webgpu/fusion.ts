@@ -265,7 +265,21 @@ export class Fusion {
     // chain reads it, nor any released-but-pending value on the way that would compute it
     // again later) and the chain runs over the producer's own elements (same shape: no
     // broadcast of the producer). Any other producer in the chain runs on its own first.
-    const { producers, intermediatesReleased } = this.inlinedProducers(v);
+    let { producers, intermediatesReleased, held } = this.inlinedProducers(v);
+    if (producers.length === 1 && !intermediatesReleased) {
+      // A value on the way is still wanted (a tape keeps a conv + bias for relu's backward): it
+      // is computed and stored anyway, so fold the producer into that value's own kernel, then
+      // read it here.
+      const p = producers[0];
+      for (const h of held) {
+        const sub = this.inlinedProducers(h);
+        if (sub.producers.length === 1 && sub.producers[0] === p && sub.intermediatesReleased && sameShape(p.shape, h.shape)) {
+          this.materialise(h);
+          ({ producers, intermediatesReleased, held } = this.inlinedProducers(v));
+          break;
+        }
+      }
+    }
     const p = producers.length === 1 ? producers[0] : null;
     const fold = p && p.released && p.inlinedBy === 1 && intermediatesReleased && sameShape(p.shape, v.shape) ? p : null;
     for (const q of producers) if (q !== fold) this.emitProducer(q, null);
@@ -342,9 +356,9 @@ export class Fusion {
 
   /** The unmaterialised producers `root` computes inline, and whether every value computed
    * inline on the way to them is released (a held one would compute them again later). */
-  private inlinedProducers(root: LazyValue): { producers: LazyValue[]; intermediatesReleased: boolean } {
+  private inlinedProducers(root: LazyValue): { producers: LazyValue[]; intermediatesReleased: boolean; held: LazyValue[] } {
     const producers: LazyValue[] = [];
-    let intermediatesReleased = true;
+    const held: LazyValue[] = [];
     const seen = new Set<LazyValue>();
     const walk = (v: LazyValue, isRoot: boolean) => {
       if (seen.has(v)) return;
@@ -353,11 +367,13 @@ export class Fusion {
         producers.push(v);
         return;
       }
-      if (!isRoot && !v.released) intermediatesReleased = false;
+      if (!isRoot && !v.released) held.push(v);
       for (const a of v.args) if (a.value && !a.value.buf) walk(a.value, false);
     };
     walk(root, true);
-    return { producers, intermediatesReleased };
+    // nearest the producers first (the walk met them last)
+    held.reverse();
+    return { producers, intermediatesReleased: held.length === 0, held };
   }
 
   /** The straight-line program for `root`, its leaf buffers and uniform values (fusedUniforms,

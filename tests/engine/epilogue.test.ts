@@ -168,13 +168,21 @@ describe('what folds, and what must not', () => {
     }
   });
 
-  it('a chain that holds an intermediate (still wanted) does not fold the producer under it', async () => {
+  it('a chain that holds an intermediate (still wanted): the producer folds into that value, which the rest reads', async () => {
     const build = () => {
       const u = add(convOut(), t(shift));
       return [relu(u), u];
     };
     await check('held intermediate', build);
-    expect((await countsOf(build)).epilogues).toBe(0);
+    // conv + shift in one kernel writing u, relu reading u: never the conv or u twice
+    expect(await countsOf(build)).toEqual({ dispatches: 2, epilogues: 1 });
+  });
+
+  it('under a gradient tape conv + bias still fold (the tape keeps only what the rules read)', async () => {
+    const f = (xx: Tensor) => sum(relu(conv2d(xx, t(w), { padding: 1, bias: t(bias) })), [0, 1, 2, 3]);
+    await check('input gradient', () => [grad(f)(t(x))]);
+    const c = await countsOf(() => [grad(f)(t(x))]);
+    expect(c.epilogues).toBeGreaterThanOrEqual(1);
   });
 
   it('a chain whose uniforms do not fit beside the producer\'s runs as its own kernel', async () => {
