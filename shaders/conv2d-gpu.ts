@@ -36,6 +36,7 @@
 // on the options.
 import { type EpilogueProgram, epilogueFields, epilogueWgsl } from './epilogue.ts';
 import { type Fields, type UniformSchema, uniforms } from './uniforms.ts';
+import { tileLayout } from './matmul-gpu.ts';
 
 export type ConvGpuKind = 'forward' | 'input' | 'filter';
 
@@ -190,7 +191,6 @@ export function conv2dGpuFilterSplit(o: Pick<ConvGpuOptions, 'bm' | 'bn' | 'bk'>
   return { S: Math.ceil(d.K / chunk), chunk };
 }
 
-const WG_STORAGE_BYTES = 16384 * 2; // lavapipe's/SwiftShader's maxComputeWorkgroupStorageSize
 
 function check(o: ConvGpuOptions): void {
   const bad = (why: string) => new Error(`conv2dGpuFor: ${why} (${JSON.stringify(o)})`);
@@ -205,14 +205,7 @@ function check(o: ConvGpuOptions): void {
 }
 
 function layout(o: Pick<ConvGpuOptions, 'bm' | 'bn' | 'bk' | 'double'>) {
-  const bufs = o.double ? 2 : 1;
-  const plain = bufs * o.bk * (o.bm + o.bn) * 4;
-  const padA = plain + bufs * o.bk * 16 <= WG_STORAGE_BYTES ? 1 : 0;
-  const aRow = o.bm / 4 + padA, bRow = o.bn / 4;
-  const aBuf = o.bk * aRow, bBuf = o.bk * bRow;
-  const bytes = bufs * (aBuf + bBuf) * 16;
-  if (bytes > WG_STORAGE_BYTES) throw new Error(`conv2dGpuFor: ${bytes} bytes of workgroup memory, over ${WG_STORAGE_BYTES} (${JSON.stringify(o)})`);
-  return { bufs, aRow, bRow, aBuf, bBuf, bytes };
+  return tileLayout('conv2dGpuFor', o);
 }
 
 /** Workgroup bytes a configuration stages. */

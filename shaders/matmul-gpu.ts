@@ -137,6 +137,12 @@ export function matmulGpuWorkgroupBytes(o: Pick<MatmulGpuOptions, 'bm' | 'bn' | 
 }
 
 function layout(o: Pick<MatmulGpuOptions, 'bm' | 'bn' | 'bk' | 'double'>) {
+  return tileLayout('matmulGpuFor', o);
+}
+
+/** The workgroup-memory layout of a BMxBN block staged BK deep (one or two buffers), shared with
+ * the implicit-GEMM convolutions (shaders/conv2d-gpu.ts); `op` names the refusal. */
+export function tileLayout(op: string, o: Pick<MatmulGpuOptions, 'bm' | 'bn' | 'bk' | 'double'>) {
   const bufs = o.double ? 2 : 1;
   const plain = bufs * o.bk * (o.bm + o.bn) * 4;
   // One vec4 of padding per k-row of As where it still fits.
@@ -145,7 +151,7 @@ function layout(o: Pick<MatmulGpuOptions, 'bm' | 'bn' | 'bk' | 'double'>) {
   const bRow = o.bn / 4;
   const aBuf = o.bk * aRow, bBuf = o.bk * bRow; // vec4s per buffer
   const bytes = bufs * (aBuf + bBuf) * 16;
-  if (bytes > WG_STORAGE_BYTES) throw new Error(`matmulGpuFor: ${bytes} bytes of workgroup memory, over ${WG_STORAGE_BYTES} (${JSON.stringify(o)})`);
+  if (bytes > WG_STORAGE_BYTES) throw new Error(`${op}: ${bytes} bytes of workgroup memory, over ${WG_STORAGE_BYTES} (${JSON.stringify(o)})`);
   return { bufs, aRow, bRow, aBuf, bBuf, bytes };
 }
 
