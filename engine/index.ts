@@ -23,5 +23,5 @@ export type { VjpResult, GradAtResult } from './autodiff/grad.ts';
 export { withRules, withoutRules, activeRuleNames, type WithRulesOptions } from './autodiff/scope.ts';
 export { composite, layerComposite, type LayerCall } from './autodiff/composite.ts';
 export { guidedRelu, deconvRelu, passRule, deepLiftRescale, deepLiftMaxPool } from './autodiff/custom-rules.ts';
-export { VJP, unbroadcast } from './autodiff/rules.ts';
-export type { Rule, RuleContext, RuleSet, RuleSetFn, RuleSetLike, RuleName, LayerInfo, VjpTable } from './autodiff/types.ts';
+export { VJP, VJP_READS, unbroadcast } from './autodiff/rules.ts';
+export type { Reads, Rule, RuleContext, RuleSet, RuleSetFn, RuleSetLike, RuleName, LayerInfo, VjpTable } from './autodiff/types.ts';

@@ -9,9 +9,13 @@ import { zerosLike } from '../ops/creation.ts';
 import { isTracked, recordOp, unrecorded } from './tape.ts';
 import { lookupLayerRule, lookupRule, withoutRules } from './scope.ts';
 import { vjp } from './grad.ts';
-import type { LayerInfo, Rule } from './types.ts';
+import type { LayerInfo, Reads, Rule } from './types.ts';
 
-export function composite<P>(name: string, inputs: readonly Tensor[], params: P, forward: () => Tensor, defaultRule?: Rule<P>): Tensor {
+/**
+ * `reads`: what `defaultRule` reads (see Reads), so a tape keeps only that alive; without it the
+ * tape keeps the inputs and the output.
+ */
+export function composite<P>(name: string, inputs: readonly Tensor[], params: P, forward: () => Tensor, defaultRule?: Rule<P>, reads?: Reads): Tensor {
   const rule = lookupRule(name) ?? defaultRule;
   if (!rule || !isTracked(inputs)) return tidy(forward);
   const out = unrecorded(() => tidy(forward));
@@ -25,7 +29,7 @@ export function composite<P>(name: string, inputs: readonly Tensor[], params: P,
       r.dispose();
     }
   });
-  recordOp(name, (i) => lookupRule(name, i) ?? exact, params, inputs, out, defaultRule);
+  recordOp(name, (i) => lookupRule(name, i) ?? exact, params, inputs, out, defaultRule, undefined, false, reads);
   return out;
 }
 

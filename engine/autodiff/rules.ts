@@ -1,7 +1,7 @@
 // The vjp rule of every primitive, in differentiable tensor ops. The table's type requires one
 // rule per primitive, so adding a primitive without its rule does not compile.
 import { apply } from '../context.ts';
-import type { Shape } from '../primitives.ts';
+import type { Primitive, Shape } from '../primitives.ts';
 import { sameShape } from '../shape.ts';
 import type { Tensor } from '../tensor.ts';
 import { add, cos, div, equal, greater, less, log, mul, neg, pow, sign, sin, sub, where } from '../ops/elementwise.ts';
@@ -10,7 +10,7 @@ import { broadcastTo, flip, pad, reshape, slice, transpose } from '../ops/moveme
 import { matmul } from '../ops/linalg.ts';
 import { conv2dBackpropFilter, conv2dBackpropInput, conv2d } from '../ops/conv.ts';
 import { gather, scatterAdd } from '../ops/gather.ts';
-import type { Rule, VjpTable } from './types.ts';
+import type { Reads, Rule, VjpTable } from './types.ts';
 
 /** Sum a broadcast cotangent back down to `shape`. */
 export function unbroadcast(g: Tensor, shape: Shape): Tensor {
@@ -153,4 +153,31 @@ export const VJP: VjpTable = {
   scatterAdd: (ct, { inputs: [, idx], params }) => [gather(ct, idx, params.axis), null],
 
   random: () => [],
+};
+
+// What each default rule above reads, beyond shapes (which outlive a disposal), for each input
+// whose cotangent it computes: the inputs whose values it uses, and 'output' for the output's.
+// The tape keeps alive only what the cotangents it will ask for read (tape.ts): under IG or a
+// saliency map nothing asks for a weight's cotangent, so a conv or matmul does not keep its
+// input, nor BatchNorm's multiply by its scale the centred input. Keep in step with the rules:
+// tests/engine/tape-reads.test.ts runs every rule with what is not listed here freed.
+const bilinear: Reads = [[1], [0]];
+export const VJP_READS: Record<Primitive, Reads> = {
+  neg: 'nothing', sign: 'nothing', step: 'nothing', floor: 'nothing',
+  exp: [['output']], sqrt: [['output']], tanh: [['output']], sigmoid: [['output']], reciprocal: [['output']],
+  log: [[0]], abs: [[0]], sin: [[0]], cos: [[0]],
+  add: 'nothing', sub: 'nothing',
+  mul: bilinear,
+  div: [[1], [1, 'output']],
+  pow: [[0, 1], [0, 'output']],
+  maximum: [[0, 1], [0, 1]], minimum: [[0, 1], [0, 1]],
+  eq: 'nothing', ne: 'nothing', lt: 'nothing', le: 'nothing', gt: 'nothing', ge: 'nothing',
+  select: [[], [0], [0]],
+  sum: 'nothing', max: [[0, 'output']], argmax: 'nothing',
+  reshape: 'nothing', permute: 'nothing', expand: 'nothing', slice: 'nothing', pad: 'nothing', flip: 'nothing', concat: 'nothing',
+  matmul: bilinear, conv2d: bilinear, conv2dBackpropInput: bilinear, conv2dBackpropFilter: bilinear,
+  maxPoolGather: [[], [0]], maxPoolScatter: [[], [0]],
+  avgPool2d: 'nothing', avgPool2dBackprop: 'nothing', resizeBilinear: 'nothing', resizeBilinearBackprop: 'nothing',
+  gather: [[1], []], scatterAdd: [[1], []],
+  random: 'nothing',
 };

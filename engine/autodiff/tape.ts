@@ -7,9 +7,9 @@ import { recordHooks, tidy } from '../context.ts';
 import type { Primitive } from '../primitives.ts';
 import { sameShape, fmtShape } from '../shape.ts';
 import type { Tensor } from '../tensor.ts';
-import { VJP } from './rules.ts';
+import { VJP, VJP_READS } from './rules.ts';
 import { lookupRule, tapeCount } from './scope.ts';
-import type { LayerInfo, Rule, RuleContext } from './types.ts';
+import type { LayerInfo, Reads, Rule, RuleContext } from './types.ts';
 import { add } from '../ops/elementwise.ts';
 
 export interface TapeEntry {
@@ -24,16 +24,38 @@ export interface TapeEntry {
   layer?: LayerInfo;
   /** A primitive (not a composite): its default rule's needs are known (see Tape.record). */
   primitive?: boolean;
+  /** What a composite's default rule reads (composite's `reads`); primitives' are in VJP_READS. */
+  reads?: Reads;
+  /**
+   * needs[i]: whether this tape tracked input i when the op ran. Fixed then, as PyTorch's graph
+   * is: a tensor tracked only later (tapped after this use) gets no cotangent through this op.
+   */
+  needs: readonly boolean[];
 }
 
-// What the tape must keep alive for a primitive recorded with its default rule (engine/autodiff/
-// rules.ts), beyond the tensors' shapes, which outlive a disposal: these rules never read their
-// output's values, and the first group never reads their inputs' values either. Not holding them
-// lets the forward pass free intermediates as it goes, as it does without a tape: a conv's raw
-// output before its bias add, say, which epilogue fusion then never writes at all. Any other
-// rule (an override, a composite's, a layer's) may read anything and keeps everything.
-const INPUT_VALUES_UNUSED = new Set<string>(['add', 'sub', 'neg', 'sum', 'reshape', 'permute', 'expand', 'slice', 'pad', 'concat']);
-const OUTPUT_UNUSED = new Set<string>([...INPUT_VALUES_UNUSED, 'mul', 'matmul', 'conv2d']);
+// Which values the tape keeps alive for an entry. A rule that declares what it reads (the
+// primitives' default rules, VJP_READS; a composite's default rule with `reads`) keeps only what
+// the cotangents this tape will ask for read: a conv under IG keeps its weights (alive anyway)
+// but not its input, a mul by a constant keeps nothing. That lets the forward pass free
+// intermediates as it goes, as it does without a tape (a conv's raw output before its bias add,
+// which epilogue fusion then never writes at all). An override, a layer rule or a composite
+// without `reads` may read anything and keeps everything.
+function keeps(entry: TapeEntry): { inputs: boolean[]; output: boolean } {
+  const declared = entry.rule === entry.base ? (entry.primitive ? VJP_READS[entry.name as Primitive] : entry.reads) : undefined;
+  if (!declared) return { inputs: entry.inputs.map(() => true), output: true };
+  const inputs = entry.inputs.map(() => false);
+  let output = false;
+  if (declared !== 'nothing') {
+    for (let i = 0; i < entry.inputs.length; i++) {
+      if (!entry.needs[i]) continue;
+      for (const r of declared[i] ?? []) {
+        if (r === 'output') output = true;
+        else inputs[r] = true;
+      }
+    }
+  }
+  return { inputs, output };
+}
 
 export class Tape {
   readonly tracked = new Set<number>();
@@ -52,9 +74,9 @@ export class Tape {
   record(entry: TapeEntry): void {
     this.entries.push(entry);
     this.tracked.add(entry.output.id);
-    const known = entry.primitive === true && entry.rule === entry.base;
-    if (!(known && INPUT_VALUES_UNUSED.has(entry.name))) for (const t of entry.inputs) this.hold(t);
-    if (!(known && OUTPUT_UNUSED.has(entry.name))) this.hold(entry.output);
+    const keep = keeps(entry);
+    entry.inputs.forEach((t, i) => keep.inputs[i] && this.hold(t));
+    if (keep.output) this.hold(entry.output);
   }
 
   private hold(t: Tensor): void {
@@ -110,11 +132,15 @@ export function unrecorded<T>(fn: () => T): T {
  * Record one op on every tape that tracks one of its inputs, with the rule in force for that tape
  * (`ruleFor(i)` for the tape at depth i: rule scopes apply from the tape open when they began).
  */
-export function recordOp(name: string, ruleFor: (tape: number) => Rule<any>, params: unknown, inputs: readonly Tensor[], output: Tensor, base?: Rule<any>, layer?: LayerInfo, primitive = false): void {
+export function recordOp(
+  name: string, ruleFor: (tape: number) => Rule<any>, params: unknown, inputs: readonly Tensor[], output: Tensor,
+  base?: Rule<any>, layer?: LayerInfo, primitive = false, reads?: Reads,
+): void {
   if (paused || active.length === 0) return;
   for (let i = 0; i < active.length; i++) {
     const tape = active[i];
-    if (inputs.some((t) => tape.tracks(t))) tape.record({ name, rule: ruleFor(i), params, inputs, output, base, layer, primitive });
+    const needs = inputs.map((t) => tape.tracks(t));
+    if (needs.some(Boolean)) tape.record({ name, rule: ruleFor(i), params, inputs, output, base, layer, primitive, reads, needs });
   }
 }
 
@@ -165,7 +191,7 @@ export function backward(tape: Tape, output: Tensor, seed: Tensor, sources: read
       finals.set(e.output.id, ct);
       protectedTs.add(ct);
     }
-    const needs = e.inputs.map((t) => tape.tracks(t));
+    const needs = e.needs;
     // The rule's temporaries are freed at once; only its results survive.
     const grads = tidy(() => {
       const ctx: RuleContext<unknown> = { inputs: e.inputs, output: e.output, params: e.params, needs, name: e.name, layer: e.layer };

@@ -4,6 +4,14 @@
 import type { PrimParams, Primitive } from '../primitives.ts';
 import type { Tensor } from '../tensor.ts';
 
+/**
+ * What a rule reads, for each input whose cotangent it computes: the indices of the inputs whose
+ * values it uses, and 'output' for the output's (shapes are always there). `'nothing'`: shapes
+ * only, for any number of inputs. `[[0]]`: the cotangent of the one input reads that input (relu).
+ * The tape keeps alive only what the cotangents it will ask for read.
+ */
+export type Reads = readonly (readonly (number | 'output')[])[] | 'nothing';
+
 export interface RuleContext<P = unknown> {
   /** The op's inputs and output as they were in the forward pass. */
   inputs: readonly Tensor[];

@@ -19,20 +19,20 @@ function checkT(op: string, x: unknown): asserts x is Tensor {
 /** max(x, 0); d/dx = 1 where x > 0, else 0 (PyTorch's convention at 0). */
 export function relu(x: Tensor): Tensor {
   checkT('relu', x);
-  return composite('relu', [x], {}, () => maximum(x, 0), (ct, { inputs: [xi] }) => [mul(ct, step(xi))]);
+  return composite('relu', [x], {}, () => maximum(x, 0), (ct, { inputs: [xi] }) => [mul(ct, step(xi))], [[0]]);
 }
 
 export function leakyRelu(x: Tensor, slope = 0.01): Tensor {
   checkT('leakyRelu', x);
   return composite('leakyRelu', [x], { slope }, () => where(greater(x, 0), x, mul(x, slope)), (ct, { inputs: [xi], params }) => [
     mul(ct, where(greater(xi, 0), 1, params.slope)),
-  ]);
+  ], [[0]]);
 }
 
 /** log(1 + exp(x)), computed as max(x, 0) + log(1 + exp(-|x|)) to avoid overflow. */
 export function softplus(x: Tensor): Tensor {
   checkT('softplus', x);
-  return composite('softplus', [x], {}, () => add(maximum(x, 0), log(add(exp(neg(abs(x))), 1))), (ct, { inputs: [xi] }) => [mul(ct, sigmoidPrim(xi))]);
+  return composite('softplus', [x], {}, () => add(maximum(x, 0), log(add(exp(neg(abs(x))), 1))), (ct, { inputs: [xi] }) => [mul(ct, sigmoidPrim(xi))], [[0]]);
 }
 
 
@@ -81,6 +81,7 @@ export function logSoftmax(x: Tensor, axis = -1): Tensor {
     },
     // d/dx: ct - softmax * sum(ct)
     (ct, { output, params }) => [sub(ct, mul(exp(output), sum(ct, params.axis, { keepDims: true })))],
+    [['output']],
   );
 }
 
@@ -97,6 +98,7 @@ export function softmax(x: Tensor, axis = -1): Tensor {
     },
     // d/dx: s * (ct - sum(ct * s))
     (ct, { output: s, params }) => [mul(s, sub(ct, sum(mul(ct, s), params.axis, { keepDims: true })))],
+    [['output']],
   );
 }
 
