@@ -101,6 +101,49 @@ fn main(${launchArgs}) {
 }
 `;
 
+/**
+ * Max pooling's scatter when windows do not overlap (each input pixel lies in at most one window:
+ * (K - 1) * dilation + 1 <= stride on both axes, the usual 2x2 stride-2 pool). One invocation per
+ * stride-sized cell of the input, cell (i, j) starting at (i * strideH - padTop, j * strideW -
+ * padLeft) and holding window (i, j) if there is one: it finds the window's argmax once and writes
+ * the whole cell (dy there, 0 elsewhere). The general kernel finds, for every input pixel, every
+ * window over it and each window's argmax: an integer division per tap and KH*KW argmaxes per
+ * pixel, which CPU adapters scalarise (lavapipe: ~10x slower on [1024,8,32,32]). Same argmax
+ * function, so the two kernels agree bit for bit. count = planes * cellsH * cellsW.
+ * in: x [planes,H,W], dy [planes,OH,OW]; out dx [planes,H,W].
+ */
+export const maxPoolScatterCellsShader = /* wgsl */ `
+@group(0) @binding(1) var<storage, read_write> out: array<f32>;
+@group(0) @binding(2) var<storage, read> xin: array<f32>;
+@group(0) @binding(3) var<storage, read> dy: array<f32>;
+${common}
+@compute @workgroup_size(WG)
+fn main(${launchArgs}) {
+  let idx = flat_index(wid, nwg, lid, WG);
+  if (idx >= ${P.ref('count')}) { return; }
+  let H = ${P.ref('H')}; let W = ${P.ref('W')}; let OH = ${P.ref('OH')}; let OW = ${P.ref('OW')};
+  let sH = ${P.ref('strideH')}; let sW = ${P.ref('strideW')};
+  let padTop = u32(${P.ref('padTop')}); let padLeft = u32(${P.ref('padLeft')});
+  let cellsW = (W + padLeft + sW - 1u) / sW; let cellsH = (H + padTop + sH - 1u) / sH;
+  let j = idx % cellsW; let i = (idx / cellsW) % cellsH; let plane = idx / (cellsW * cellsH);
+  let base = plane * H * W;
+  var a = -1i; var d = 0.0;
+  if (i < OH && j < OW) {
+    a = window_argmax(base, i, j);
+    d = dy[(plane * OH + i) * OW + j];
+  }
+  // the cell's rows and columns inside the image (a cell may start in the padding)
+  let h0 = i32(i * sH) - i32(padTop); let w0 = i32(j * sW) - i32(padLeft);
+  let h1 = min(h0 + i32(sH), i32(H)); let w1 = min(w0 + i32(sW), i32(W));
+  for (var h = max(h0, 0i); h < h1; h++) {
+    for (var w = max(w0, 0i); w < w1; w++) {
+      let me = h * i32(W) + w;
+      out[base + u32(me)] = select(0.0, d, me == a);
+    }
+  }
+}
+`;
+
 const avgDivisor = /* wgsl */ `
 fn divisor(i: u32, j: u32) -> f32 {
   if (${P.ref('countIncludePad')} != 0u) { return f32(${P.ref('KH')} * ${P.ref('KW')}); }

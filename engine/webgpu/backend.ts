@@ -35,7 +35,7 @@ import {
   convTiledUniforms,
   convTiledUniformsWith,
 } from '../../shaders/conv2d-tiled.ts';
-import { avgPoolBackpropShader, avgPoolShader, maxPoolGatherShader, maxPoolScatterShader, poolUniforms } from '../../shaders/pool.ts';
+import { avgPoolBackpropShader, avgPoolShader, maxPoolGatherShader, maxPoolScatterCellsShader, maxPoolScatterShader, poolUniforms } from '../../shaders/pool.ts';
 import { resizeBilinearBackpropShader, resizeBilinearShader, resizeUniforms } from '../../shaders/resize.ts';
 import { gatherShader, gatherUniforms, scatterAddShader, scatterAddUniforms } from '../../shaders/gather.ts';
 import { randomShader, randomUniforms } from '../../shaders/random.ts';
@@ -678,7 +678,15 @@ export class WebGpuBackend implements Backend<GpuStorage> {
     },
     maxPoolScatter: (p, [x, dy], out) => {
       const n = sizeOf(out);
-      return this.launch(`maxPoolScatter x${fmt(x.shape)} dy${fmt(dy.shape)}`, maxPoolScatterShader, this.poolParams(p, x.shape, dy.shape, n), [x.storage, dy.storage], n);
+      const label = `maxPoolScatter x${fmt(x.shape)} dy${fmt(dy.shape)}`;
+      const [sH, sW] = p.stride;
+      const disjoint = (p.kernel[0] - 1) * p.dilation[0] + 1 <= sH && (p.kernel[1] - 1) * p.dilation[1] + 1 <= sW;
+      if (disjoint) {
+        // one invocation per stride cell (shaders/pool.ts)
+        const cells = x.shape[0] * x.shape[1] * Math.ceil((x.shape[2] + p.padding[0]) / sH) * Math.ceil((x.shape[3] + p.padding[2]) / sW);
+        return this.launch(label, maxPoolScatterCellsShader, this.poolParams(p, x.shape, dy.shape, cells), [x.storage, dy.storage], n, cells);
+      }
+      return this.launch(label, maxPoolScatterShader, this.poolParams(p, x.shape, dy.shape, n), [x.storage, dy.storage], n);
     },
     avgPool2d: (p, [x], out) => {
       const n = sizeOf(out);

@@ -492,6 +492,11 @@ describe('pooling', () => {
     [[2, 3, 9, 11], { kernel: 3, stride: 2, padding: 1 }, 'overlapping windows, padding'],
     [[1, 2, 13, 7], { kernel: [2, 3], stride: [1, 2], dilation: [2, 1], padding: [1, 0, 1, 1] }, 'dilation, asymmetric padding'],
     [[3, 1, 5, 5], { kernel: 2 }, 'stride = kernel, an unused last row/column'],
+    // Disjoint windows (WebGPU scatters them one stride cell per invocation): pixels outside
+    // every window, cells that start in the padding, dilated taps spanning a cell.
+    [[2, 3, 8, 11], { kernel: 2, stride: 3 }, 'disjoint windows with gaps between them'],
+    [[1, 2, 7, 9], { kernel: 2, stride: 2, padding: [1, 0, 1, 1] }, 'disjoint windows, padding'],
+    [[2, 1, 9, 10], { kernel: [2, 1], stride: [3, 2], dilation: [2, 1] }, 'disjoint dilated windows'],
     [[1, 1, 1, 1], { kernel: 1 }, 'one element'],
   ];
   for (const [xs, opts, why] of maxCases) {
@@ -515,6 +520,9 @@ describe('pooling', () => {
     await check('maxPool NaN', () => apply('maxPoolGather', p, [t(x, [1, 1, 4, 4]), t(x, [1, 1, 4, 4])], os), EXACT);
     const dy = randArray(r, 9);
     await check('maxPoolScatter NaN', () => apply('maxPoolScatter', p, [t(x, [1, 1, 4, 4]), t(dy, os)], [1, 1, 4, 4]), ACCUM);
+    const q = poolParams('test', [1, 1, 4, 4], { kernel: 2, stride: 2 });
+    const qs = poolOutShape('test', [1, 1, 4, 4], q);
+    await check('maxPoolScatter NaN, disjoint windows', () => apply('maxPoolScatter', q, [t(x, [1, 1, 4, 4]), t(dy.slice(0, 4), qs)], [1, 1, 4, 4]), ACCUM);
   });
 
   const avgCases: [Shape, Pool2dOptions, string][] = [
