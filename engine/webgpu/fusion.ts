@@ -300,7 +300,8 @@ export class Fusion {
       compiled = this.compile(v);
     }
     const { program, leaves, values, label } = compiled;
-    const key = `${program.perThread}|${program.rank}|${program.leafFlat.map((f) => (f ? 'f' : 's')).join('')}|${program.scalars}|${program.steps.map(stepKey).join(';')}|${program.result}`;
+    const splat = program.vec4?.splat;
+    const key = `${program.perThread}${splat ? 'x4' : ''}|${program.rank}|${program.leafFlat.map((f, j) => (f ? 'f' : splat ? (splat[j] ? 'b' : 'v') : 's')).join('')}|${program.scalars}|${program.steps.map(stepKey).join(';')}|${program.result}`;
     let kernel = this.shaders.get(key);
     if (kernel === undefined) {
       const uniforms = fusedUniforms(program);
@@ -455,6 +456,8 @@ export class Fusion {
     if (leaves.length > FUSED_MAX_LEAVES || scalars.length > FUSED_MAX_SCALARS) return null;
     const values: Record<string, number | number[]> = { count: n };
     scalars.forEach((c, j) => (values[`c${j}`] = c));
+    // Four elements at a time (FusedProgram.vec4) unless a strided leaf says otherwise.
+    let vec4: boolean[] | null = n % 4 === 0 && n > 0 ? [] : null;
     if (strided.length && rank > 0) {
       // Strides of each strided leaf read as if broadcast to `out` (right-aligned, 0 along
       // broadcast axes), then axes merged where every leaf walks them contiguously.
@@ -466,9 +469,13 @@ export class Fusion {
       const m = mergeAxes(out, st);
       values.shape = m.shape;
       values.strides = m.strides.flat();
+      vec4 = vec4Splat(m.shape, m.strides, n);
     }
     const label = `${steps.length > 1 ? 'fused ' : ''}${root.label || 'copy'} [${out.join(',')}]`;
-    return { program: { rank, leafFlat, scalars: scalars.length, perThread: this.perThread, steps, result }, leaves, values, label };
+    const program: FusedProgram = { rank, leafFlat, scalars: scalars.length, perThread: this.perThread, steps, result };
+    // Epilogues (acc) run per element inside their producer's kernel.
+    if (!acc && vec4 && this.perThread % 4 === 0) program.vec4 = { splat: leafFlat.map((f) => !f && vec4!.shift() === true) };
+    return { program, leaves, values, label };
   }
 
   /** A value that no tensor and no pending chain refers to. */
@@ -532,6 +539,26 @@ export function mergeAxes(shape: Shape, strides: number[][]): { shape: number[];
     sts.forEach((s) => s.push(0));
   }
   return { shape: dims.reverse(), strides: sts.map((s) => s.reverse()) };
+}
+
+/**
+ * Whether a chain over `count` elements, walking merged `shape` with each strided leaf's
+ * `strides`, can run four elements at a time (shaders/fused.ts, FusedProgram.vec4): per strided
+ * leaf, true where it is broadcast along the innermost axis (one value per group of 4), false
+ * where it is read as an aligned vec4; null where some leaf is neither or the innermost axis does
+ * not hold whole groups.
+ */
+export function vec4Splat(shape: number[], strides: number[][], count: number): boolean[] | null {
+  const inner = shape[shape.length - 1];
+  if (count % 4 !== 0 || inner % 4 !== 0) return null;
+  const splat: boolean[] = [];
+  for (const st of strides) {
+    const last = st[st.length - 1];
+    if (last === 0) splat.push(true);
+    else if (last === 1 && st.slice(0, -1).every((x) => x % 4 === 0)) splat.push(false);
+    else return null;
+  }
+  return splat;
 }
 
 function stepKey(s: FusedStep): string {

@@ -15,7 +15,7 @@ import {
 import { broadcastTo, reshape } from '../../engine/ops/movement.ts';
 import { sum } from '../../engine/ops/reduce.ts';
 import { matmul } from '../../engine/ops/linalg.ts';
-import { mergeAxes } from '../../engine/webgpu/fusion.ts';
+import { mergeAxes, vec4Splat } from '../../engine/webgpu/fusion.ts';
 import { expectClose, randArray, rng, sizeOf } from '../helpers.ts';
 
 // fusion: true whatever BACKLIGHT_FUSION says (the rest of the suite can run with it off).
@@ -288,6 +288,88 @@ describe('fused chains against the CPU backend', () => {
       };
       await check(`random graph ${trial}`, build);
     }
+  });
+});
+
+/** The fused kernels `f` dispatched, by whether they ran four elements at a time (vec4). */
+async function formsOf(f: () => Promise<void>): Promise<{ vec4: number; scalar: number }> {
+  const rt = gpu.rt;
+  const dispatch = rt.dispatch.bind(rt);
+  const forms = { vec4: 0, scalar: 0 };
+  rt.dispatch = (d) => {
+    if (d.wgsl.includes('A fused elementwise chain')) forms[d.wgsl.includes('four elements at a time') ? 'vec4' : 'scalar']++;
+    dispatch(d);
+  };
+  try {
+    await f();
+  } finally {
+    rt.dispatch = dispatch;
+  }
+  return forms;
+}
+
+describe('chains four elements at a time (vec4 loads and stores)', () => {
+  it('vec4Splat: broadcast innermost -> splat, contiguous innermost -> vec4, otherwise none', () => {
+    // [N,C,HW] with a per-channel leaf (stride 0 along HW) and a flat-strided one
+    expect(vec4Splat([2, 3, 20], [[0, 1, 0], [60, 20, 1]], 120)).toEqual([true, false]);
+    // innermost 6: a group would straddle two rows
+    expect(vec4Splat([2, 6], [[0, 1]], 12)).toBeNull();
+    // contiguous innermost but an outer stride of 2: a vec4 load would be misaligned
+    expect(vec4Splat([3, 4], [[2, 1]], 12)).toBeNull();
+    // an innermost stride that is neither 0 nor 1
+    expect(vec4Splat([2, 4], [[1, 2]], 8)).toBeNull();
+    expect(vec4Splat([8], [], 8)).toEqual([]);
+    expect(vec4Splat([2, 4], [[0, 1]], 10)).toBeNull();
+  });
+
+  const r = rng(21);
+  // [output shape, leaf shapes, the form the host must pick]
+  const cases: [Shape, Shape[], 'vec4' | 'scalar', string][] = [
+    [[4, 6], [[4, 6], [4, 6]], 'vec4', 'flat leaves'],
+    [[2, 3, 4, 5], [[2, 3, 4, 5], [1, 3, 1, 1], [3, 1, 1]], 'vec4', 'per-channel leaves (splat)'],
+    [[2, 3, 2, 6], [[2, 3, 2, 6], [1, 1, 2, 6]], 'vec4', 'a leaf broadcast over N and C (aligned vec4)'],
+    [[2, 3, 2, 2], [[2, 3, 2, 2], [2, 1, 2, 2]], 'vec4', 'a leaf broadcast over C'],
+    [[2, 3, 4, 8], [[2, 3, 4, 8], [2, 3, 4, 1], [1, 3, 1, 8]], 'vec4', 'broadcast along the innermost axis, and a mixed leaf'],
+    [[4, 1003], [[4, 1003], [1]], 'vec4', 'many groups: a partial last invocation'],
+    [[2, 3, 5, 6], [[2, 3, 5, 6], [1, 1, 1, 6]], 'scalar', 'innermost axis of 6'],
+    [[4, 3], [[4, 3], [4, 1]], 'scalar', 'innermost axis of 3'],
+    [[3, 5], [[3, 5], [3, 5]], 'scalar', '15 elements'],
+  ];
+  for (const [out, shapes, want, why] of cases) {
+    it(`${JSON.stringify(out)}: ${why} (${want})`, async () => {
+      const data = shapes.map((sh) => randArray(r, sizeOf(sh), 0.2, 1.5));
+      const build = () => {
+        const [x, ...ls] = data.map((d, j) => tensor(d, shapes[j]));
+        let y = sigmoid(x);
+        for (const [j, l] of ls.entries()) y = j % 2 ? maximum(mul(y, l), sub(l, 1)) : add(div(y, l), tanh(l));
+        return [where(greater(y, 1), y, neg(y))];
+      };
+      const forms = await formsOf(() => check(why, build));
+      // y is read twice by the last step, so it runs as a kernel of its own, and the last step
+      // (flat leaves only) may run four at a time whatever the leaves were.
+      expect(forms[want]).toBeGreaterThan(0);
+      if (want === 'vec4') expect(forms.scalar).toBe(0);
+    });
+  }
+
+  it('NaN, infinities and signed zeros four at a time', async () => {
+    const vals = [NaN, Infinity, -Infinity, 0, -0, 1, -1, 2.5, -3.25, 1e-3, 1e3, 7]; // 12: groups of 4
+    const n = vals.length;
+    const a = Float32Array.from({ length: n * n }, (_, i) => vals[Math.floor(i / n)]);
+    const b = Float32Array.from({ length: n * n }, (_, i) => vals[i % n]);
+    const build = () => {
+      const ta = tensor(a, [n, n]);
+      const tb = tensor(b, [n, n]);
+      const col = tensor(vals, [n, 1]);
+      return [
+        maximum(log(abs(ta)), minimum(tb, 0)),
+        where(greater(ta, tb), div(ta, tb), pow(ta, tb)),
+        where(ta, exp(neg(tb)), sqrt(tb)),
+        mul(add(ta, col), sub(col, tb)),
+      ];
+    };
+    const forms = await formsOf(() => check('special values, vec4', build, 1e-5));
+    expect(forms).toEqual({ vec4: 4, scalar: 0 });
   });
 });
 
