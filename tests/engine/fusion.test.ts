@@ -331,6 +331,7 @@ describe('chains four elements at a time (vec4 loads and stores)', () => {
     [[2, 3, 2, 2], [[2, 3, 2, 2], [2, 1, 2, 2]], 'vec4', 'a leaf broadcast over C'],
     [[2, 3, 4, 8], [[2, 3, 4, 8], [2, 3, 4, 1], [1, 3, 1, 8]], 'vec4', 'broadcast along the innermost axis, and a mixed leaf'],
     [[4, 1003], [[4, 1003], [1]], 'vec4', 'many groups: a partial last invocation'],
+    [[8, 8], [[8, 1], [1, 8]], 'vec4', 'no full-size leaf: a column splat and a row vec4'],
     [[2, 3, 5, 6], [[2, 3, 5, 6], [1, 1, 1, 6]], 'scalar', 'innermost axis of 6'],
     [[4, 3], [[4, 3], [4, 1]], 'scalar', 'innermost axis of 3'],
     [[3, 5], [[3, 5], [3, 5]], 'scalar', '15 elements'],
@@ -351,6 +352,29 @@ describe('chains four elements at a time (vec4 loads and stores)', () => {
       if (want === 'vec4') expect(forms.scalar).toBe(0);
     });
   }
+
+  it('each form compiles once: new shapes reuse it, the other form is a pipeline of its own', async () => {
+    const r = rng(22);
+    const chain = (shape: Shape, bShape: Shape) => {
+      const x = randArray(r, sizeOf(shape));
+      const b = randArray(r, sizeOf(bShape));
+      return formsOf(() => check(`chain ${shape} + ${bShape}`, () => [tanh(add(mul(tensor(x, shape), tensor(b, bShape)), 1))]));
+    };
+    // a per-row leaf, four at a time (splat), then scalar (odd rows)
+    expect(await chain([4, 8], [4, 1])).toEqual({ vec4: 1, scalar: 0 });
+    let compiled = gpu.rt.pipelineCount;
+    expect(await chain([12, 16], [12, 1])).toEqual({ vec4: 1, scalar: 0 });
+    expect(gpu.rt.pipelineCount).toBe(compiled);
+    expect(await chain([3, 5], [3, 1])).toEqual({ vec4: 0, scalar: 1 });
+    expect(gpu.rt.pipelineCount).toBe(compiled + 1);
+    compiled = gpu.rt.pipelineCount;
+    expect(await chain([5, 3], [5, 1])).toEqual({ vec4: 0, scalar: 1 });
+    expect(await chain([4, 8], [4, 1])).toEqual({ vec4: 1, scalar: 0 });
+    expect(gpu.rt.pipelineCount).toBe(compiled);
+    // the same structure with the leaf read as an aligned vec4 (a row): another text
+    expect(await chain([4, 8], [1, 8])).toEqual({ vec4: 1, scalar: 0 });
+    expect(gpu.rt.pipelineCount).toBe(compiled + 1);
+  });
 
   it('NaN, infinities and signed zeros four at a time', async () => {
     const vals = [NaN, Infinity, -Infinity, 0, -0, 1, -1, 2.5, -3.25, 1e-3, 1e3, 7]; // 12: groups of 4

@@ -497,8 +497,26 @@ describe('pooling', () => {
     [[2, 3, 8, 11], { kernel: 2, stride: 3 }, 'disjoint windows with gaps between them'],
     [[1, 2, 7, 9], { kernel: 2, stride: 2, padding: [1, 0, 1, 1] }, 'disjoint windows, padding'],
     [[2, 1, 9, 10], { kernel: [2, 1], stride: [3, 2], dilation: [2, 1] }, 'disjoint dilated windows'],
+    [[1, 2, 8, 8], { kernel: 2, stride: 2, padding: [1, 0, 1, 0] }, 'padding that adds a row and a column of cells'],
+    [[1, 2, 6, 6], { kernel: 2, stride: 2, dilation: 2 }, 'dilation makes windows overlap (the general kernel)'],
+    [[1, 1, 5, 11], { kernel: [1, 2], stride: [1, 3], dilation: [1, 2] }, 'dilated taps spanning a whole cell'],
     [[1, 1, 1, 1], { kernel: 1 }, 'one element'],
   ];
+  /** Which scatter kernel `f` dispatched: the one per stride cell (disjoint windows) or per pixel. */
+  async function scatterKernel(f: () => Promise<void>): Promise<string[]> {
+    const dispatch = wgpu.rt.dispatch.bind(wgpu.rt);
+    const seen: string[] = [];
+    wgpu.rt.dispatch = (d) => {
+      if (d.label.startsWith('maxPoolScatter')) seen.push(d.wgsl.includes('cellsW') ? 'cells' : 'pixels');
+      dispatch(d);
+    };
+    try {
+      await f();
+    } finally {
+      wgpu.rt.dispatch = dispatch;
+    }
+    return seen;
+  }
   for (const [xs, opts, why] of maxCases) {
     it(`max pooling ${fmt(xs)}: ${why}`, async () => {
       // Integer values: ties inside windows are common (the first position must win).
@@ -509,7 +527,9 @@ describe('pooling', () => {
       const dy = randArray(r, sizeOf(os));
       await check(`maxPool2d (${why})`, () => maxPool2d(t(x, xs), opts), EXACT);
       await check(`maxPoolGather (${why})`, () => apply('maxPoolGather', p, [t(x, xs), t(src, xs)], os), EXACT);
-      await check(`maxPoolScatter (${why})`, () => apply('maxPoolScatter', p, [t(x, xs), t(dy, os)], xs), ACCUM);
+      const used = await scatterKernel(() => check(`maxPoolScatter (${why})`, () => apply('maxPoolScatter', p, [t(x, xs), t(dy, os)], xs), ACCUM));
+      const disjoint = p.kernel.every((k, a) => (k - 1) * p.dilation[a] + 1 <= p.stride[a]);
+      expect(used).toEqual([disjoint ? 'cells' : 'pixels']);
     });
   }
 
