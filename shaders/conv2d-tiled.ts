@@ -42,13 +42,15 @@ override WG: u32 = 64u;
  * its uniforms are then convTiledUniformsWith(epi).
  */
 export function conv2dTiledShaderFor(ob: number, wb: number, epi?: EpilogueProgram): string {
-  if (ob % 4 !== 0 || ob < 4 || wb < 1) throw new Error(`conv2dTiledShaderFor: bad block ${ob}x${wb}`);
+  if (!(ob === 1 || ob === 2 || (ob % 4 === 0 && ob >= 4)) || wb < 1) throw new Error(`conv2dTiledShaderFor: bad block ${ob}x${wb}`);
+  const store = (index: string, value: string) => (epi ? `{ let oi = ${index}; out[oi] = epilogue(${value}, oi); }` : `out[${index}] = ${value};`);
+  const js = [...Array(wb).keys()];
+  if (ob < 4) return conv2dTiledNarrow(ob, wb, js, store, epi);
   const ov = ob / 4;
-  const js = [...Array(wb).keys()], vs = [...Array(ov).keys()];
+  const vs = [...Array(ov).keys()];
   const decl = js.flatMap((j) => vs.map((v) => `var a${j}_${v} = vec4<f32>(0.0);`)).join(' ');
   const loadW = vs.map((v) => `let wv${v} = vec4<f32>(${[0, 1, 2, 3].map((i) => `in1[wrow[${4 * v + i}] + k]`).join(', ')});`).join('\n        ');
   const body = js.map((j) => `{ let cj = col + ${j} * sw; let xv = select(0.0, in0[xRow + u32(clamp(cj, 0, W - 1))], cj >= 0 && cj < W); ${vs.map((v) => `a${j}_${v} += xv * wv${v};`).join(' ')} }`).join('\n        ');
-  const store = (index: string, value: string) => (epi ? `{ let oi = ${index}; out[oi] = epilogue(${value}, oi); }` : `out[${index}] = ${value};`);
   // With a folded chain, one call site in a loop over the block (see shaders/matmul.ts).
   const write = epi
     ? `var res = array<vec4<f32>, ${wb * ov}>(${js.flatMap((j) => vs.map((v) => `a${j}_${v}`)).join(', ')});
@@ -59,6 +61,35 @@ export function conv2dTiledShaderFor(ob: number, wb: number, epi?: EpilogueProgr
     }
   }`
     : js.flatMap((j) => vs.map((v) => `if (ow0 + ${j}u < OW) { for (var i = 0u; i < 4u; i++) { if (o0 + ${4 * v}u + i < Og) { ${store(`obase + (${4 * v}u + i) * OH * OW + ${j}u`, `a${j}_${v}[i]`)} } } }`)).join('\n  ');
+  return conv2dTiledKernel(ob, wb, decl, loadW, body, write, epi);
+}
+
+/**
+ * One or two output channels per invocation (a group of that many channels: the gradient of a
+ * network's input, which has 1-3 channels, is a conv down to them), as scalar accumulators: the
+ * vec4 block would spend 3 of every 4 FMAs on a clamped copy of the last channel. lavapipe
+ * (loaded), IG's [1024,8,32,32] -> 1 channel with its readback: 127-147 ms at 1x16 against
+ * 174-210 ms at 4x8: the kernel is bound by its input loads, not its FMAs.
+ */
+function conv2dTiledNarrow(ob: number, wb: number, js: number[], store: (index: string, value: string) => string, epi?: EpilogueProgram): string {
+  const os = [...Array(ob).keys()];
+  const decl = js.flatMap((j) => os.map((o) => `var a${j}_${o} = 0.0;`)).join(' ');
+  const loadW = os.map((o) => `let wv${o} = in1[wrow[${o}] + k];`).join(' ');
+  const body = js.map((j) => `{ let cj = col + ${j} * sw; let xv = select(0.0, in0[xRow + u32(clamp(cj, 0, W - 1))], cj >= 0 && cj < W); ${os.map((o) => `a${j}_${o} += xv * wv${o};`).join(' ')} }`).join('\n        ');
+  const write = epi
+    ? `var res = array<f32, ${wb * ob}>(${js.flatMap((j) => os.map((o) => `a${j}_${o}`)).join(', ')});
+  for (var j = 0u; j < ${wb}u; j++) {
+    if (ow0 + j >= OW) { break; }
+    for (var o = 0u; o < ${ob}u; o++) {
+      if (o0 + o < Og) { ${store('obase + o * OH * OW + j', `res[j * ${ob}u + o]`)} }
+    }
+  }`
+    : js.flatMap((j) => os.map((o) => `if (ow0 + ${j}u < OW && o0 + ${o}u < Og) { ${store(`obase + ${o}u * OH * OW + ${j}u`, `a${j}_${o}`)} }`)).join('\n  ');
+  return conv2dTiledKernel(ob, wb, decl, loadW, body, write, epi);
+}
+
+/** The forward kernel around a block's accumulators, loads, FMAs and writes. */
+function conv2dTiledKernel(ob: number, wb: number, decl: string, loadW: string, body: string, write: string, epi?: EpilogueProgram): string {
   const P = convTiledUniforms;
   const S = epi ? convTiledUniformsWith(epi) : P;
   return /* wgsl */ `${header(S)}${epi ? epilogueWgsl(epi, S, 4) : ''}

@@ -765,9 +765,12 @@ function blockFromEnv(name: string, mult4: 0 | 4): [number, number] | null {
  * 8 columns only where they do not waste more of the last block than 4 do (OW = 12: 8x4).
  */
 function convBlockFor(og: number, ow: number): [number, number] {
-  const ob = og >= 8 ? 8 : 4;
+  // 1 or 2 channels per group: scalar accumulators (shaders/conv2d-tiled.ts, conv2dTiledNarrow)
+  const ob = og >= 8 ? 8 : og <= 2 ? og : 4;
   const waste = (w: number) => Math.ceil(ow / w) * w - ow;
   const wb = ow >= 8 && waste(8) <= waste(4) ? 8 : 4;
+  // the narrow blocks have registers to spare for 16 columns
+  if (ob <= 2 && ow >= 16 && waste(16) <= waste(wb)) return [ob, 16];
   return [ob, wb];
 }
 

@@ -89,6 +89,13 @@ describe('conv2d and matmul with a fused epilogue, against the CPU backend', () 
     await check('conv bn relu', () => [relu(add(mul(convOut(), t(scale)), t(shift)))]);
   });
 
+  it('conv2d down to 1 and to 2 channels per group (the narrow blocks) + bias + relu', async () => {
+    const w1 = data([1, 5, 3, 3]), b1 = data([1]);
+    await check('conv to 1 channel', () => [relu(conv2d(t(x), t(w1), { padding: 1, bias: t(b1) }))]);
+    const xg = data([2, 6, 7, 9]), w2 = data([4, 3, 3, 3]), b2 = data([4]);
+    await check('conv to 2 channels per group', () => [relu(conv2d(t(xg), t(w2), { padding: [1, 0, 2, 1], groups: 2, bias: t(b2) }))]);
+  });
+
   it('conv2d + a residual of the same shape + relu (a flat leaf)', async () => {
     await check('conv residual relu', () => [relu(add(convOut(), t(resid)))]);
   });

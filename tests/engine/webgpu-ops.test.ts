@@ -453,7 +453,7 @@ describe('conv2d and its adjoints', () => {
   }
   // The forward kernel's register block is generated (shaders/conv2d-tiled.ts) and picked per
   // shape; every block shape, on every case (partial channel and column blocks, groups, strides).
-  for (const block of [[4, 4], [8, 4], [8, 8], [4, 8], [12, 3]] as [number, number][]) {
+  for (const block of [[4, 4], [8, 4], [8, 8], [4, 8], [12, 3], [1, 8], [2, 5], [1, 3], [1, 16], [2, 16]] as [number, number][]) {
     it(`tiled forward, block ${block[0]}x${block[1]}: every case`, async () => {
       const prev = wgpu.convBlock;
       wgpu.convBlock = block;
