@@ -41,16 +41,16 @@ override WG: u32 = 64u;
  * each output goes through a folded elementwise chain (shaders/epilogue.ts) as it is written;
  * its uniforms are then convTiledUniformsWith(epi).
  */
-export function conv2dTiledShaderFor(ob: number, wb: number, epi?: EpilogueProgram): string {
+export function conv2dTiledShaderFor(ob: number, wb: number, epi?: EpilogueProgram, taps3 = false): string {
   if (!(ob === 1 || ob === 2 || (ob % 4 === 0 && ob >= 4)) || wb < 1) throw new Error(`conv2dTiledShaderFor: bad block ${ob}x${wb}`);
   const store = (index: string, value: string) => (epi ? `{ let oi = ${index}; out[oi] = epilogue(${value}, oi); }` : `out[${index}] = ${value};`);
   const js = [...Array(wb).keys()];
-  if (ob < 4) return conv2dTiledNarrow(ob, wb, js, store, epi);
+  if (ob < 4) return conv2dTiledNarrow(ob, wb, js, store, epi, taps3);
   const ov = ob / 4;
   const vs = [...Array(ov).keys()];
   const decl = js.flatMap((j) => vs.map((v) => `var a${j}_${v} = vec4<f32>(0.0);`)).join(' ');
   const loadW = vs.map((v) => `let wv${v} = vec4<f32>(${[0, 1, 2, 3].map((i) => `in1[wrow[${4 * v + i}] + k]`).join(', ')});`).join('\n        ');
-  const body = js.map((j) => `{ let cj = col + ${j} * sw; let xv = select(0.0, in0[xRow + u32(clamp(cj, 0, W - 1))], cj >= 0 && cj < W); ${vs.map((v) => `a${j}_${v} += xv * wv${v};`).join(' ')} }`).join('\n        ');
+  const fma = (j: number, xv: string) => vs.map((v) => `a${j}_${v} += ${xv} * wv${v};`).join(' ');
   // With a folded chain, one call site in a loop over the block (see shaders/matmul.ts).
   const write = epi
     ? `var res = array<vec4<f32>, ${wb * ov}>(${js.flatMap((j) => vs.map((v) => `a${j}_${v}`)).join(', ')});
@@ -61,7 +61,7 @@ export function conv2dTiledShaderFor(ob: number, wb: number, epi?: EpilogueProgr
     }
   }`
     : js.flatMap((j) => vs.map((v) => `if (ow0 + ${j}u < OW) { for (var i = 0u; i < 4u; i++) { if (o0 + ${4 * v}u + i < Og) { ${store(`obase + (${4 * v}u + i) * OH * OW + ${j}u`, `a${j}_${v}[i]`)} } } }`)).join('\n  ');
-  return conv2dTiledKernel(ob, wb, decl, loadW, body, write, epi);
+  return conv2dTiledKernel(ob, wb, decl, loadW, fma, write, epi, taps3);
 }
 
 /**
@@ -71,11 +71,11 @@ export function conv2dTiledShaderFor(ob: number, wb: number, epi?: EpilogueProgr
  * (loaded), IG's [1024,8,32,32] -> 1 channel with its readback: 127-147 ms at 1x16 against
  * 174-210 ms at 4x8: the kernel is bound by its input loads, not its FMAs.
  */
-function conv2dTiledNarrow(ob: number, wb: number, js: number[], store: (index: string, value: string) => string, epi?: EpilogueProgram): string {
+function conv2dTiledNarrow(ob: number, wb: number, js: number[], store: (index: string, value: string) => string, epi: EpilogueProgram | undefined, taps3: boolean): string {
   const os = [...Array(ob).keys()];
   const decl = js.flatMap((j) => os.map((o) => `var a${j}_${o} = 0.0;`)).join(' ');
   const loadW = os.map((o) => `let wv${o} = in1[wrow[${o}] + k];`).join(' ');
-  const body = js.map((j) => `{ let cj = col + ${j} * sw; let xv = select(0.0, in0[xRow + u32(clamp(cj, 0, W - 1))], cj >= 0 && cj < W); ${os.map((o) => `a${j}_${o} += xv * wv${o};`).join(' ')} }`).join('\n        ');
+  const fma = (j: number, xv: string) => os.map((o) => `a${j}_${o} += ${xv} * wv${o};`).join(' ');
   const write = epi
     ? `var res = array<f32, ${wb * ob}>(${js.flatMap((j) => os.map((o) => `a${j}_${o}`)).join(', ')});
   for (var j = 0u; j < ${wb}u; j++) {
@@ -85,11 +85,30 @@ function conv2dTiledNarrow(ob: number, wb: number, js: number[], store: (index: 
     }
   }`
     : js.flatMap((j) => os.map((o) => `if (ow0 + ${j}u < OW && o0 + ${o}u < Og) { ${store(`obase + ${o}u * OH * OW + ${j}u`, `a${j}_${o}`)} }`)).join('\n  ');
-  return conv2dTiledKernel(ob, wb, decl, loadW, body, write, epi);
+  return conv2dTiledKernel(ob, wb, decl, loadW, fma, write, epi, taps3);
 }
 
-/** The forward kernel around a block's accumulators, loads, FMAs and writes. */
-function conv2dTiledKernel(ob: number, wb: number, decl: string, loadW: string, body: string, write: string, epi?: EpilogueProgram): string {
+/**
+ * The forward kernel around a block's accumulators, weight loads, FMAs (`fma(j, x)`: output
+ * column j of the block += x times its weights) and writes. With `taps3` (a kernel 3 wide, column
+ * stride and dilation 1: most convs) the wb + 2 inputs a kernel row touches are loaded once for
+ * its three taps, not once per tap: a third of the input loads, which is what bounds these
+ * kernels on CPU adapters. lavapipe, 3x3 stride 1, interleaved runs on a quiet machine: 1x16 block
+ * (8 -> 1 channel, [1024,8,32,32]) 89-99 -> 42 ms; 2x16 1.5-1.7x; 4x8 (3-6 output channels)
+ * 1.4-1.6x; 8x8 (8-64 channels) within +-10%, either way.
+ */
+function conv2dTiledKernel(ob: number, wb: number, decl: string, loadW: string, fma: (j: number, x: string) => string, write: string, epi: EpilogueProgram | undefined, taps3: boolean): string {
+  const js = [...Array(wb).keys()];
+  const load = (col: string) => `select(0.0, in0[xRow + u32(clamp(${col}, 0, W - 1))], ${col} >= 0 && ${col} < W)`;
+  const taps = taps3
+    ? `${[...Array(wb + 2).keys()].map((m) => `let x${m} = ${load(`(wcol0 + ${m})`)};`).join('\n      ')}
+      ${[0, 1, 2].map((q) => `{ let k = wc + p * 3u + ${q}u; ${loadW}\n        ${js.map((j) => fma(j, `x${j + q}`)).join(' ')} }`).join('\n      ')}`
+    : `for (var q = 0u; q < KW; q++) {
+        let k = wc + p * KW + q;
+        ${loadW}
+        let col = wcol0 + i32(q) * dw;
+        ${js.map((j) => `{ let cj = col + ${j} * sw; let xv = ${load('cj')}; ${fma(j, 'xv')} }`).join('\n        ')}
+      }`;
   const P = convTiledUniforms;
   const S = epi ? convTiledUniformsWith(epi) : P;
   return /* wgsl */ `${header(S)}${epi ? epilogueWgsl(epi, S, 4) : ''}
@@ -120,12 +139,7 @@ fn main(${launchArgs}) {
       let h = h0 + i32(p) * dh;
       if (h < 0 || h >= H) { continue; }
       let xRow = xPlane + u32(h * W);
-      for (var q = 0u; q < KW; q++) {
-        let k = wc + p * KW + q;
-        ${loadW}
-        let col = wcol0 + i32(q) * dw;
-        ${body}
-      }
+      ${taps}
     }
   }
   let obase = ((n * O + g * Og + o0) * OH + oh) * OW + ow0;

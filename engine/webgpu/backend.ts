@@ -158,6 +158,9 @@ export class WebGpuBackend implements Backend<GpuStorage> {
    * alternatives on an adapter (bench/ops.ts).
    */
   convBlock: [number, number] | null = blockFromEnv('BACKLIGHT_CONV_BLOCK', 0);
+  /** The tiled forward conv's 3-tap row kernel where it applies (a setting so that tests can run
+   * both kernels on the same case). */
+  convTaps3 = true;
   /** conv2dBackpropInput with stride 1 as a forward conv (backpropInputAsConv); false: its own kernel. */
   backpropInputViaConv = true;
   /** Lazy elementwise chains; null when fusion is off. */
@@ -397,15 +400,17 @@ export class WebGpuBackend implements Backend<GpuStorage> {
     const label = `conv2d x${fmt(x.shape)} w${fmt(w.shape)}`;
     const base = convValues(p, x.shape, w.shape, out, sizeOf(out));
     const [ob, wb] = this.convBlock ?? convBlockFor(w.shape[0] / p.groups, out[3]);
+    // three taps per kernel row read from one row of loads (shaders/conv2d-tiled.ts)
+    const taps3 = w.shape[3] === 3 && p.stride[1] === 1 && p.dilation[1] === 1 && this.convTaps3;
     const OB = Math.ceil(w.shape[0] / p.groups / ob), WB = Math.ceil(out[3] / wb);
     const threads = out[0] * OB * p.groups * out[2] * WB;
     const values = { ...base, count: threads, OB, WB };
     if (!epi) {
-      const wgsl = shader(`conv2dTiled:${ob}x${wb}`, () => conv2dTiledShaderFor(ob, wb));
+      const wgsl = shader(`conv2dTiled:${ob}x${wb}${taps3 ? ':3' : ''}`, () => conv2dTiledShaderFor(ob, wb, undefined, taps3));
       this.rt.dispatch({ label, wgsl, params: convTiledUniforms.pack(values), output, inputs: [x.storage, w.storage], workgroups: Math.ceil(threads / WG) });
       return;
     }
-    const k = kernelWith(`conv2dTiled:${ob}x${wb}|${epi.key}`, () => ({ wgsl: conv2dTiledShaderFor(ob, wb, epi.program), schema: convTiledUniformsWith(epi.program) }));
+    const k = kernelWith(`conv2dTiled:${ob}x${wb}${taps3 ? ':3' : ''}|${epi.key}`, () => ({ wgsl: conv2dTiledShaderFor(ob, wb, epi.program, taps3), schema: convTiledUniformsWith(epi.program) }));
     this.rt.dispatch({ label: `${label} + ${epi.program.steps.length} fused step(s)`, wgsl: k.wgsl, params: k.schema.pack({ ...values, ...epi.values }), output, inputs: [x.storage, w.storage, ...epi.leaves], workgroups: Math.ceil(threads / WG) });
   }
 

@@ -430,6 +430,11 @@ describe('conv2d and its adjoints', () => {
     // Stride 1: the tiled backprop-input runs as a forward conv with swapped, flipped weights.
     [[2, 6, 7, 5], [10, 3, 3, 2], { groups: 2, padding: [2, 0, 1, 0], dilation: [1, 2] }, 'stride 1, groups, asymmetric padding, dilation'],
     [[1, 3, 5, 6], [2, 3, 1, 1], { padding: 1 }, 'padding beyond the kernel (backprop-input kernel)'],
+    // Three taps wide, column stride and dilation 1: the tiled forward reads each kernel row's
+    // inputs once for its three taps.
+    [[2, 3, 6, 11], [4, 3, 3, 3], { padding: [1, 0, 2, 1] }, '3 wide, asymmetric padding'],
+    [[1, 2, 5, 2], [3, 2, 2, 3], { padding: [0, 0, 1, 1] }, '3 wide on a 2-wide input'],
+    [[2, 4, 9, 17], [6, 2, 3, 3], { stride: [2, 1], groups: 2, padding: 1 }, '3 wide, row stride 2, groups'],
   ];
   // Both kernel variants: register-tiled blocks (default) and one output per invocation.
   for (const variant of ['tiled', 'direct'] as const) {
@@ -472,6 +477,18 @@ describe('conv2d and its adjoints', () => {
       }
     });
   }
+  it('tiled forward without the 3-tap row kernel: every case, as the kernel for other widths runs it', async () => {
+    const prev = wgpu.convTaps3;
+    wgpu.convTaps3 = false;
+    try {
+      for (const [xs, ws, opts, why] of cases) {
+        const x = randArray(r, sizeOf(xs)), w = randArray(r, sizeOf(ws));
+        await check(`conv2d, taps one by one (${why})`, () => conv2d(t(x, xs), t(w, ws), opts), ACCUM);
+      }
+    } finally {
+      wgpu.convTaps3 = prev;
+    }
+  });
   it('tiled backprop-filter with the batch split into partial sums', async () => {
     const xs: Shape = [37, 5, 6, 7], ws: Shape = [6, 5, 3, 3];
     const x = randArray(r, sizeOf(xs));
