@@ -9,7 +9,7 @@
 // Channel blocks never straddle a group: a group's channels are blocked separately (blocks of the
 // last, partial, block read clamped indices and skip their writes).
 import { convFields } from './conv2d.ts';
-import { type EpilogueProgram, epilogueFields, epilogueWgsl } from './epilogue.ts';
+import { type EpilogueProgram, epilogueFields, epilogueUsesChannel, epilogueWgsl } from './epilogue.ts';
 import { flatIndex, launchArgs } from './params.ts';
 import { type Fields, type UniformSchema, uniforms } from './uniforms.ts';
 
@@ -43,7 +43,9 @@ override WG: u32 = 64u;
  */
 export function conv2dTiledShaderFor(ob: number, wb: number, epi?: EpilogueProgram, taps3 = false): string {
   if (!(ob === 1 || ob === 2 || (ob % 4 === 0 && ob >= 4)) || wb < 1) throw new Error(`conv2dTiledShaderFor: bad block ${ob}x${wb}`);
-  const store = (index: string, value: string) => (epi ? `{ let oi = ${index}; out[oi] = epilogue(${value}, oi); }` : `out[${index}] = ${value};`);
+  // o: the channel within the block (a WGSL expression), for an epilogue with channel leaves
+  const ch = epi && epilogueUsesChannel(epi) ? (o: string) => `, g * Og + o0 + ${o}` : () => '';
+  const store = (index: string, value: string, o = 'o') => (epi ? `{ let oi = ${index}; out[oi] = epilogue(${value}, oi${ch(o)}); }` : `out[${index}] = ${value};`);
   const js = [...Array(wb).keys()];
   if (ob < 4) return conv2dTiledNarrow(ob, wb, js, store, epi, taps3);
   const ov = ob / 4;
@@ -71,7 +73,7 @@ export function conv2dTiledShaderFor(ob: number, wb: number, epi?: EpilogueProgr
  * (loaded), IG's [1024,8,32,32] -> 1 channel with its readback: 127-147 ms at 1x16 against
  * 174-210 ms at 4x8: the kernel is bound by its input loads, not its FMAs.
  */
-function conv2dTiledNarrow(ob: number, wb: number, js: number[], store: (index: string, value: string) => string, epi: EpilogueProgram | undefined, taps3: boolean): string {
+function conv2dTiledNarrow(ob: number, wb: number, js: number[], store: (index: string, value: string, o?: string) => string, epi: EpilogueProgram | undefined, taps3: boolean): string {
   const os = [...Array(ob).keys()];
   const decl = js.flatMap((j) => os.map((o) => `var a${j}_${o} = 0.0;`)).join(' ');
   const loadW = os.map((o) => `let wv${o} = in1[wrow[${o}] + k];`).join(' ');
@@ -84,7 +86,7 @@ function conv2dTiledNarrow(ob: number, wb: number, js: number[], store: (index: 
       if (o0 + o < Og) { ${store('obase + o * OH * OW + j', `res[j * ${ob}u + o]`)} }
     }
   }`
-    : js.flatMap((j) => os.map((o) => `if (ow0 + ${j}u < OW && o0 + ${o}u < Og) { ${store(`obase + ${o}u * OH * OW + ${j}u`, `a${j}_${o}`)} }`)).join('\n  ');
+    : js.flatMap((j) => os.map((o) => `if (ow0 + ${j}u < OW && o0 + ${o}u < Og) { ${store(`obase + ${o}u * OH * OW + ${j}u`, `a${j}_${o}`, `${o}u`)} }`)).join('\n  ');
   return conv2dTiledKernel(ob, wb, decl, loadW, fma, write, epi, taps3);
 }
 

@@ -17,13 +17,16 @@ import { chainBody, chainUsesPow, type FusedProgram } from './fused.ts';
 import type { FieldType, Fields, UniformSchema } from './uniforms.ts';
 
 /** A chain whose producer's value is named `acc` (no leaf, no step). */
-export type EpilogueProgram = Pick<FusedProgram, 'rank' | 'leafFlat' | 'scalars' | 'steps' | 'result'>;
+export type EpilogueProgram = Pick<FusedProgram, 'rank' | 'leafFlat' | 'scalars' | 'steps' | 'result' | 'leafChannel'>;
+
+/** Whether the epilogue takes the producer's channel (`fn epilogue(acc, i, ch)`). */
+export const epilogueUsesChannel = (p: EpilogueProgram): boolean => p.leafChannel?.some(Boolean) ?? false;
 
 /** The uniform fields an epilogue adds to its producer's schema (names prefixed `ep`). */
 export function epilogueFields(p: EpilogueProgram): Record<string, FieldType> {
   const fields: Record<string, FieldType> = {};
   for (let j = 0; j < p.scalars; j++) fields[`epC${j}`] = 'f32';
-  const strided = p.leafFlat.filter((f) => !f).length;
+  const strided = p.leafFlat.filter((f, j) => !f && !p.leafChannel?.[j]).length;
   if (strided > 0 && p.rank > 0) {
     fields.epShape = ['u32', p.rank];
     fields.epStrides = ['u32', p.rank * strided];
@@ -56,7 +59,7 @@ export function epilogueWgsl(p: EpilogueProgram, P: UniformSchema<Fields>, first
   return /* wgsl */ `${mathLib}${chainUsesPow(p) ? powJs : ''}
 ${bindings}
 // The elementwise chain folded into this kernel (${p.steps.length} step(s), ${p.leafFlat.length} input(s)).
-fn epilogue(acc: f32, i: u32) -> f32 {${body}
+fn epilogue(acc: f32, i: u32${epilogueUsesChannel(p) ? ', ch: u32' : ''}) -> f32 {${body}
   return ${p.result};
 }
 `;

@@ -47,6 +47,13 @@ export interface FusedProgram {
    * 8.4M floats ~1.8x faster this way. Absent: one element per step.
    */
   vec4?: { splat: boolean[] };
+  /**
+   * Epilogues only: per leaf, read at the producer's channel `ch` (an argument of the epilogue
+   * function, which the producer knows for each element it writes) instead of through the index
+   * walk: a bias or BatchNorm's per-channel values. The walk divides once per axis per element,
+   * which CPU adapters scalarise (lavapipe: a conv + bias on [1024,8,32,32] took 2.4x the conv).
+   */
+  leafChannel?: boolean[];
 }
 
 /** The most leaves (input buffers) one fused kernel reads: 7 storage bindings plus the output fit
@@ -96,17 +103,17 @@ export interface ChainRefs {
 
 /** WGSL statements computing a chain's value at flat output index `i` (a u32 in scope): the walk
  * for strided leaves, the loads, the steps. The result is in `p.result`. */
-export function chainBody(p: Pick<FusedProgram, 'rank' | 'leafFlat' | 'scalars' | 'steps'>, refs: ChainRefs): string {
+export function chainBody(p: Pick<FusedProgram, 'rank' | 'leafFlat' | 'scalars' | 'steps' | 'leafChannel'>, refs: ChainRefs): string {
   const loads = [
-    ...p.leafFlat.map((f, j) => `  let l${j} = ${refs.buffer(j)}[${f ? 'i' : `s${j}`}];`),
+    ...p.leafFlat.map((f, j) => `  let l${j} = ${refs.buffer(j)}[${f ? 'i' : p.leafChannel?.[j] ? 'ch' : `s${j}`}];`),
     ...Array.from({ length: p.scalars }, (_, j) => `  let c${j} = ${refs.constant(j)};`),
   ].join('\n');
   return `${walkCode(p, refs)}\n${loads}\n${p.steps.map(stepCode).join('\n')}`;
 }
 
-/** The walk from flat index `i` to each strided leaf's offset `sj`. */
-function walkCode(p: Pick<FusedProgram, 'rank' | 'leafFlat'>, refs: ChainRefs): string {
-  const strided = p.leafFlat.map((f, j) => (f ? -1 : j)).filter((j) => j >= 0);
+/** The walk from flat index `i` to each strided leaf's offset `sj` (channel leaves need none). */
+function walkCode(p: Pick<FusedProgram, 'rank' | 'leafFlat' | 'leafChannel'>, refs: ChainRefs): string {
+  const strided = p.leafFlat.map((f, j) => (f || p.leafChannel?.[j] ? -1 : j)).filter((j) => j >= 0);
   let walk = '';
   if (strided.length > 0) {
     walk = `\n  var rem = i;${strided.map((j) => ` var s${j} = 0u;`).join('')}`;

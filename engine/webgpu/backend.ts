@@ -280,6 +280,8 @@ export class WebGpuBackend implements Backend<GpuStorage> {
       emit: (output, epi) => (gemm ? this.conv2dGemmInto(gemm, p, x, w, output, epi) : this.conv2dTiled(p, x, w, out, output, epi)),
       maxLeaves: this.epilogueLeaves,
       fits: fitsWith(gemm ? conv2dGpuUniformsWith : convTiledUniformsWith),
+      // the tiled kernel passes its epilogue the output channel (a bias, BatchNorm's values)
+      channelAxis: gemm ? undefined : 1,
     }, out);
   }
 

@@ -64,6 +64,10 @@ export interface Producer {
   maxLeaves: number;
   /** Whether the uniforms of the producer plus this chain fit one dispatch slot. */
   fits(program: EpilogueProgram): boolean;
+  /** The output axis whose index the kernel passes its epilogue as `ch` (EpilogueProgram
+   * leafChannel: a leaf that varies only along it, contiguously, is read there); absent when the
+   * kernel passes none. */
+  channelAxis?: number;
 }
 
 /** What a lazy value computes: an elementwise step, or a producer. */
@@ -284,7 +288,7 @@ export class Fusion {
     const fold = p && p.released && p.inlinedBy === 1 && intermediatesReleased && sameShape(p.shape, v.shape) ? p : null;
     for (const q of producers) if (q !== fold) this.emitProducer(q, null);
     if (fold) {
-      const c = this.compile(v, fold);
+      const c = this.compile(v, fold, (fold.op as { producer: Producer }).producer.channelAxis);
       const prod = (fold.op as { producer: Producer }).producer;
       if (c && c.leaves.length <= prod.maxLeaves && prod.fits(c.program)) return this.emitFolded(v, fold, prod, c);
       this.emitProducer(fold, null);
@@ -344,7 +348,7 @@ export class Fusion {
   private emitFolded(root: LazyValue, p: LazyValue, prod: Producer, c: NonNullable<ReturnType<Fusion['compile']>>): GpuBuf {
     const { program, leaves, values } = c;
     const output = this.out(root.size);
-    const key = `${program.rank}|${program.leafFlat.map((f) => (f ? 'f' : 's')).join('')}|${program.scalars}|${program.steps.map(stepKey).join(';')}|${program.result}`;
+    const key = `${program.rank}|${program.leafFlat.map((f, j) => (f ? 'f' : program.leafChannel?.[j] ? 'c' : 's')).join('')}|${program.scalars}|${program.steps.map(stepKey).join(';')}|${program.result}`;
     this.emitOrRelease(output, () => prod.emit(output, { program, leaves, values: epilogueValues(values, program), key }));
     this.epilogues++;
     this.fusedOps += program.steps.length;
@@ -379,7 +383,7 @@ export class Fusion {
 
   /** The straight-line program for `root`, its leaf buffers and uniform values (fusedUniforms,
    * all but `threads`). With `acc`, that producer's value is the variable `acc` (an epilogue). */
-  private compile(root: LazyValue, acc?: LazyValue): { program: FusedProgram; leaves: GpuBuf[]; values: Record<string, number | number[]>; label: string } | null {
+  private compile(root: LazyValue, acc?: LazyValue, channelAxis?: number): { program: FusedProgram; leaves: GpuBuf[]; values: Record<string, number | number[]>; label: string } | null {
     const out = root.shape;
     const rank = out.length;
     const n = root.size;
@@ -451,7 +455,15 @@ export class Fusion {
       return name;
     };
     const result = visit(root);
-    const strided = leafShapes.filter((_, j) => !leafFlat[j]);
+    // Strides of a leaf read as if broadcast to `out` (right-aligned, 0 along broadcast axes).
+    const outStrides = (shape: Shape) => {
+      const c = stridesOf(shape);
+      const off = rank - shape.length;
+      return out.map((d, k) => (k < off || (shape[k - off] === 1 && d !== 1) ? 0 : c[k - off]));
+    };
+    const leafChannel = leafShapes.map((shape, j) =>
+      acc !== undefined && channelAxis !== undefined && !leafFlat[j] && outStrides(shape).every((st, k) => st === (k === channelAxis ? 1 : 0) || out[k] === 1));
+    const strided = leafShapes.filter((_, j) => !leafFlat[j] && !leafChannel[j]);
     // Within these limits the uniforms fit one dispatch's 64 words at any rank (fused.ts).
     if (leaves.length > FUSED_MAX_LEAVES || scalars.length > FUSED_MAX_SCALARS) return null;
     const values: Record<string, number | number[]> = { count: n };
@@ -461,18 +473,14 @@ export class Fusion {
     if (strided.length && rank > 0) {
       // Strides of each strided leaf read as if broadcast to `out` (right-aligned, 0 along
       // broadcast axes), then axes merged where every leaf walks them contiguously.
-      const st = strided.map((shape) => {
-        const c = stridesOf(shape);
-        const off = rank - shape.length;
-        return out.map((d, k) => (k < off || (shape[k - off] === 1 && d !== 1) ? 0 : c[k - off]));
-      });
-      const m = mergeAxes(out, st);
+      const m = mergeAxes(out, strided.map(outStrides));
       values.shape = m.shape;
       values.strides = m.strides.flat();
       vec4 = vec4Splat(m.shape, m.strides, n);
     }
     const label = `${steps.length > 1 ? 'fused ' : ''}${root.label || 'copy'} [${out.join(',')}]`;
     const program: FusedProgram = { rank, leafFlat, scalars: scalars.length, perThread: this.perThread, steps, result };
+    if (leafChannel.some(Boolean)) program.leafChannel = leafChannel;
     // Epilogues (acc) run per element inside their producer's kernel.
     if (!acc && vec4 && this.perThread % 4 === 0) program.vec4 = { splat: leafFlat.map((f) => !f && vec4!.shift() === true) };
     return { program, leaves, values, label };

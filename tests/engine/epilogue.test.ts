@@ -96,6 +96,26 @@ describe('conv2d and matmul with a fused epilogue, against the CPU backend', () 
     await check('conv to 2 channels per group', () => [relu(conv2d(t(xg), t(w2), { padding: [1, 0, 2, 1], groups: 2, bias: t(b2) }))]);
   });
 
+  it('per-channel leaves read at the channel the kernel passes, beside leaves that need the index walk', async () => {
+    // [1,7,1,1] and [7,1,1] are per-channel; [3,1,1,1] (per image), [1,1,1,11] (per column) and
+    // [1,7,9,1] (channel and row) are not, and must still go through the walk.
+    const perImage = data([3, 1, 1, 1]), perCol = data([1, 1, 1, 11]), chanRow = data([1, 7, 9, 1]), bias3 = data([7, 1, 1]);
+    const dispatch = gpu.rt.dispatch.bind(gpu.rt);
+    const withChannel: boolean[] = [];
+    gpu.rt.dispatch = (d) => {
+      if (d.label.includes('fused step')) withChannel.push(d.wgsl.includes('ch: u32'));
+      dispatch(d);
+    };
+    try {
+      await check('channel leaves', () => [relu(add(mul(convOut(), t(scale)), t(bias3)))]);
+      await check('mixed leaves', () => [sigmoid(add(add(mul(convOut(), t(perImage)), t(shift)), mul(t(perCol), t(chanRow))))]);
+      await check('no channel leaf', () => [tanh(add(mul(convOut(), t(perImage)), t(perCol)))]);
+    } finally {
+      gpu.rt.dispatch = dispatch;
+    }
+    expect(withChannel).toEqual([true, true, false]);
+  });
+
   it('conv2d + a residual of the same shape + relu (a flat leaf)', async () => {
     await check('conv residual relu', () => [relu(add(convOut(), t(resid)))]);
   });
