@@ -81,6 +81,14 @@ export interface WebGpuOptions {
   epilogues?: boolean;
 }
 
+/**
+ * Kernels recorded lazily with fusion on (fusion.ts, a Producer with `run`), so that the chain they
+ * read is emitted when they are, not when they are recorded: pooling after conv -> BatchNorm ->
+ * ReLU in a Sequential, whose tidy scope still holds the conv's and BatchNorm's outputs when the
+ * pool is recorded. Every size these can be given runs (no limit to refuse at the op).
+ */
+const DEFERRED = new Set<Primitive>(['maxPoolGather', 'avgPool2d']);
+
 const FUSIBLE: Partial<Record<Primitive, ElementwiseOp>> = {
   ...Object.fromEntries(UNARY_PRIMS.map((p) => [p, { op: 'unary', prim: p }])),
   ...Object.fromEntries(BINARY_PRIMS.map((p) => [p, { op: 'binary', prim: p }])),
@@ -226,14 +234,34 @@ export class WebGpuBackend implements Backend<GpuStorage> {
   run<P extends Primitive>(prim: P, params: PrimParams[P], inputs: Operand<GpuStorage>[], outShape: Shape): GpuStorage {
     const fusible = this.fusion && FUSIBLE[prim];
     if (fusible) return this.fusion!.record(fusible, inputs, outShape);
-    const real = inputs.map((x) => ({ storage: this.realise(x.storage), shape: x.shape }));
-    if (this.fusion && this.epilogues && (prim === 'conv2d' || prim === 'matmul')) {
+    const impl = this.impls[prim] as (p: PrimParams[P], i: Op[], o: Shape) => GpuBuf;
+    if (this.fusion && this.epilogues) {
+      // Recorded with their inputs still pending (fusion.ts, Producer): emitted when needed.
       const produced = prim === 'conv2d'
-        ? this.conv2dProducer(params as PrimParams['conv2d'], real, outShape)
-        : this.matmulProducer(real, outShape);
+        ? this.conv2dProducer(params as PrimParams['conv2d'], inputs, outShape)
+        : prim === 'matmul' ? this.matmulProducer(inputs, outShape) : null;
       if (produced) return produced;
+      if (DEFERRED.has(prim)) {
+        const label = `${prim} ${inputs.map((x) => fmt(x.shape)).join(' ')}`;
+        this.rt.assertAlive(label);
+        return this.fusion.recordProducer({
+          label,
+          inputs: inputs.map((x) => x.storage),
+          run: () => impl(params, this.real(inputs), outShape),
+          emit: () => {
+            throw new Error(`backlight internal: ${label} takes no epilogue`);
+          },
+          maxLeaves: 0,
+          fits: () => false,
+        }, outShape);
+      }
     }
-    return (this.impls[prim] as (p: PrimParams[P], i: Op[], o: Shape) => GpuBuf)(params, real, outShape);
+    return impl(params, this.real(inputs), outShape);
+  }
+
+  /** Operands with their buffers (pending chains and producers emitted first). */
+  private real(inputs: Operand<GpuStorage>[]): Op[] {
+    return inputs.map((x) => ({ storage: this.realise(x.storage), shape: x.shape }));
   }
 
   // ---- helpers ----
@@ -268,7 +296,8 @@ export class WebGpuBackend implements Backend<GpuStorage> {
    * scale and shift, an activation or a residual add after it can run inside its kernel; null
    * for the direct kernel, which has no epilogue.
    */
-  private conv2dProducer(p: PrimParams['conv2d'], [x, w]: Op[], out: Shape): GpuStorage | null {
+  private conv2dProducer(p: PrimParams['conv2d'], inputs: Operand<GpuStorage>[], out: Shape): GpuStorage | null {
+    const [x, w] = inputs;
     // A bad size (an output over the binding limit) is refused at the op by the eager path.
     if (this.convVariant === 'direct' || this.overBindingLimit(out)) return null;
     const label = `conv2d x${fmt(x.shape)} w${fmt(w.shape)}`;
@@ -277,7 +306,10 @@ export class WebGpuBackend implements Backend<GpuStorage> {
     return this.fusion!.recordProducer({
       label,
       inputs: [x.storage, w.storage],
-      emit: (output, epi) => (gemm ? this.conv2dGemmInto(gemm, p, x, w, output, epi) : this.conv2dTiled(p, x, w, out, output, epi)),
+      emit: (output, epi) => {
+        const [xr, wr] = this.real(inputs);
+        return gemm ? this.conv2dGemmInto(gemm, p, xr, wr, output, epi) : this.conv2dTiled(p, xr, wr, out, output, epi);
+      },
       maxLeaves: this.epilogueLeaves,
       fits: fitsWith(gemm ? conv2dGpuUniformsWith : convTiledUniformsWith),
       // the tiled kernel passes its epilogue the output channel (a bias, BatchNorm's values)
@@ -286,7 +318,8 @@ export class WebGpuBackend implements Backend<GpuStorage> {
   }
 
   /** matmul recorded lazily, as conv2dProducer (a bias and activation after a Linear layer). */
-  private matmulProducer([a, b]: Op[], out: Shape): GpuStorage | null {
+  private matmulProducer(inputs: Operand<GpuStorage>[], out: Shape): GpuStorage | null {
+    const [a, b] = inputs;
     // Sizes the kernel cannot run fail at the op on the eager path (binding size, grid limit).
     const cfg = this.matmulConfig(out);
     if (this.overBindingLimit(out) || cfg.grid.some((g) => g > 65535)) return null;
@@ -298,7 +331,10 @@ export class WebGpuBackend implements Backend<GpuStorage> {
       label,
       inputs: [a.storage, b.storage],
       // the variant and block as recorded, whatever the backend's settings are when it runs
-      emit: (output, epi) => this.matmulInto(a, b, out, output, epi, cfg),
+      emit: (output, epi) => {
+        const [ar, br] = this.real(inputs);
+        this.matmulInto(ar, br, out, output, epi, cfg);
+      },
       maxLeaves: this.epilogueLeaves,
       // the gpu kernel has no epilogue (a chain after it runs as its own fused kernel)
       fits: cfg.variant === 'gpu' ? () => false : fitsWith(matmulUniformsWith),

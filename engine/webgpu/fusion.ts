@@ -55,11 +55,19 @@ export interface Epilogue {
  * then its `inputs` are pinned like a chain's leaves. (So an unread result keeps its producer's
  * inputs alive until it is read, flushed or disposed: a loop collecting unread results per batch
  * holds each batch's conv/matmul inputs, not only the results. Any flush or sync emits them.)
+ *
+ * Its inputs may themselves be pending (a chain, another producer): they are emitted when it is,
+ * not when it is recorded. That is what lets conv -> BatchNorm -> ReLU -> conv inside a
+ * Sequential fold: when the second conv is recorded, the first conv's and BatchNorm's outputs
+ * are still held by the Sequential's tidy scope; by the time anything is read, they are released.
+ * A producer with `run` (a pooling kernel) makes its own output and never takes a chain: it is
+ * recorded lazily only so that what it reads is not emitted early.
  */
 export interface Producer {
   label: string;
-  inputs: GpuBuf[];
+  inputs: GpuStorage[];
   emit(output: GpuBuf, epilogue: Epilogue | null): void;
+  run?: () => GpuBuf;
   /** Leaf buffers a folded chain may bind (the storage bindings left in a stage). */
   maxLeaves: number;
   /** Whether the uniforms of the producer plus this chain fit one dispatch slot. */
@@ -77,6 +85,8 @@ type ValueOp = ElementwiseOp | { op: 'producer'; producer: Producer };
  * size and compile time; chains in practice (IG's interpolation, SHAP's masking, a backward
  * pass's ReLU mask times cotangent, bias + activation) are well under it. */
 const MAX_STEPS = 24;
+/** Kernel boundaries one pending value may sit on (LazyValue.depth). */
+const MAX_DEPTH = 24;
 
 /** An operand of a pending value: a buffer, or another value, read as `shape`. */
 interface Arg {
@@ -86,9 +96,15 @@ interface Arg {
   /** `value` was unmaterialised when recorded and is computed inside this kernel (unless it has
    * been materialised by the time this kernel is emitted: then its buffer is read). */
   inlined: boolean;
+  /** `value` was unmaterialised when recorded and is read as a buffer: emitted before this
+   * value's kernel (counted in its bufReaders). */
+  asBuffer?: boolean;
 }
 
+let nextValueId = 0;
+
 export class LazyValue {
+  readonly id = nextValueId++;
   readonly size: number;
   /** Set once emitted; owned by this value, released when it dies. */
   buf: GpuBuf | null = null;
@@ -98,6 +114,15 @@ export class LazyValue {
   inlinedBy = 0;
   /** No tensor refers to it any more (Backend.release). */
   released = false;
+  /** Producers that will read it as a buffer: computing it inline elsewhere would compute it
+   * twice, so a chain that reaches it emits it first (Fusion.prepare). */
+  bufReaders = 0;
+  /** Kernel boundaries on its deepest pending path (bounds the recursion when it is emitted). */
+  readonly depth: number;
+  /** Some pending producer is below it: waiting to emit it may let that producer fold (its
+   * outputs on the way released by then). Without one, an operand read as a buffer is emitted
+   * at once, which frees the buffers it pins. */
+  readonly aboveProducer: boolean;
   /** Cleared once emitted or dead. */
   args: Arg[];
   /** What its kernel would read and do, for the limits: buffer leaves ("id|shape"), scalar
@@ -112,6 +137,9 @@ export class LazyValue {
   ) {
     this.size = sizeOf(shape);
     this.args = args;
+    // a kernel boundary (a producer's input, an operand read as a buffer) adds one
+    this.depth = Math.max(0, ...args.map((a) => (a.value && !a.value.buf ? a.value.depth + (a.inlined ? 0 : 1) : 0)));
+    this.aboveProducer = op.op === 'producer' || args.some((a) => a.value && !a.value.buf && a.value.aboveProducer);
     // A producer's inputs are its kernel's, not leaves of a chain that folds into it.
     this.foot = op.op === 'producer' ? { bufs: [], scalars: [], steps: 0 } : footprint(op, args);
     const names = args.filter((a) => a.inlined).map((a) => a.value!.label);
@@ -152,6 +180,9 @@ function footprint(op: ElementwiseOp, args: readonly Arg[]): Footprint {
       for (const k of v!.foot.bufs) if (!f.bufs.includes(k)) f.bufs.push(k);
       for (const k of v!.foot.scalars) if (!f.scalars.includes(k)) f.scalars.push(k);
       f.steps += v!.foot.steps;
+    } else if (a.asBuffer) {
+      const k = `pending ${v!.id}|${a.shape.join(',')}`;
+      if (!f.bufs.includes(k)) f.bufs.push(k);
     }
     // else: a repeat of an inlined operand (x * x), counted with its first occurrence.
   }
@@ -190,32 +221,35 @@ export class Fusion {
 
   /** Record one elementwise primitive; nothing runs yet. */
   record(op: ElementwiseOp, inputs: { storage: GpuStorage; shape: Shape }[], outShape: Shape): LazyValue {
-    const unmaterialised = (s: GpuStorage): s is LazyValue => isLazy(s) && !s.buf;
-    // Operands that cannot be computed inside this kernel are emitted now: one read through a
-    // different shape (a reshaped view: its index map is not the chain's), or one that another
-    // pending chain already computes inline (a second consumer: computed once, read by both).
-    for (const x of inputs) {
-      const s = x.storage;
-      if (unmaterialised(s) && (!sameShape(x.shape, s.shape) || s.inlinedBy > 0)) this.materialise(s);
-    }
+    // Operands that cannot be computed inside this kernel are read as buffers, emitted when this
+    // value is (Fusion.prepare), not now (their producers may still fold by then): one read
+    // through a different shape (a reshaped view: its index map is not the chain's), one that
+    // another pending chain already computes inline or a producer reads (computed once, read by
+    // both), or any when the chain would outgrow one kernel. Past MAX_DEPTH, emitted now.
     // The same value twice in one op (x * x) is one computation and one leaf.
     const distinct = inputs.map((x, i) => inputs.findIndex((y) => y.storage === x.storage) === i);
-    const argsOf = (): Arg[] =>
+    const argsOf = (all: boolean): Arg[] =>
       inputs.map((x, i) => {
         const s = x.storage;
-        return isLazy(s) ? { value: s, shape: x.shape, inlined: !s.buf && distinct[i] } : { buf: s, shape: x.shape, inlined: false };
+        if (!isLazy(s)) return { buf: s, shape: x.shape, inlined: false };
+        if (s.buf || !distinct[i]) return { value: s, shape: x.shape, inlined: false };
+        const asBuffer = all || !sameShape(x.shape, s.shape) || s.inlinedBy > 0 || s.bufReaders > 0;
+        return { value: s, shape: x.shape, inlined: !asBuffer, asBuffer };
       });
-    let args = argsOf();
-    // Too big for one kernel: emit the operands' chains first; each becomes one leaf.
+    let args = argsOf(false);
     const f = footprint(op, args);
-    if (f.bufs.length > FUSED_MAX_LEAVES || f.scalars.length > FUSED_MAX_SCALARS || f.steps > MAX_STEPS) {
-      for (const x of inputs) if (unmaterialised(x.storage)) this.materialise(x.storage);
-      args = argsOf();
+    const tooBig = f.bufs.length > FUSED_MAX_LEAVES || f.scalars.length > FUSED_MAX_SCALARS || f.steps > MAX_STEPS;
+    if (tooBig) args = argsOf(true);
+    const now = (a: Arg) => a.asBuffer && (!a.value!.aboveProducer || a.value!.depth >= MAX_DEPTH);
+    if (args.some(now)) {
+      for (const a of args) if (now(a)) this.materialise(a.value!);
+      args = argsOf(tooBig);
     }
     for (const a of args) {
       if (a.value) {
         a.value.pins++;
         if (a.inlined) a.value.inlinedBy++;
+        if (a.asBuffer) a.value.bufReaders++;
       } else {
         a.buf!.pins = (a.buf!.pins ?? 0) + 1;
       }
@@ -227,8 +261,19 @@ export class Fusion {
 
   /** Record a conv2d or matmul; nothing runs until its value is needed (or a chain folds it). */
   recordProducer(producer: Producer, outShape: Shape): LazyValue {
-    const args: Arg[] = producer.inputs.map((buf) => ({ buf, shape: [], inlined: false }));
-    for (const a of args) a.buf!.pins = (a.buf!.pins ?? 0) + 1;
+    const args: Arg[] = producer.inputs.map((s) => {
+      if (!isLazy(s)) {
+        s.pins = (s.pins ?? 0) + 1;
+        return { buf: s, shape: [], inlined: false };
+      }
+      // Nothing to gain from waiting, or a long run of pending kernels that one deep recursion
+      // would emit: emitted now.
+      if (!s.buf && (!s.aboveProducer || s.depth >= MAX_DEPTH)) this.materialise(s);
+      s.pins++;
+      if (s.buf) return { value: s, shape: [], inlined: false };
+      s.bufReaders++;
+      return { value: s, shape: [], inlined: false, asBuffer: true };
+    });
     const v = new LazyValue({ op: 'producer', producer }, outShape, args);
     this.pending.add(v);
     return v;
@@ -263,6 +308,7 @@ export class Fusion {
 
   materialise(v: LazyValue): GpuBuf {
     if (v.buf) return v.buf;
+    this.prepare(v);
     if (v.op.op === 'producer') return this.emitProducer(v, null);
     // A chain computing a producer's value inline: fold it into the producer's kernel when the
     // producer's own output is not wanted by anyone else (no tensor refers to it, no other
@@ -325,8 +371,15 @@ export class Fusion {
 
   /** Emit a producer's kernel on its own (epilogue null) into a fresh buffer it then owns. */
   private emitProducer(v: LazyValue, epilogue: null): GpuBuf {
-    const output = this.out(v.size);
-    this.emitOrRelease(output, () => (v.op as { producer: Producer }).producer.emit(output, epilogue));
+    this.prepare(v);
+    const producer = (v.op as { producer: Producer }).producer;
+    let output: GpuBuf;
+    if (producer.run) {
+      output = producer.run();
+    } else {
+      output = this.out(v.size);
+      this.emitOrRelease(output, () => producer.emit(output, epilogue));
+    }
     v.buf = output;
     this.pending.delete(v);
     this.dropArgs(v);
@@ -357,6 +410,30 @@ export class Fusion {
     this.dropArgs(root); // the producer's last pin: it is killed, unpinning its inputs
     if (p.buf === null && this.pending.has(p)) throw new Error(`backlight internal: folded producer ${p.label} still pending`);
     return output;
+  }
+
+  /**
+   * Before `root`'s kernel is put together: emit what it must read as a buffer rather than compute
+   * inline, i.e. values on its chain that a producer also reads (bufReaders: computed once, read
+   * by both), and the pending inputs of every producer it runs or folds (they are emitted before
+   * the producer's kernel, never inside a chain).
+   */
+  private prepare(root: LazyValue): void {
+    const seen = new Set<LazyValue>();
+    const walk = (v: LazyValue) => {
+      if (v.buf || seen.has(v)) return;
+      seen.add(v);
+      if (v !== root && v.bufReaders > 0) {
+        this.materialise(v);
+        return;
+      }
+      if (v.op.op === 'producer') {
+        for (const a of v.args) if (a.value && !a.value.buf) this.materialise(a.value);
+        return;
+      }
+      for (const a of v.args) if (a.value) walk(a.value);
+    };
+    walk(root);
   }
 
   /** The unmaterialised producers `root` computes inline, and whether every value computed
@@ -507,6 +584,7 @@ export class Fusion {
         const u = a.value;
         u.pins--;
         if (a.inlined) u.inlinedBy--;
+        if (a.asBuffer) u.bufReaders--;
         if (u.released && u.pins === 0) this.kill(u);
       } else {
         const b = a.buf!;
