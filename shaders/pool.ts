@@ -66,8 +66,8 @@ fn main(${launchArgs}) {
 }
 `;
 
-/** in: x [planes,H,W], dy [planes,OH,OW]; out dx [planes,H,W]. */
-export const maxPoolScatterShader = /* wgsl */ `
+/** The scatter kernels' bindings and the start of main (one invocation per idx < count). */
+const scatterHead = /* wgsl */ `
 @group(0) @binding(1) var<storage, read_write> out: array<f32>;
 @group(0) @binding(2) var<storage, read> xin: array<f32>;
 @group(0) @binding(3) var<storage, read> dy: array<f32>;
@@ -76,7 +76,10 @@ ${common}
 fn main(${launchArgs}) {
   let idx = flat_index(wid, nwg, lid, WG);
   if (idx >= ${P.ref('count')}) { return; }
-  let H = ${P.ref('H')}; let W = ${P.ref('W')}; let OH = i32(${P.ref('OH')}); let OW = i32(${P.ref('OW')});
+`;
+
+/** in: x [planes,H,W], dy [planes,OH,OW]; out dx [planes,H,W]. */
+export const maxPoolScatterShader = /* wgsl */ `${scatterHead}  let H = ${P.ref('H')}; let W = ${P.ref('W')}; let OH = i32(${P.ref('OH')}); let OW = i32(${P.ref('OW')});
   let w = idx % W; let h = (idx / W) % H; let plane = idx / (W * H);
   let base = plane * H * W;
   let me = i32(h * W + w);
@@ -112,16 +115,7 @@ fn main(${launchArgs}) {
  * function, so the two kernels agree bit for bit. count = planes * cellsH * cellsW.
  * in: x [planes,H,W], dy [planes,OH,OW]; out dx [planes,H,W].
  */
-export const maxPoolScatterCellsShader = /* wgsl */ `
-@group(0) @binding(1) var<storage, read_write> out: array<f32>;
-@group(0) @binding(2) var<storage, read> xin: array<f32>;
-@group(0) @binding(3) var<storage, read> dy: array<f32>;
-${common}
-@compute @workgroup_size(WG)
-fn main(${launchArgs}) {
-  let idx = flat_index(wid, nwg, lid, WG);
-  if (idx >= ${P.ref('count')}) { return; }
-  let H = ${P.ref('H')}; let W = ${P.ref('W')}; let OH = ${P.ref('OH')}; let OW = ${P.ref('OW')};
+export const maxPoolScatterCellsShader = /* wgsl */ `${scatterHead}  let H = ${P.ref('H')}; let W = ${P.ref('W')}; let OH = ${P.ref('OH')}; let OW = ${P.ref('OW')};
   let sH = ${P.ref('strideH')}; let sW = ${P.ref('strideW')};
   let padTop = u32(${P.ref('padTop')}); let padLeft = u32(${P.ref('padLeft')});
   let cellsW = (W + padLeft + sW - 1u) / sW; let cellsH = (H + padTop + sH - 1u) / sH;

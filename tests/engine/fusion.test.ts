@@ -45,6 +45,16 @@ async function check(what: string, build: () => Tensor[], tol = TOL): Promise<vo
   }
 }
 
+/** Every pair of `vals` as two [n, n] grids: a[i][j] = vals[i], b[i][j] = vals[j]. */
+function pairsOf(vals: number[]): { n: number; a: Float32Array; b: Float32Array } {
+  const n = vals.length;
+  return {
+    n,
+    a: Float32Array.from({ length: n * n }, (_, i) => vals[Math.floor(i / n)]),
+    b: Float32Array.from({ length: n * n }, (_, i) => vals[i % n]),
+  };
+}
+
 /** Kernels the fusion layer emitted while `f` ran (and its result was read). */
 async function kernelsOf(f: () => Promise<void>): Promise<number> {
   await gpu.sync();
@@ -246,9 +256,7 @@ describe('fused chains against the CPU backend', () => {
 
   it('NaN, infinities and signed zeros flow through fused chains as through single ops', async () => {
     const vals = [NaN, Infinity, -Infinity, 0, -0, 1, -1, 2.5, -3.25, 1e-3, 1e3]; // no float32 overflow
-    const n = vals.length;
-    const a = Float32Array.from({ length: n * n }, (_, i) => vals[Math.floor(i / n)]);
-    const b = Float32Array.from({ length: n * n }, (_, i) => vals[i % n]);
+    const { n, a, b } = pairsOf(vals);
     const build = () => {
       const ta = tensor(a, [n, n]);
       const tb = tensor(b, [n, n]);
@@ -378,9 +386,7 @@ describe('chains four elements at a time (vec4 loads and stores)', () => {
 
   it('NaN, infinities and signed zeros four at a time', async () => {
     const vals = [NaN, Infinity, -Infinity, 0, -0, 1, -1, 2.5, -3.25, 1e-3, 1e3, 7]; // 12: groups of 4
-    const n = vals.length;
-    const a = Float32Array.from({ length: n * n }, (_, i) => vals[Math.floor(i / n)]);
-    const b = Float32Array.from({ length: n * n }, (_, i) => vals[i % n]);
+    const { n, a, b } = pairsOf(vals);
     const build = () => {
       const ta = tensor(a, [n, n]);
       const tb = tensor(b, [n, n]);
