@@ -48,7 +48,12 @@ fn window_argmax(base: u32, i: u32, j: u32) -> i32 {
 }
 `;
 
-/** in: x, src [planes,H,W]; out [planes,OH,OW]. */
+/** Outputs (gather) or cells (scatter) of one row per invocation (maxPoolRowGroups). */
+export const ROW = 4;
+/** Invocations for `planes` x `rows` rows of `cols` outputs or cells, ROW of a row each. */
+export const maxPoolRowGroups = (planes: number, rows: number, cols: number): number => planes * rows * Math.ceil(cols / ROW);
+
+/** in: x, src [planes,H,W]; out [planes,OH,OW]. count = maxPoolRowGroups(planes, OH, OW). */
 export const maxPoolGatherShader = /* wgsl */ `
 @group(0) @binding(1) var<storage, read_write> out: array<f32>;
 @group(0) @binding(2) var<storage, read> xin: array<f32>;
@@ -58,11 +63,15 @@ ${common}
 fn main(${launchArgs}) {
   let idx = flat_index(wid, nwg, lid, WG);
   if (idx >= ${P.ref('count')}) { return; }
-  let OH = ${P.ref('OH')}; let OW = ${P.ref('OW')};
-  let j = idx % OW; let i = (idx / OW) % OH; let plane = idx / (OW * OH);
+  // ${ROW} neighbouring outputs of a row per invocation: the divisions once for all of them
+  let OH = ${P.ref('OH')}; let OW = ${P.ref('OW')}; let OWq = (OW + ${ROW - 1}u) / ${ROW}u;
+  let jq = idx % OWq; let i = (idx / OWq) % OH; let plane = idx / (OWq * OH);
   let base = plane * ${P.ref('H')} * ${P.ref('W')};
-  let a = window_argmax(base, i, j);
-  out[idx] = select(0.0, src[base + u32(max(a, 0i))], a >= 0i);
+  let o = (plane * OH + i) * OW;
+  for (var j = jq * ${ROW}u; j < min(jq * ${ROW}u + ${ROW}u, OW); j++) {
+    let a = window_argmax(base, i, j);
+    out[o + j] = select(0.0, src[base + u32(max(a, 0i))], a >= 0i);
+  }
 }
 `;
 
@@ -112,27 +121,31 @@ export const maxPoolScatterShader = /* wgsl */ `${scatterHead}  let H = ${P.ref(
  * the whole cell (dy there, 0 elsewhere). The general kernel finds, for every input pixel, every
  * window over it and each window's argmax: an integer division per tap and KH*KW argmaxes per
  * pixel, which CPU adapters scalarise (lavapipe: ~10x slower on [1024,8,32,32]). Same argmax
- * function, so the two kernels agree bit for bit. count = planes * cellsH * cellsW.
+ * function, so the two kernels agree bit for bit. count = maxPoolRowGroups(planes, cellsH, cellsW).
  * in: x [planes,H,W], dy [planes,OH,OW]; out dx [planes,H,W].
  */
 export const maxPoolScatterCellsShader = /* wgsl */ `${scatterHead}  let H = ${P.ref('H')}; let W = ${P.ref('W')}; let OH = ${P.ref('OH')}; let OW = ${P.ref('OW')};
   let sH = ${P.ref('strideH')}; let sW = ${P.ref('strideW')};
   let padTop = u32(${P.ref('padTop')}); let padLeft = u32(${P.ref('padLeft')});
   let cellsW = (W + padLeft + sW - 1u) / sW; let cellsH = (H + padTop + sH - 1u) / sH;
-  let j = idx % cellsW; let i = (idx / cellsW) % cellsH; let plane = idx / (cellsW * cellsH);
+  // ${ROW} neighbouring cells of a row per invocation: the divisions once for all of them
+  let cellsWq = (cellsW + ${ROW - 1}u) / ${ROW}u;
+  let jq = idx % cellsWq; let i = (idx / cellsWq) % cellsH; let plane = idx / (cellsWq * cellsH);
   let base = plane * H * W;
-  var a = -1i; var d = 0.0;
-  if (i < OH && j < OW) {
-    a = window_argmax(base, i, j);
-    d = dy[(plane * OH + i) * OW + j];
-  }
-  // the cell's rows and columns inside the image (a cell may start in the padding)
-  let h0 = i32(i * sH) - i32(padTop); let w0 = i32(j * sW) - i32(padLeft);
-  let h1 = min(h0 + i32(sH), i32(H)); let w1 = min(w0 + i32(sW), i32(W));
-  for (var h = max(h0, 0i); h < h1; h++) {
-    for (var w = max(w0, 0i); w < w1; w++) {
-      let me = h * i32(W) + w;
-      out[base + u32(me)] = select(0.0, d, me == a);
+  // the cells' rows inside the image (a cell may start in the padding)
+  let h0 = i32(i * sH) - i32(padTop); let h1 = min(h0 + i32(sH), i32(H));
+  for (var j = jq * ${ROW}u; j < min(jq * ${ROW}u + ${ROW}u, cellsW); j++) {
+    var a = -1i; var d = 0.0;
+    if (i < OH && j < OW) {
+      a = window_argmax(base, i, j);
+      d = dy[(plane * OH + i) * OW + j];
+    }
+    let w0 = i32(j * sW) - i32(padLeft); let w1 = min(w0 + i32(sW), i32(W));
+    for (var h = max(h0, 0i); h < h1; h++) {
+      for (var w = max(w0, 0i); w < w1; w++) {
+        let me = h * i32(W) + w;
+        out[base + u32(me)] = select(0.0, d, me == a);
+      }
     }
   }
 }

@@ -35,7 +35,7 @@ import {
   convTiledUniforms,
   convTiledUniformsWith,
 } from '../../shaders/conv2d-tiled.ts';
-import { avgPoolBackpropShader, avgPoolShader, maxPoolGatherShader, maxPoolScatterCellsShader, maxPoolScatterShader, poolUniforms } from '../../shaders/pool.ts';
+import { avgPoolBackpropShader, avgPoolShader, maxPoolGatherShader, maxPoolRowGroups, maxPoolScatterCellsShader, maxPoolScatterShader, poolUniforms } from '../../shaders/pool.ts';
 import { resizeBilinearBackpropShader, resizeBilinearShader, resizeUniforms } from '../../shaders/resize.ts';
 import { gatherShader, gatherUniforms, scatterAddShader, scatterAddUniforms } from '../../shaders/gather.ts';
 import { randomShader, randomUniforms } from '../../shaders/random.ts';
@@ -717,7 +717,8 @@ export class WebGpuBackend implements Backend<GpuStorage> {
 
     maxPoolGather: (p, [x, src], out) => {
       const n = sizeOf(out);
-      return this.launch(`maxPool x${fmt(x.shape)}`, maxPoolGatherShader, this.poolParams(p, x.shape, out, n), [x.storage, src.storage], n);
+      const groups = maxPoolRowGroups(out[0] * out[1], out[2], out[3]);
+      return this.launch(`maxPool x${fmt(x.shape)}`, maxPoolGatherShader, this.poolParams(p, x.shape, out, groups), [x.storage, src.storage], n, groups);
     },
     maxPoolScatter: (p, [x, dy], out) => {
       const n = sizeOf(out);
@@ -726,7 +727,7 @@ export class WebGpuBackend implements Backend<GpuStorage> {
       const disjoint = (p.kernel[0] - 1) * p.dilation[0] + 1 <= sH && (p.kernel[1] - 1) * p.dilation[1] + 1 <= sW;
       if (disjoint) {
         // one invocation per stride cell (shaders/pool.ts)
-        const cells = x.shape[0] * x.shape[1] * Math.ceil((x.shape[2] + p.padding[0]) / sH) * Math.ceil((x.shape[3] + p.padding[2]) / sW);
+        const cells = maxPoolRowGroups(x.shape[0] * x.shape[1], Math.ceil((x.shape[2] + p.padding[0]) / sH), Math.ceil((x.shape[3] + p.padding[2]) / sW));
         return this.launch(label, maxPoolScatterCellsShader, this.poolParams(p, x.shape, dy.shape, cells), [x.storage, dy.storage], n, cells);
       }
       return this.launch(label, maxPoolScatterShader, this.poolParams(p, x.shape, dy.shape, n), [x.storage, dy.storage], n);
