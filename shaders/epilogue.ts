@@ -5,7 +5,8 @@
 //   - the chain's leaf buffers as read-only bindings after the producer's own inputs (`ep0`, ...);
 //   - its uniforms (constants, the output shape and the strided leaves' strides) as fields the
 //     producer adds to its own schema (epilogueFields);
-//   - `fn epilogue(acc: f32, i: u32) -> f32`: the chain's value at flat output index `i`, given
+//   - `fn epilogue(acc: f32, i: u32) -> f32` (with `, ch: u32` when leaves are read per channel:
+//     FusedProgram.leafChannel): the chain's value at flat output index `i`, given
 //     the producer's value `acc` there. The body is the fused kernel's (shaders/fused.ts,
 //     chainBody), so a folded chain gives the same bits as the chain run on its own.
 // A function call, not spliced code: the producer's write sites are unrolled (one per register

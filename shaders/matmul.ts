@@ -6,7 +6,7 @@
 //    memory. What real GPUs want.
 // Reads past the matrix edges are clamped to the last row/column (no branches in the inner loop);
 // those lanes are never written.
-import { type EpilogueProgram, epilogueFields, epilogueWgsl } from './epilogue.ts';
+import { type EpilogueProgram, epilogueFields, epilogueUsesChannel, epilogueWgsl } from './epilogue.ts';
 import { MAX_RANK } from './params.ts';
 import { type Fields, type UniformSchema, uniforms } from './uniforms.ts';
 
@@ -34,9 +34,10 @@ const head = (epi?: EpilogueProgram) => {
   const S = matmulUniformsWith(epi);
   return `${S.wgsl}${epilogueWgsl(epi, S, 4)}`;
 };
-/** C[index] = value, through the folded chain when there is one. */
-const store = (epi: EpilogueProgram | undefined, index: string, value: string) =>
-  epi ? `{ let oi = ${index}; C[oi] = epilogue(${value}, oi); }` : `C[${index}] = ${value};`;
+/** C[index] = value, through the folded chain when there is one (given the output column `col`,
+ * the channel its per-column leaves are read at: a Linear layer's bias). */
+const store = (epi: EpilogueProgram | undefined, index: string, value: string, col: string) =>
+  epi ? `{ let oi = ${index}; C[oi] = epilogue(${value}, oi${epilogueUsesChannel(epi) ? `, ${col}` : ''}); }` : `C[${index}] = ${value};`;
 
 const batchOffsets = /* wgsl */ `
 fn batch_offsets(b: u32) -> vec2<u32> {
@@ -76,7 +77,7 @@ export function matmulRegisterTiledFor(tm: number, tn: number, epi?: EpiloguePro
   for (var i = 0u; i < ${tm}u; i++) {
     if (row0 + i >= M) { break; }
     for (var j = 0u; j < ${tn}u; j++) {
-      if (col0 + j < N) { ${store(epi, 'cBase + (row0 + i) * N + col0 + j', `res[i * ${nv}u + j / 4u][j % 4u]`)} }
+      if (col0 + j < N) { ${store(epi, 'cBase + (row0 + i) * N + col0 + j', `res[i * ${nv}u + j / 4u][j % 4u]`, 'col0 + j')} }
     }
   }`
     : is.map((i) => `if (row0 + ${i}u < M) {\n    let r = cBase + (row0 + ${i}u) * N + col0;\n    ${vs.map((v) => [0, 1, 2, 3].map((q) => `if (col0 + ${4 * v + q}u < N) { C[r + ${4 * v + q}u] = acc${i}_${v}[${q}]; }`).join(' ')).join('\n    ')}\n  }`).join('\n  ');
@@ -146,7 +147,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
     if (r >= M) { break; }
     for (var j = 0u; j < 4u; j++) {
       let c = n0 + lid.x * 4u + j;
-      if (c < N) { ${store(epi, 'cBase + r * N + c', 'acc[i][j]')} }
+      if (c < N) { ${store(epi, 'cBase + r * N + c', 'acc[i][j]', 'c')} }
     }
   }
 }

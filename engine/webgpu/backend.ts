@@ -338,6 +338,8 @@ export class WebGpuBackend implements Backend<GpuStorage> {
       maxLeaves: this.epilogueLeaves,
       // the gpu kernel has no epilogue (a chain after it runs as its own fused kernel)
       fits: cfg.variant === 'gpu' ? () => false : fitsWith(matmulUniformsWith),
+      // both tiled kernels pass their epilogue the output column (a bias per column)
+      channelAxis: out.length - 1,
     }, out);
   }
 

@@ -104,17 +104,29 @@ describe('conv2d and matmul with a fused epilogue, against the CPU backend', () 
     const dispatch = gpu.rt.dispatch.bind(gpu.rt);
     const withChannel: boolean[] = [];
     gpu.rt.dispatch = (d) => {
-      if (d.label.includes('fused step')) withChannel.push(d.wgsl.includes('ch: u32'));
+      if (d.label.includes('fused step')) withChannel.push(d.wgsl.includes('fn epilogue(acc: f32, i: u32, ch: u32)'));
       dispatch(d);
     };
     try {
       await check('channel leaves', () => [relu(add(mul(convOut(), t(scale)), t(bias3)))]);
       await check('mixed leaves', () => [sigmoid(add(add(mul(convOut(), t(perImage)), t(shift)), mul(t(perCol), t(chanRow))))]);
       await check('no channel leaf', () => [tanh(add(mul(convOut(), t(perImage)), t(perCol)))]);
+      // matmul: the output column is the channel ([10] or [1,10]); a per-row [13,1] leaf walks
+      const perRow = data([13, 1]), bias2 = data([1, 10]);
+      for (const variant of ['registerTiled', 'workgroupTiled'] as const) {
+        const saved = gpu.matmulVariant;
+        gpu.matmulVariant = variant;
+        try {
+          await check(`matmul ${variant}, column and row leaves`, () => [sigmoid(add(mul(matmul(t(a), t(bm)), t(rowBias)), mul(t(perRow), t(bias2))))]);
+          if (variant === 'registerTiled') await check('matmul, a row leaf only', () => [tanh(add(matmul(t(a), t(bm)), t(perRow)))]);
+        } finally {
+          gpu.matmulVariant = saved;
+        }
+      }
     } finally {
       gpu.rt.dispatch = dispatch;
     }
-    expect(withChannel).toEqual([true, true, false]);
+    expect(withChannel).toEqual([true, true, false, true, false, true]);
   });
 
   it('conv2d + a residual of the same shape + relu (a flat leaf)', async () => {
