@@ -17,6 +17,16 @@ export function stridesOf(shape: readonly number[]): number[] {
   return s;
 }
 
+/** Strides of `shape` read as if broadcast to `out` (right-aligned; 0 along broadcast axes and
+ * the leading axes `shape` lacks). */
+export function broadcastStrides(shape: readonly number[], out: readonly number[]): number[] {
+  const dense = stridesOf(shape);
+  const lead = out.length - shape.length;
+  const strides = new Array<number>(out.length).fill(0);
+  for (let k = 0; k < shape.length; k++) strides[lead + k] = shape[k] === 1 && out[lead + k] !== 1 ? 0 : dense[k];
+  return strides;
+}
+
 export function checkShape(op: string, shape: readonly number[], what = 'shape'): void {
   if (!Array.isArray(shape)) throw new Error(`${op}: ${what} must be an array of sizes, got ${String(shape)}`);
   if (shape.length > MAX_RANK) throw new Error(`${op}: ${what} ${fmtShape(shape)} has rank ${shape.length}; at most ${MAX_RANK} is supported`);

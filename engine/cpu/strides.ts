@@ -20,8 +20,8 @@ export function sizeOf(shape: Shape): number {
   return n;
 }
 
-export { stridesOf } from '../shape.ts';
-import { stridesOf } from '../shape.ts';
+export { broadcastStrides, stridesOf } from '../shape.ts';
+import { broadcastStrides, stridesOf } from '../shape.ts';
 
 /**
  * numpy broadcast of several shapes (right-aligned; each axis must be equal or 1).
@@ -43,15 +43,6 @@ export function broadcastShapes(...shapes: Shape[]): number[] {
  * Strides with which a dense tensor of `inShape` is read when broadcast to `outShape`
  * (right-aligned; 0 along axes where the input is missing or has size 1).
  */
-export function broadcastStrides(inShape: Shape, outShape: Shape): number[] {
-  const dense = stridesOf(inShape);
-  const lead = outShape.length - inShape.length;
-  const strides = new Array<number>(outShape.length).fill(0);
-  for (let k = 0; k < inShape.length; k++) {
-    strides[lead + k] = inShape[k] === 1 && outShape[lead + k] !== 1 ? 0 : dense[k];
-  }
-  return strides;
-}
 
 /**
  * Flat offset of each element of the strided view (shape, strides, offset), in row-major order

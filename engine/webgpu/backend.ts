@@ -45,7 +45,7 @@ import type { AcquiredDevice } from './device.ts';
 import { type ElementwiseOp, type Epilogue, Fusion, type GpuStorage } from './fusion.ts';
 import type { EpilogueProgram } from '../../shaders/epilogue.ts';
 import type { Fields, UniformSchema } from '../../shaders/uniforms.ts';
-import { sameShape, stridesOf } from '../shape.ts';
+import { broadcastStrides, sameShape, stridesOf } from '../shape.ts';
 
 export type { GpuStorage } from './fusion.ts';
 /** What the kernels below read: realised buffers (run() emits pending chains first). */
@@ -132,17 +132,6 @@ function shader(key: string, make: () => string): string {
   if (s === undefined) shaders.set(key, (s = make()));
   return s;
 }
-
-
-/** Strides of `shape` read as if broadcast to `out` (right-aligned, 0 along broadcast axes). */
-function broadcastStrides(shape: Shape, out: Shape): number[] {
-  const s = stridesOf(shape);
-  const r = new Array<number>(out.length).fill(0);
-  const off = out.length - shape.length;
-  for (let i = 0; i < shape.length; i++) r[off + i] = shape[i] === 1 && out[off + i] !== 1 ? 0 : s[i];
-  return r;
-}
-
 
 function fmt(shape: Shape): string {
   return `[${shape.join(',')}]`;

@@ -29,7 +29,7 @@ import { FUSED_MAX_LEAVES, FUSED_MAX_SCALARS, type FusedProgram, type FusedStep,
 import { type EpilogueProgram, epilogueValues } from '../../shaders/epilogue.ts';
 import type { Fields, UniformSchema } from '../../shaders/uniforms.ts';
 import type { GpuBuf, Runtime } from './runtime.ts';
-import { sameShape, stridesOf } from '../shape.ts';
+import { broadcastStrides, sameShape } from '../shape.ts';
 
 /** The primitives a chain may hold. `expand` is a broadcast read, folded into its consumer. */
 export type ElementwiseOp =
@@ -532,12 +532,7 @@ export class Fusion {
       return name;
     };
     const result = visit(root);
-    // Strides of a leaf read as if broadcast to `out` (right-aligned, 0 along broadcast axes).
-    const outStrides = (shape: Shape) => {
-      const c = stridesOf(shape);
-      const off = rank - shape.length;
-      return out.map((d, k) => (k < off || (shape[k - off] === 1 && d !== 1) ? 0 : c[k - off]));
-    };
+    const outStrides = (shape: Shape) => broadcastStrides(shape, out);
     const leafChannel = leafShapes.map((shape, j) =>
       acc !== undefined && channelAxis !== undefined && !leafFlat[j] && outStrides(shape).every((st, k) => st === (k === channelAxis ? 1 : 0) || out[k] === 1));
     const strided = leafShapes.filter((_, j) => !leafFlat[j] && !leafChannel[j]);
